@@ -1,0 +1,29 @@
+//! faultline's harness: the deterministic world nodes run in, the contract
+//! they are written against, client histories, and the checkers that judge
+//! runs. See `ARCHITECTURE.md` at the repository root for the map.
+
+pub mod check;
+pub mod clock;
+pub mod determinism;
+pub mod disk;
+pub mod fault;
+pub mod history;
+pub mod net;
+pub mod node;
+pub mod outcome;
+pub mod ring;
+pub mod rng;
+pub mod sim;
+pub mod time;
+pub mod trace;
+
+pub use check::{Invariant, Observed, Violation};
+pub use disk::Disk;
+pub use fault::{Fault, Shape, Target};
+pub use history::{History, Op, OpType, Value};
+pub use net::{Latency, LinkConfig, Ordering};
+pub use node::{Ctx, Factory, Leadership, Message, Node, NodeId, Observation, TimerId};
+pub use outcome::Outcome;
+pub use rng::{Rng, Stream};
+pub use sim::{Status, View, World, WorldConfig};
+pub use time::{MonoTime, SimTime, WallTime};

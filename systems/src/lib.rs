@@ -1,0 +1,1 @@
+//! faultline's systems under test.
