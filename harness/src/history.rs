@@ -144,44 +144,67 @@ impl History {
         self.ops.is_empty()
     }
 
-    /// Pairs each invocation with its completion. Returns one entry per
-    /// operation in invocation order: `(invoke index, completion index)`;
-    /// an invocation with no completion is open (indeterminate).
-    /// Errors name the event index and what is wrong.
-    pub fn pair(&self) -> Result<Vec<(usize, Option<usize>)>, String> {
+    /// Pairs each invocation with its completion: one entry per operation,
+    /// in invocation order, `(invoke index, completion index)`; an
+    /// invocation with no completion is open (indeterminate). A completion
+    /// must follow an invocation of the same function and key by the same
+    /// process. `at(i)` names event `i` in errors ("event 4", "line 12").
+    pub fn pair_with(
+        &self,
+        at: impl Fn(usize) -> String,
+    ) -> Result<Vec<(usize, Option<usize>)>, PairError> {
         let mut open: std::collections::BTreeMap<u64, usize> = Default::default();
         let mut pairs: Vec<(usize, Option<usize>)> = Vec::new();
-        let mut slot_of: std::collections::BTreeMap<usize, usize> = Default::default();
         for (i, op) in self.ops.iter().enumerate() {
-            match op.kind {
-                OpType::Invoke => {
-                    if let Some(prev) = open.get(&op.process) {
-                        return Err(format!(
-                            "event {i}: process {} invokes `{}` while its operation at event {prev} is still open",
-                            op.process, op.f
-                        ));
-                    }
-                    open.insert(op.process, i);
-                    slot_of.insert(i, pairs.len());
-                    pairs.push((i, None));
+            if op.kind == OpType::Invoke {
+                if let Some(&prev) = open.get(&op.process) {
+                    let message = format!(
+                        "process {} invokes `{}` while its invocation at {} has no completion; expected a completion first",
+                        op.process,
+                        op.f,
+                        at(pairs[prev].0)
+                    );
+                    return Err(PairError { event: i, message });
                 }
-                _ => {
-                    let Some(inv) = open.remove(&op.process) else {
-                        return Err(format!(
-                            "event {i}: process {} completes `{}` ({}) without an invocation",
-                            op.process, op.f, op.kind
-                        ));
-                    };
-                    if self.ops[inv].f != op.f {
-                        return Err(format!(
-                            "event {i}: process {} completes `{}` but invoked `{}` at event {inv}",
-                            op.process, op.f, self.ops[inv].f
-                        ));
-                    }
-                    pairs[slot_of[&inv]].1 = Some(i);
-                }
+                open.insert(op.process, pairs.len());
+                pairs.push((i, None));
+                continue;
             }
+            let Some(slot) = open.remove(&op.process) else {
+                let message = format!(
+                    "a completion ({}) of process {} without an invocation; expected an earlier `invoke` by that process",
+                    op.kind, op.process
+                );
+                return Err(PairError { event: i, message });
+            };
+            let invoked = &self.ops[pairs[slot].0];
+            if invoked.f != op.f || invoked.key != op.key {
+                let key = |k: &Option<String>| {
+                    k.as_ref()
+                        .map(|k| format!(" on key {k:?}"))
+                        .unwrap_or_default()
+                };
+                let message = format!(
+                    "process {} completes `{}`{} but invoked `{}`{} at {}",
+                    op.process,
+                    op.f,
+                    key(&op.key),
+                    invoked.f,
+                    key(&invoked.key),
+                    at(pairs[slot].0)
+                );
+                return Err(PairError { event: i, message });
+            }
+            pairs[slot].1 = Some(i);
         }
         Ok(pairs)
     }
+}
+
+/// A history whose completions do not pair with invocations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairError {
+    /// The index of the offending event.
+    pub event: usize,
+    pub message: String,
 }

@@ -8,6 +8,7 @@ pub mod determinism;
 pub mod disk;
 pub mod fault;
 pub mod history;
+pub mod history_io;
 pub mod net;
 pub mod node;
 pub mod outcome;

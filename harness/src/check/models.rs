@@ -1,1 +1,804 @@
+//! Sequential models for the linearizability checker. A model turns each
+//! history operation into its own compact op once ([`Model::prepare`]), then
+//! steps states ([`Model::step`]) in the checker's hot loop, where a
+//! rejection is a cheap value that renders as a human-readable reason.
+//!
+//! Models are per-key: the checker partitions a history by key and checks
+//! each key's operations against a fresh model state. To add a model,
+//! implement [`Model`]; the checker needs nothing else.
 
+use std::collections::VecDeque;
+use std::fmt::{self, Debug, Display};
+use std::hash::Hash;
+use std::rc::Rc;
+
+use crate::history::Value;
+
+/// One operation as the model sees it: the call, and its output when known.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    pub process: u64,
+    pub f: &'a str,
+    pub key: Option<&'a str>,
+    pub input: &'a Value,
+    /// `None` when the outcome is unknown (`info`, or never completed).
+    pub output: Option<&'a Value>,
+}
+
+/// A sequential specification.
+pub trait Model {
+    type State: Clone + Eq + Hash + Debug;
+    type Op: Clone + Debug;
+    /// Why a step is impossible; displays as a sentence.
+    type Reject: Display;
+
+    fn name(&self) -> &'static str;
+    fn init(&self) -> Self::State;
+    /// Turns a history operation into the model's op. `Ok(None)` means it
+    /// constrains nothing (a read with an unknown result) and is left out;
+    /// `Err` says what was expected (an unknown function, a wrong value type).
+    fn prepare(&self, call: &Call<'_>) -> Result<Option<Self::Op>, String>;
+    /// The state after `op`, or why `op` cannot happen in `state`.
+    fn step(&self, state: &Self::State, op: &Self::Op) -> Result<Self::State, Self::Reject>;
+    fn describe_state(&self, state: &Self::State) -> String;
+
+    /// Facts about one partition's operations that make [`Model::doomed`]
+    /// sound, computed once per partition (`()` for models that do not prune).
+    type Facts: Default;
+    fn facts(&self, _ops: &[&Self::Op]) -> Self::Facts {
+        Self::Facts::default()
+    }
+    /// For pruning: `true` only if no sequence of the partition's operations
+    /// can take `state` to one where `op` is accepted. The checker abandons
+    /// a state in which a pending operation is doomed. Saying `false` is
+    /// always safe; saying `true` wrongly makes the checker unsound.
+    fn doomed(&self, _facts: &Self::Facts, _state: &Self::State, _op: &Self::Op) -> bool {
+        false
+    }
+
+    /// `true` only for ops whose step never changes the state (reads). The
+    /// checker linearizes an accepted read-only op at once, without trying
+    /// other orders: that is never worse, since it only drops a deadline.
+    fn read_only(&self, _op: &Self::Op) -> bool {
+        false
+    }
+}
+
+/// A register's contents.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cell {
+    Absent,
+    Int(i64),
+    Str(Rc<str>),
+    Other(Rc<Value>),
+}
+
+impl Cell {
+    fn from_value(v: &Value) -> Cell {
+        match v {
+            Value::Null => Cell::Absent,
+            Value::Int(i) => Cell::Int(*i),
+            Value::Str(s) => Cell::Str(Rc::from(s.as_str())),
+            other => Cell::Other(Rc::new(other.clone())),
+        }
+    }
+
+    /// The string a `get` returns: absent reads as the empty string.
+    fn text(&self) -> Option<&str> {
+        match self {
+            Cell::Absent => Some(""),
+            Cell::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cell::Absent => f.write_str("nil"),
+            Cell::Int(i) => write!(f, "{i}"),
+            Cell::Str(s) => write!(f, "{s:?}"),
+            Cell::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Whether a cas reported success, failure of its compare, or nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    Succeeded,
+    CompareFailed,
+    Unknown,
+}
+
+/// Operations on one register / one key.
+#[derive(Clone, Debug)]
+pub enum CellOp {
+    Read(Cell),
+    Write(Cell),
+    Cas {
+        from: Cell,
+        to: Cell,
+        outcome: CasOutcome,
+    },
+    Get(Rc<str>),
+    Put(Cell),
+    Append(Rc<str>),
+}
+
+/// Why a register operation is impossible.
+#[derive(Clone, Debug)]
+pub enum CellReject {
+    Read { got: Cell, held: Cell },
+    Get { got: Rc<str>, held: Cell },
+    CasCompare { from: Cell, held: Cell },
+    CasShouldHaveSucceeded { from: Cell },
+    NotText { held: Cell },
+}
+
+impl Display for CellReject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CellReject::Read { got, held } => {
+                write!(f, "read returned {got} but the register held {held}")
+            }
+            CellReject::Get { got, held } => {
+                write!(f, "get returned {got:?} but the key held {held}")
+            }
+            CellReject::CasCompare { from, held } => {
+                write!(
+                    f,
+                    "cas succeeded expecting {from} but the register held {held}"
+                )
+            }
+            CellReject::CasShouldHaveSucceeded { from } => {
+                write!(
+                    f,
+                    "cas reported its compare failed but the register held {from}"
+                )
+            }
+            CellReject::NotText { held } => {
+                write!(f, "append or get on a key holding the non-string {held}")
+            }
+        }
+    }
+}
+
+fn step_cell(state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
+    match op {
+        CellOp::Read(got) if got == state => Ok(state.clone()),
+        CellOp::Read(got) => Err(CellReject::Read {
+            got: got.clone(),
+            held: state.clone(),
+        }),
+        CellOp::Write(v) | CellOp::Put(v) => Ok(v.clone()),
+        CellOp::Cas {
+            from,
+            to,
+            outcome: CasOutcome::Succeeded | CasOutcome::Unknown,
+        } => {
+            if from == state {
+                Ok(to.clone())
+            } else {
+                Err(CellReject::CasCompare {
+                    from: from.clone(),
+                    held: state.clone(),
+                })
+            }
+        }
+        CellOp::Cas {
+            from,
+            outcome: CasOutcome::CompareFailed,
+            ..
+        } => {
+            if from == state {
+                Err(CellReject::CasShouldHaveSucceeded { from: from.clone() })
+            } else {
+                Ok(state.clone())
+            }
+        }
+        CellOp::Get(got) => match state.text() {
+            Some(held) if held == &**got => Ok(state.clone()),
+            Some(_) => Err(CellReject::Get {
+                got: got.clone(),
+                held: state.clone(),
+            }),
+            None => Err(CellReject::NotText {
+                held: state.clone(),
+            }),
+        },
+        CellOp::Append(suffix) => match state.text() {
+            Some(held) => Ok(Cell::Str(Rc::from(format!("{held}{suffix}")))),
+            None => Err(CellReject::NotText {
+                held: state.clone(),
+            }),
+        },
+    }
+}
+
+/// What the operations of one register or key can do, for pruning.
+#[derive(Default, Debug)]
+pub struct CellFacts {
+    /// Every value an op can set (write, put, a cas target).
+    producible: Vec<Cell>,
+    appends: bool,
+    replaces: bool,
+}
+
+fn cell_facts(ops: &[&CellOp]) -> CellFacts {
+    let mut facts = CellFacts::default();
+    for op in ops {
+        match op {
+            CellOp::Write(v) | CellOp::Put(v) | CellOp::Cas { to: v, .. } => {
+                facts.replaces = true;
+                if !facts.producible.contains(v) {
+                    facts.producible.push(v.clone());
+                }
+            }
+            CellOp::Append(_) => facts.appends = true,
+            CellOp::Read(_) | CellOp::Get(_) => {}
+        }
+    }
+    facts
+}
+
+/// Whether nothing can turn `held` into a value `op` accepts. Without
+/// appends, the reachable values are `held` and the producible ones. With
+/// appends, a value is reachable if it extends `held` or a producible value
+/// (a later put or write, then appends).
+fn cell_doomed(facts: &CellFacts, held: &Cell, op: &CellOp) -> bool {
+    let want = match op {
+        CellOp::Get(text) => {
+            if held.text() == Some(&**text) {
+                return false;
+            }
+            if !facts.appends {
+                return !facts.producible.iter().any(|c| c.text() == Some(&**text));
+            }
+            return !reachable_by_appends(facts, held, text);
+        }
+        CellOp::Read(want)
+        | CellOp::Cas {
+            from: want,
+            outcome: CasOutcome::Succeeded,
+            ..
+        } => want,
+        _ => return false,
+    };
+    if want == held {
+        return false;
+    }
+    match want {
+        Cell::Str(w) if facts.appends => !reachable_by_appends(facts, held, w),
+        _ => !facts.producible.contains(want),
+    }
+}
+
+fn reachable_by_appends(facts: &CellFacts, held: &Cell, text: &str) -> bool {
+    let extends = |c: &Cell| c.text().is_some_and(|base| text.starts_with(base));
+    extends(held) || facts.producible.iter().any(extends)
+}
+
+fn cell_read_only(op: &CellOp) -> bool {
+    matches!(
+        op,
+        CellOp::Read(_)
+            | CellOp::Get(_)
+            | CellOp::Cas {
+                outcome: CasOutcome::CompareFailed,
+                ..
+            }
+    )
+}
+
+/// read / write / cas, shared by `register` and `kv`.
+fn prepare_register_op(call: &Call<'_>) -> Result<Option<CellOp>, String> {
+    Ok(Some(match call.f {
+        "read" => match call.output {
+            None => return Ok(None),
+            Some(out) => CellOp::Read(Cell::from_value(out)),
+        },
+        "write" => CellOp::Write(Cell::from_value(call.input)),
+        "cas" => {
+            let (from, to) = call.input.as_pair().ok_or_else(|| {
+                format!(
+                    "cas expects its input as a pair [from, to], not {}",
+                    call.input
+                )
+            })?;
+            let outcome = match call.output {
+                None => CasOutcome::Unknown,
+                Some(Value::Bool(false)) => CasOutcome::CompareFailed,
+                Some(_) => CasOutcome::Succeeded,
+            };
+            CellOp::Cas {
+                from: Cell::from_value(from),
+                to: Cell::from_value(to),
+                outcome,
+            }
+        }
+        other => {
+            return Err(format!(
+                "the register model has no function `{other}`; expected read, write or cas"
+            ))
+        }
+    }))
+}
+
+/// A single compare-and-set register per key, initially absent:
+/// `read` (output: the value, or null when absent), `write` (input: the
+/// value), `cas` (input: `[from, to]`; output `false` when the compare
+/// failed, anything else when it succeeded).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Register;
+
+impl Model for Register {
+    type State = Cell;
+    type Op = CellOp;
+    type Reject = CellReject;
+
+    fn name(&self) -> &'static str {
+        "register"
+    }
+    fn init(&self) -> Cell {
+        Cell::Absent
+    }
+    fn prepare(&self, call: &Call<'_>) -> Result<Option<CellOp>, String> {
+        prepare_register_op(call)
+    }
+    fn step(&self, state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
+        step_cell(state, op)
+    }
+    fn describe_state(&self, state: &Cell) -> String {
+        state.to_string()
+    }
+    type Facts = CellFacts;
+    fn facts(&self, ops: &[&CellOp]) -> CellFacts {
+        cell_facts(ops)
+    }
+    fn doomed(&self, facts: &CellFacts, state: &Cell, op: &CellOp) -> bool {
+        cell_doomed(facts, state, op)
+    }
+    fn read_only(&self, op: &CellOp) -> bool {
+        cell_read_only(op)
+    }
+}
+
+/// A key-value store, checked per key: the register's read / write / cas,
+/// plus `get` (output: the string, "" when absent), `put` and `append`
+/// (input: a string).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kv;
+
+impl Model for Kv {
+    type State = Cell;
+    type Op = CellOp;
+    type Reject = CellReject;
+
+    fn name(&self) -> &'static str {
+        "kv"
+    }
+    fn init(&self) -> Cell {
+        Cell::Absent
+    }
+    fn prepare(&self, call: &Call<'_>) -> Result<Option<CellOp>, String> {
+        let text = |v: &Value, what: &str| -> Result<Rc<str>, String> {
+            v.as_str()
+                .map(Rc::from)
+                .ok_or_else(|| format!("{what} expects a string, not {v}"))
+        };
+        Ok(Some(match call.f {
+            "get" => match call.output {
+                None => return Ok(None),
+                Some(out) => CellOp::Get(text(out, "get's output")?),
+            },
+            "put" => CellOp::Put(Cell::Str(text(call.input, "put")?)),
+            "append" => CellOp::Append(text(call.input, "append")?),
+            "read" | "write" | "cas" => return prepare_register_op(call),
+            other => {
+                return Err(format!("the kv model has no function `{other}`; expected get, put, append, read, write or cas"))
+            }
+        }))
+    }
+    fn step(&self, state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
+        step_cell(state, op)
+    }
+    fn describe_state(&self, state: &Cell) -> String {
+        state.to_string()
+    }
+    type Facts = CellFacts;
+    fn facts(&self, ops: &[&CellOp]) -> CellFacts {
+        cell_facts(ops)
+    }
+    fn doomed(&self, facts: &CellFacts, state: &Cell, op: &CellOp) -> bool {
+        cell_doomed(facts, state, op)
+    }
+    fn read_only(&self, op: &CellOp) -> bool {
+        cell_read_only(op)
+    }
+}
+
+/// A mutex per key with fencing tokens: `acquire` (output: the fencing
+/// token, an integer, or null), `release`. Tokens must increase.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lock;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct LockState {
+    pub holder: Option<u64>,
+    pub last_token: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub enum LockOp {
+    Acquire { process: u64, token: Option<i64> },
+    Release { process: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub enum LockReject {
+    Held { by: u64 },
+    StaleToken { token: i64, last: i64 },
+    NotHolder { process: u64, holder: Option<u64> },
+}
+
+impl Display for LockReject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockReject::Held { by } => {
+                write!(f, "acquire succeeded while process {by} held the lock")
+            }
+            LockReject::StaleToken { token, last } => {
+                write!(
+                    f,
+                    "fencing token {token} is not above the last granted token {last}"
+                )
+            }
+            LockReject::NotHolder {
+                process,
+                holder: Some(h),
+            } => {
+                write!(f, "process {process} released a lock held by process {h}")
+            }
+            LockReject::NotHolder {
+                process,
+                holder: None,
+            } => write!(f, "process {process} released a free lock"),
+        }
+    }
+}
+
+impl Model for Lock {
+    type State = LockState;
+    type Op = LockOp;
+    type Reject = LockReject;
+
+    fn name(&self) -> &'static str {
+        "lock"
+    }
+    fn init(&self) -> LockState {
+        LockState::default()
+    }
+    fn prepare(&self, call: &Call<'_>) -> Result<Option<LockOp>, String> {
+        Ok(Some(match call.f {
+            "acquire" => {
+                let token = match call.output {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Int(t)) => Some(*t),
+                    Some(other) => {
+                        return Err(format!(
+                        "acquire's output is its fencing token, an integer or null, not {other}"
+                    ))
+                    }
+                };
+                LockOp::Acquire {
+                    process: call.process,
+                    token,
+                }
+            }
+            "release" => LockOp::Release {
+                process: call.process,
+            },
+            other => {
+                return Err(format!(
+                    "the lock model has no function `{other}`; expected acquire or release"
+                ))
+            }
+        }))
+    }
+    fn step(&self, state: &LockState, op: &LockOp) -> Result<LockState, LockReject> {
+        match *op {
+            LockOp::Acquire { process, token } => {
+                if let Some(by) = state.holder {
+                    return Err(LockReject::Held { by });
+                }
+                if let (Some(t), Some(last)) = (token, state.last_token) {
+                    if t <= last {
+                        return Err(LockReject::StaleToken { token: t, last });
+                    }
+                }
+                Ok(LockState {
+                    holder: Some(process),
+                    last_token: token.or(state.last_token),
+                })
+            }
+            LockOp::Release { process } => {
+                if state.holder != Some(process) {
+                    return Err(LockReject::NotHolder {
+                        process,
+                        holder: state.holder,
+                    });
+                }
+                Ok(LockState {
+                    holder: None,
+                    last_token: state.last_token,
+                })
+            }
+        }
+    }
+    type Facts = ();
+    fn describe_state(&self, state: &LockState) -> String {
+        let holder = state
+            .holder
+            .map_or("free".to_owned(), |p| format!("held by process {p}"));
+        match state.last_token {
+            Some(t) => format!("{holder}, last token {t}"),
+            None => holder,
+        }
+    }
+}
+
+/// A FIFO queue per key: `enqueue` (input: the value), `dequeue` (output:
+/// the value, or null when the queue was empty).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Queue;
+
+#[derive(Clone, Debug)]
+pub enum QueueOp {
+    Enqueue(Value),
+    /// `None`: the result is unknown, so it removed the head if there was one.
+    Dequeue(Option<Value>),
+}
+
+#[derive(Clone, Debug)]
+pub enum QueueReject {
+    Empty { got: Value },
+    Head { got: Value, head: Value },
+    NotEmpty { head: Value },
+}
+
+impl Display for QueueReject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueReject::Empty { got } => write!(f, "dequeue returned {got} from an empty queue"),
+            QueueReject::Head { got, head } => {
+                write!(f, "dequeue returned {got} but the head was {head}")
+            }
+            QueueReject::NotEmpty { head } => {
+                write!(f, "dequeue found the queue empty but its head was {head}")
+            }
+        }
+    }
+}
+
+impl Model for Queue {
+    type State = VecDeque<Value>;
+    type Op = QueueOp;
+    type Reject = QueueReject;
+
+    fn name(&self) -> &'static str {
+        "queue"
+    }
+    fn init(&self) -> VecDeque<Value> {
+        VecDeque::new()
+    }
+    fn prepare(&self, call: &Call<'_>) -> Result<Option<QueueOp>, String> {
+        Ok(Some(match call.f {
+            "enqueue" => QueueOp::Enqueue(call.input.clone()),
+            "dequeue" => QueueOp::Dequeue(call.output.cloned()),
+            other => {
+                return Err(format!(
+                    "the queue model has no function `{other}`; expected enqueue or dequeue"
+                ))
+            }
+        }))
+    }
+    fn read_only(&self, op: &QueueOp) -> bool {
+        matches!(op, QueueOp::Dequeue(Some(Value::Null)))
+    }
+    fn step(&self, state: &VecDeque<Value>, op: &QueueOp) -> Result<VecDeque<Value>, QueueReject> {
+        let mut next = state.clone();
+        match op {
+            QueueOp::Enqueue(v) => next.push_back(v.clone()),
+            QueueOp::Dequeue(None) => {
+                next.pop_front();
+            }
+            QueueOp::Dequeue(Some(Value::Null)) => {
+                if let Some(head) = next.front() {
+                    return Err(QueueReject::NotEmpty { head: head.clone() });
+                }
+            }
+            QueueOp::Dequeue(Some(got)) => match next.pop_front() {
+                None => return Err(QueueReject::Empty { got: got.clone() }),
+                Some(head) if head != *got => {
+                    return Err(QueueReject::Head {
+                        got: got.clone(),
+                        head,
+                    })
+                }
+                Some(_) => {}
+            },
+        }
+        Ok(next)
+    }
+    type Facts = ();
+    fn describe_state(&self, state: &VecDeque<Value>) -> String {
+        let items: Vec<String> = state.iter().map(|v| v.to_string()).collect();
+        format!("[{}]", items.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call<'a>(f: &'a str, input: &'a Value, output: Option<&'a Value>) -> Call<'a> {
+        Call {
+            process: 1,
+            f,
+            key: None,
+            input,
+            output,
+        }
+    }
+
+    #[test]
+    fn register_steps_and_rejections() {
+        let m = Register;
+        let w = m
+            .prepare(&call("write", &Value::Int(4), Some(&Value::Int(4))))
+            .unwrap()
+            .unwrap();
+        let s = m.step(&m.init(), &w).unwrap();
+        let r3 = m
+            .prepare(&call("read", &Value::Null, Some(&Value::Int(3))))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            m.step(&s, &r3).unwrap_err().to_string(),
+            "read returned 3 but the register held 4"
+        );
+        let pair = Value::pair(Value::Int(4), Value::Int(7));
+        let failed = m
+            .prepare(&call("cas", &pair, Some(&Value::Bool(false))))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            m.step(&s, &failed).unwrap_err().to_string(),
+            "cas reported its compare failed but the register held 4"
+        );
+        let ok = m
+            .prepare(&call("cas", &pair, Some(&pair)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.step(&s, &ok).unwrap(), Cell::Int(7));
+        assert!(
+            m.prepare(&call("read", &Value::Null, None))
+                .unwrap()
+                .is_none(),
+            "unknown reads constrain nothing"
+        );
+        assert!(m
+            .prepare(&call("frob", &Value::Null, None))
+            .unwrap_err()
+            .contains("expected read, write or cas"));
+    }
+
+    #[test]
+    fn doomed_reads_are_those_no_op_can_satisfy() {
+        let w5 = CellOp::Write(Cell::Int(5));
+        let facts = cell_facts(&[&w5]);
+        assert!(
+            cell_doomed(&facts, &Cell::Int(5), &CellOp::Read(Cell::Int(3))),
+            "3 is never written"
+        );
+        assert!(
+            !cell_doomed(&facts, &Cell::Int(1), &CellOp::Read(Cell::Int(5))),
+            "5 can still be written"
+        );
+        assert!(
+            !cell_doomed(&facts, &Cell::Int(3), &CellOp::Read(Cell::Int(3))),
+            "already holds it"
+        );
+        let app = CellOp::Append(Rc::from("b"));
+        let facts = cell_facts(&[&app]);
+        let ab = Cell::Str(Rc::from("ab"));
+        assert!(
+            cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ba"))),
+            "a growing value cannot lose its prefix"
+        );
+        assert!(!cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("abx"))));
+        let put = CellOp::Put(Cell::Str(Rc::from("b")));
+        let facts = cell_facts(&[&app, &put]);
+        assert!(
+            !cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ba"))),
+            "a put of b, then appends"
+        );
+        assert!(
+            cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ca"))),
+            "nothing yields a value starting with c"
+        );
+    }
+
+    #[test]
+    fn kv_append_and_get() {
+        let m = Kv;
+        let a = m
+            .prepare(&call(
+                "append",
+                &Value::from("x1y"),
+                Some(&Value::from("x1y")),
+            ))
+            .unwrap()
+            .unwrap();
+        let s = m.step(&m.step(&m.init(), &a).unwrap(), &a).unwrap();
+        let g = m
+            .prepare(&call("get", &Value::Null, Some(&Value::from("x1yx1y"))))
+            .unwrap()
+            .unwrap();
+        assert!(m.step(&s, &g).is_ok());
+        let empty = m
+            .prepare(&call("get", &Value::Null, Some(&Value::from(""))))
+            .unwrap()
+            .unwrap();
+        assert!(
+            m.step(&m.init(), &empty).is_ok(),
+            "an absent key reads as the empty string"
+        );
+        assert_eq!(
+            m.step(&s, &empty).unwrap_err().to_string(),
+            "get returned \"\" but the key held \"x1yx1y\""
+        );
+    }
+
+    #[test]
+    fn lock_tokens_must_increase_and_only_the_holder_releases() {
+        let m = Lock;
+        let acq = |p, t: i64| LockOp::Acquire {
+            process: p,
+            token: Some(t),
+        };
+        let s = m.step(&m.init(), &acq(1, 5)).unwrap();
+        assert_eq!(
+            m.step(&s, &acq(2, 6)).unwrap_err().to_string(),
+            "acquire succeeded while process 1 held the lock"
+        );
+        assert!(m.step(&s, &LockOp::Release { process: 2 }).is_err());
+        let s = m.step(&s, &LockOp::Release { process: 1 }).unwrap();
+        assert_eq!(
+            m.step(&s, &acq(2, 5)).unwrap_err().to_string(),
+            "fencing token 5 is not above the last granted token 5"
+        );
+        assert_eq!(
+            m.describe_state(&m.step(&s, &acq(2, 9)).unwrap()),
+            "held by process 2, last token 9"
+        );
+    }
+
+    #[test]
+    fn queue_is_fifo() {
+        let m = Queue;
+        let s = m.step(&m.init(), &QueueOp::Enqueue(Value::Int(1))).unwrap();
+        let s = m.step(&s, &QueueOp::Enqueue(Value::Int(2))).unwrap();
+        assert_eq!(
+            m.step(&s, &QueueOp::Dequeue(Some(Value::Int(2))))
+                .unwrap_err()
+                .to_string(),
+            "dequeue returned 2 but the head was 1"
+        );
+        let s = m.step(&s, &QueueOp::Dequeue(Some(Value::Int(1)))).unwrap();
+        assert!(m.step(&s, &QueueOp::Dequeue(Some(Value::Null))).is_err());
+        assert_eq!(m.describe_state(&s), "[2]");
+    }
+}

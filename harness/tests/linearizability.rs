@@ -1,0 +1,371 @@
+//! Property tests of the linearizability checker and the history readers.
+
+use proptest::prelude::*;
+
+use harness::check::linearizability::{check, Options, Verdict};
+use harness::check::models::{Call, Kv, Model, Register};
+use harness::history_io::{read, Format};
+use harness::{History, Op, OpType, Value};
+
+/// One generated operation: who, what, and when it started and ended.
+#[derive(Clone, Debug)]
+struct GenOp {
+    f: &'static str,
+    input: Value,
+    output: Value,
+    invoke: u32,
+    /// `None`: indeterminate (`info`).
+    ret: Option<u32>,
+}
+
+/// Events in time order; each op gets its own process, so processes never overlap.
+fn to_history(ops: &[GenOp]) -> History {
+    let mut events: Vec<(u32, u8, usize)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.invoke, 0, i));
+        events.push((op.ret.unwrap_or(u32::MAX), 1, i));
+    }
+    events.sort();
+    let mut h = History::new();
+    for (_, kind, i) in events {
+        let op = &ops[i];
+        let (kind, value) = match (kind, op.ret) {
+            (0, _) => (OpType::Invoke, op.input.clone()),
+            (_, Some(_)) => (OpType::Ok, op.output.clone()),
+            (_, None) => (OpType::Info, Value::Null),
+        };
+        h.push(Op {
+            process: i as u64,
+            kind,
+            f: op.f.to_owned(),
+            key: None,
+            value,
+            time: None,
+        });
+    }
+    h
+}
+
+/// An independent brute-force search over every order consistent with real time.
+fn brute_force(ops: &[GenOp]) -> bool {
+    fn go(ops: &[GenOp], done: &mut Vec<bool>, state: &<Register as Model>::State) -> bool {
+        if ops
+            .iter()
+            .zip(done.iter())
+            .all(|(o, &d)| d || o.ret.is_none())
+        {
+            return true;
+        }
+        for x in 0..ops.len() {
+            if done[x] {
+                continue;
+            }
+            // x may go next unless a pending definite op returned before x was invoked.
+            let blocked = (0..ops.len())
+                .any(|y| !done[y] && y != x && ops[y].ret.is_some_and(|r| r < ops[x].invoke));
+            if blocked {
+                continue;
+            }
+            let output = ops[x].ret.map(|_| &ops[x].output);
+            let call = Call {
+                process: 0,
+                f: ops[x].f,
+                key: None,
+                input: &ops[x].input,
+                output,
+            };
+            let Some(op) = Register.prepare(&call).expect("valid op") else {
+                done[x] = true;
+                let ok = go(ops, done, state);
+                done[x] = false;
+                if ok {
+                    return true;
+                }
+                continue;
+            };
+            if let Ok(next) = Register.step(state, &op) {
+                done[x] = true;
+                let ok = go(ops, done, &next);
+                done[x] = false;
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    go(ops, &mut vec![false; ops.len()], &Register.init())
+}
+
+fn small_value() -> impl Strategy<Value = Value> {
+    prop_oneof![Just(Value::Null), (0i64..3).prop_map(Value::Int)]
+}
+
+fn gen_op() -> impl Strategy<Value = GenOp> {
+    let f = prop_oneof![Just("read"), Just("write"), Just("cas")];
+    (
+        f,
+        small_value(),
+        small_value(),
+        small_value(),
+        0u32..40,
+        1u32..20,
+        prop::bool::weighted(0.25),
+        prop::bool::ANY,
+    )
+        .prop_map(|(f, a, b, c, invoke, len, info, cas_ok)| {
+            let (input, output) = match f {
+                "read" => (Value::Null, a),
+                "write" => (a.clone(), a),
+                _ => {
+                    let pair = Value::pair(a, b);
+                    (pair.clone(), if cas_ok { pair } else { Value::Bool(false) })
+                }
+            };
+            let _ = c;
+            // Distinct times: 2x and 2x+1 keep invocations and returns apart.
+            GenOp {
+                f,
+                input,
+                output,
+                invoke: invoke * 2,
+                ret: (!info).then_some((invoke + len) * 2 + 1),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn agrees_with_brute_force_on_small_histories(ops in prop::collection::vec(gen_op(), 1..=8)) {
+        let history = to_history(&ops);
+        let report = check(&Register, &history, &Options::default()).expect("valid history");
+        let expected = if brute_force(&ops) { Verdict::Linearizable } else { Verdict::NotLinearizable };
+        prop_assert_eq!(report.verdict, expected, "history: {:?}", history.ops);
+    }
+}
+
+/// A run of a real sequential kv store under concurrency: each op takes
+/// effect at a random instant inside its interval; a crashed op may or may
+/// not take effect and completes as `info`.
+#[derive(Clone, Debug)]
+struct Planned {
+    key: u8,
+    f: &'static str,
+    token: u32,
+    invoke: u32,
+    effect: u32,
+    ret: u32,
+    crashed: bool,
+    crashed_applies: bool,
+}
+
+fn planned() -> impl Strategy<Value = Planned> {
+    let f = prop_oneof![
+        Just("get"),
+        Just("put"),
+        Just("append"),
+        Just("read"),
+        Just("write"),
+        Just("cas")
+    ];
+    (
+        0u8..3,
+        f,
+        0u32..1000,
+        0u32..200,
+        0u32..30,
+        0u32..30,
+        prop::bool::weighted(0.15),
+        prop::bool::ANY,
+    )
+        .prop_map(
+            |(key, f, token, invoke, a, b, crashed, crashed_applies)| Planned {
+                key,
+                f,
+                token,
+                invoke: invoke * 3,
+                effect: invoke * 3 + 1 + a.min(b) * 3,
+                ret: invoke * 3 + 2 + a.max(b) * 3,
+                crashed,
+                crashed_applies,
+            },
+        )
+}
+
+fn run_sequential(plan: &[Planned]) -> History {
+    // Apply effects in effect-time order to compute each op's output.
+    let mut order: Vec<usize> = (0..plan.len()).collect();
+    order.sort_by_key(|&i| (plan[i].effect, i));
+    let mut store: std::collections::BTreeMap<u8, Value> = Default::default();
+    let mut io: Vec<(Value, Value, bool)> = vec![(Value::Null, Value::Null, true); plan.len()];
+    for i in order {
+        let p = &plan[i];
+        let applies = !p.crashed || p.crashed_applies;
+        let cur = store.get(&p.key).cloned().unwrap_or(Value::Null);
+        let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+        let tok = format!("<{}>", p.token);
+        let (input, output, next) = match p.f {
+            "get" => (Value::Null, Value::Str(text(&cur)), None),
+            "read" => (Value::Null, cur.clone(), None),
+            "put" => (
+                Value::Str(tok.clone()),
+                Value::Str(tok.clone()),
+                Some(Value::Str(tok)),
+            ),
+            "write" => (
+                Value::Str(tok.clone()),
+                Value::Str(tok.clone()),
+                Some(Value::Str(tok)),
+            ),
+            "append" => (
+                Value::Str(tok.clone()),
+                Value::Str(tok.clone()),
+                Some(Value::Str(text(&cur) + &tok)),
+            ),
+            _ => {
+                // cas from the current value half the time, from a stale one otherwise.
+                let from = if p.token % 2 == 0 {
+                    cur.clone()
+                } else {
+                    Value::Str("stale".into())
+                };
+                let pair = Value::pair(from.clone(), Value::Str(tok.clone()));
+                if from == cur {
+                    (pair.clone(), pair, Some(Value::Str(tok)))
+                } else {
+                    (pair, Value::Bool(false), None)
+                }
+            }
+        };
+        if let (Some(v), true) = (next, applies) {
+            store.insert(p.key, v);
+        }
+        io[i] = (input, output, applies);
+    }
+    let mut events: Vec<(u32, u8, usize)> = Vec::new();
+    for (i, p) in plan.iter().enumerate() {
+        events.push((p.invoke, 0, i));
+        events.push((p.ret, 1, i));
+    }
+    events.sort();
+    let mut h = History::new();
+    for (_, kind, i) in events {
+        let p = &plan[i];
+        let (kind, value) = match kind {
+            0 => (OpType::Invoke, io[i].0.clone()),
+            _ if p.crashed => (OpType::Info, Value::Null),
+            _ => (OpType::Ok, io[i].1.clone()),
+        };
+        h.push(Op {
+            process: i as u64,
+            kind,
+            f: p.f.to_owned(),
+            key: Some(p.key.to_string()),
+            value,
+            time: None,
+        });
+    }
+    h
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn runs_of_a_sequential_store_with_crashes_are_linearizable(plan in prop::collection::vec(planned(), 1..40)) {
+        let history = run_sequential(&plan);
+        let report = check(&Kv, &history, &Options::default()).expect("valid history");
+        prop_assert_eq!(report.verdict, Verdict::Linearizable, "{}", report.to_text());
+    }
+
+    #[test]
+    fn readers_never_panic_on_arbitrary_text(text in ".{0,400}") {
+        for format in [Format::Jsonl, Format::PorcupineEtcd, Format::PorcupineKv] {
+            let _ = read(format, &text);
+        }
+    }
+
+    #[test]
+    fn readers_never_panic_on_mangled_valid_lines(cut in 0usize..80, junk in "[ -~]{0,6}", which in 0usize..3) {
+        let lines = [
+            "{\"process\":3,\"type\":\"invoke\",\"f\":\"cas\",\"key\":\"x\",\"value\":[4,7],\"time\":12}",
+            "INFO  jepsen.util - 2\t:invoke\t:cas\t[1 4]",
+            "{:process 3, :type :invoke, :f :append, :key \"4\", :value \"x 3 1 y\"}",
+        ];
+        let line = lines[which];
+        let cut = cut.min(line.len());
+        let mangled = format!("{}{}{}", &line[..cut], junk, &line[cut..]);
+        for format in [Format::Jsonl, Format::PorcupineEtcd, Format::PorcupineKv] {
+            let _ = read(format, &mangled);
+        }
+    }
+}
+
+#[test]
+fn a_budget_leaves_a_partition_unknown_and_the_others_decided() {
+    // Key a: a simple violation. Key b: twelve concurrent writes, then a read of one of them.
+    let mut h = History::new();
+    let push = |h: &mut History, process: u64, kind, f: &str, key: &str, value| {
+        h.push(Op {
+            process,
+            kind,
+            f: f.into(),
+            key: Some(key.into()),
+            value,
+            time: None,
+        });
+    };
+    push(&mut h, 0, OpType::Invoke, "write", "a", Value::Int(1));
+    push(&mut h, 0, OpType::Ok, "write", "a", Value::Int(1));
+    push(&mut h, 1, OpType::Invoke, "read", "a", Value::Null);
+    push(&mut h, 1, OpType::Ok, "read", "a", Value::Int(2));
+    for i in 0..12 {
+        push(
+            &mut h,
+            10 + i,
+            OpType::Invoke,
+            "write",
+            "b",
+            Value::Int(i as i64),
+        );
+    }
+    for i in 0..12 {
+        push(
+            &mut h,
+            10 + i,
+            OpType::Ok,
+            "write",
+            "b",
+            Value::Int(i as i64),
+        );
+    }
+    push(&mut h, 99, OpType::Invoke, "read", "b", Value::Null);
+    push(&mut h, 99, OpType::Ok, "read", "b", Value::Int(5));
+    let tight = Options {
+        max_states_per_partition: 50,
+        ..Options::default()
+    };
+    let report = check(&Register, &h, &tight).expect("valid");
+    let verdicts: Vec<_> = report
+        .partitions
+        .iter()
+        .map(|p| (p.key.as_deref(), p.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (Some("a"), Verdict::NotLinearizable),
+            (Some("b"), Verdict::Unknown)
+        ]
+    );
+    assert_eq!(report.verdict, Verdict::NotLinearizable);
+    // With room to search, b is decided: write 5 can go last.
+    let report = check(&Register, &h, &Options::default()).expect("valid");
+    let verdicts: Vec<_> = report.partitions.iter().map(|p| p.verdict).collect();
+    assert_eq!(
+        verdicts,
+        vec![Verdict::NotLinearizable, Verdict::Linearizable]
+    );
+}
