@@ -33,19 +33,12 @@ struct JsonLine<'a> {
 /// Checks every file; returns whether all were linearizable.
 pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
     if !MODELS.contains(&args.model.as_str()) {
-        return Err(CliError::usage(format!(
-            "unknown model `{}`; expected one of {}",
-            args.model,
-            MODELS.join(", ")
-        )));
+        return Err(CliError::usage(format!("unknown model `{}`; expected one of {}", args.model, MODELS.join(", "))));
     }
     let format = match &args.format {
         None => None,
         Some(f) => Some(Format::parse(f).ok_or_else(|| {
-            CliError::usage(format!(
-                "unknown format `{f}`; expected one of {}",
-                Format::NAMES.join(", ")
-            ))
+            CliError::usage(format!("unknown format `{f}`; expected one of {}", Format::NAMES.join(", ")))
         })?),
     };
     if args.report.is_some() && args.files.len() != 1 {
@@ -64,11 +57,7 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
     let mut all_linearizable = true;
     for (file, history) in args.files.iter().zip(&parsed) {
         let report = check_with(&args.model, history, &options).map_err(|(event, message)| {
-            CliError::input(format!(
-                "{}:{}: {message}",
-                file.display(),
-                history.line_of(event)
-            ))
+            CliError::input(format!("{}:{}: {message}", file.display(), history.line_of(event)))
         })?;
         all_linearizable &= report.verdict == Verdict::Linearizable;
         if args.json {
@@ -100,17 +89,12 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
 }
 
 fn load(file: &Path, format: Option<Format>) -> Result<ParsedHistory, CliError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
     let format = format.unwrap_or_else(|| Format::infer(&file.display().to_string(), &text));
     read(format, &text).map_err(|e| {
         let column = e.column.map(|c| format!(":{c}")).unwrap_or_default();
-        CliError::input(format!(
-            "{}:{}{column}: {} (read as {format})",
-            file.display(),
-            e.line,
-            e.message
-        ))
+        CliError::input(format!("{}:{}{column}: {} (read as {format})", file.display(), e.line, e.message))
     })
 }
 

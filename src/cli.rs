@@ -11,14 +11,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError {
-            message: message.into(),
-        }
+        CliError { message: message.into() }
     }
     pub fn input(message: impl Into<String>) -> Self {
-        CliError {
-            message: message.into(),
-        }
+        CliError { message: message.into() }
     }
 }
 
@@ -33,10 +29,7 @@ impl ReportPath {
         match path.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => Ok(ReportPath::Yaml(path.to_owned())),
             Some("json") => Ok(ReportPath::Json(path.to_owned())),
-            _ => Err(CliError::usage(format!(
-                "--report {}: expected a file ending in .yaml or .json",
-                path.display()
-            ))),
+            _ => Err(CliError::usage(format!("--report {}: expected a file ending in .yaml or .json", path.display()))),
         }
     }
 
@@ -45,7 +38,6 @@ impl ReportPath {
             ReportPath::Yaml(p) => (p, yaml),
             ReportPath::Json(p) => (p, json),
         };
-        std::fs::write(path, text)
-            .map_err(|e| CliError::input(format!("cannot write {}: {e}", path.display())))
+        std::fs::write(path, text).map_err(|e| CliError::input(format!("cannot write {}: {e}", path.display())))
     }
 }

@@ -9,11 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "faultline",
-    version,
-    about = "Deterministic fault-injection testing for distributed systems"
-)]
+#[command(name = "faultline", version, about = "Deterministic fault-injection testing for distributed systems")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -57,21 +53,9 @@ fn main() -> ExitCode {
             println!("faultline: no scenarios to sweep yet (scenarios/ is empty)");
             Ok(true)
         }
-        Some(Command::Check {
-            files,
-            model,
-            format,
-            json,
-            report,
-            max_states,
-        }) => check_cmd::run(&check_cmd::CheckArgs {
-            files,
-            model,
-            format,
-            json,
-            report,
-            max_states,
-        }),
+        Some(Command::Check { files, model, format, json, report, max_states }) => {
+            check_cmd::run(&check_cmd::CheckArgs { files, model, format, json, report, max_states })
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -12,24 +12,16 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("thread_rng", "real randomness"),
     ("rand::rng()", "real randomness"),
     ("OsRng", "real randomness"),
-    (
-        "HashMap",
-        "hash-ordered iteration (use BTreeMap, IndexMap or Vec)",
-    ),
-    (
-        "HashSet",
-        "hash-ordered iteration (use BTreeSet, IndexSet or Vec)",
-    ),
+    ("HashMap", "hash-ordered iteration (use BTreeMap, IndexMap or Vec)"),
+    ("HashSet", "hash-ordered iteration (use BTreeSet, IndexSet or Vec)"),
     ("std::thread", "threads"),
     ("thread::spawn", "threads"),
     ("tokio::spawn", "tasks"),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .expect("readable source dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut entries: Vec<_> =
+        fs::read_dir(dir).expect("readable source dir").map(|e| e.expect("entry").path()).collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -61,38 +53,22 @@ fn harness_and_systems_use_no_real_time_randomness_hash_order_or_threads() {
     for dir in ["harness/src", "systems/src"] {
         rust_files(&root.join(dir), &mut files);
     }
-    assert!(
-        files.len() > 5,
-        "the tidy test found almost no sources: {files:?}"
-    );
+    assert!(files.len() > 5, "the tidy test found almost no sources: {files:?}");
     let mut report = Vec::new();
     for file in &files {
         let text = fs::read_to_string(file).expect("readable source");
         for o in offences(&text) {
-            report.push(format!(
-                "{}:{o}",
-                file.strip_prefix(root).unwrap_or(file).display()
-            ));
+            report.push(format!("{}:{o}", file.strip_prefix(root).unwrap_or(file).display()));
         }
     }
-    assert!(
-        report.is_empty(),
-        "determinism leaks:\n{}",
-        report.join("\n")
-    );
+    assert!(report.is_empty(), "determinism leaks:\n{}", report.join("\n"));
 }
 
 #[test]
 fn the_tidy_scan_catches_each_pattern_and_skips_comments() {
     for (pattern, _) in FORBIDDEN {
-        assert!(
-            !offences(&format!("let x = {pattern};")).is_empty(),
-            "{pattern} not caught"
-        );
-        assert!(
-            offences(&format!("// {pattern}")).is_empty(),
-            "{pattern} in a comment was flagged"
-        );
+        assert!(!offences(&format!("let x = {pattern};")).is_empty(), "{pattern} not caught");
+        assert!(offences(&format!("// {pattern}")).is_empty(), "{pattern} in a comment was flagged");
     }
     assert_eq!(
         offences("a\nlet m: HashMap<u8, u8>;"),

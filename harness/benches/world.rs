@@ -11,12 +11,7 @@ fn ring(c: &mut Criterion) {
     let mut group = c.benchmark_group("ring");
     group.sample_size(10);
     for nodes in [5u32, 100] {
-        let cfg = RingConfig {
-            seed: 1,
-            nodes,
-            tokens: 1000,
-            ..RingConfig::default()
-        };
+        let cfg = RingConfig { seed: 1, nodes, tokens: 1000, ..RingConfig::default() };
         // One virtual second: about 180,000 deliveries.
         let mut probe = ring_world(&cfg);
         probe.run_until(SimTime::from_duration(Duration::from_secs(1)));

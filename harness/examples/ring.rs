@@ -36,23 +36,11 @@ fn parse(args: Vec<String>) -> Result<(RingConfig, Duration), String> {
         let bad = |what: &str| format!("{flag}: expected {what}, got `{value}`");
         match flag.as_str() {
             "--seed" => cfg.seed = value.parse().map_err(|_| bad("an integer"))?,
-            "--nodes" => {
-                cfg.nodes = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| bad("a positive integer"))?
-            }
+            "--nodes" => cfg.nodes = value.parse().ok().filter(|&n| n > 0).ok_or_else(|| bad("a positive integer"))?,
             "--tokens" => cfg.tokens = value.parse().map_err(|_| bad("an integer"))?,
-            "--duration-ms" => {
-                duration = Duration::from_millis(value.parse().map_err(|_| bad("an integer"))?)
-            }
-            "--loss" => {
-                cfg.loss = prob(&value).ok_or_else(|| bad("a probability between 0 and 1"))?
-            }
-            "--duplicate" => {
-                cfg.duplicate = prob(&value).ok_or_else(|| bad("a probability between 0 and 1"))?
-            }
+            "--duration-ms" => duration = Duration::from_millis(value.parse().map_err(|_| bad("an integer"))?),
+            "--loss" => cfg.loss = prob(&value).ok_or_else(|| bad("a probability between 0 and 1"))?,
+            "--duplicate" => cfg.duplicate = prob(&value).ok_or_else(|| bad("a probability between 0 and 1"))?,
             "--latency-ms" => {
                 let (lo, hi) = value.split_once('-').ok_or_else(|| bad("MIN-MAX"))?;
                 let lo: u64 = lo.parse().map_err(|_| bad("MIN-MAX"))?;
@@ -60,10 +48,7 @@ fn parse(args: Vec<String>) -> Result<(RingConfig, Duration), String> {
                 if lo > hi {
                     return Err(bad("MIN-MAX with MIN <= MAX"));
                 }
-                cfg.latency = Latency::Uniform {
-                    min: Duration::from_millis(lo),
-                    max: Duration::from_millis(hi),
-                };
+                cfg.latency = Latency::Uniform { min: Duration::from_millis(lo), max: Duration::from_millis(hi) };
             }
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -84,8 +69,5 @@ fn run(cfg: &RingConfig, duration: Duration) {
     println!("trace-hash: {:016x}", world.trace_hash());
     println!("messages: {delivered}");
     println!("events: {}", world.events());
-    println!(
-        "messages-per-second: {:.0}",
-        delivered as f64 / wall.max(1e-9)
-    );
+    println!("messages-per-second: {:.0}", delivered as f64 / wall.max(1e-9));
 }

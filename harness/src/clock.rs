@@ -31,13 +31,7 @@ struct Strobe {
 impl Clock {
     /// A clock whose wall reading starts `offset_ns` away from true time.
     pub fn new(offset_ns: i64, drift_ppm: f64) -> Self {
-        let mut c = Clock {
-            base_true: 0,
-            base_mono: 0,
-            drift_ppb: 0,
-            offset: offset_ns,
-            strobe: None,
-        };
+        let mut c = Clock { base_true: 0, base_mono: 0, drift_ppb: 0, offset: offset_ns, strobe: None };
         c.set_drift(SimTime::ZERO, drift_ppm);
         c
     }
@@ -65,10 +59,7 @@ impl Clock {
 
     /// Changes the drift from true time `t` on; the monotonic reading at `t` is kept.
     pub fn set_drift(&mut self, t: SimTime, ppm: f64) {
-        assert!(
-            ppm.abs() <= MAX_DRIFT_PPM,
-            "drift of {ppm} ppm is beyond the supported {MAX_DRIFT_PPM}"
-        );
+        assert!(ppm.abs() <= MAX_DRIFT_PPM, "drift of {ppm} ppm is beyond the supported {MAX_DRIFT_PPM}");
         let m = self.mono(t);
         self.base_true = t.0;
         self.base_mono = m.0;
@@ -89,12 +80,8 @@ impl Clock {
     /// Oscillates the wall clock by `delta_ns` every `period_ns` for `duration_ns` from `t`.
     pub fn strobe(&mut self, t: SimTime, delta_ns: i64, period_ns: u64, duration_ns: u64) {
         assert!(period_ns > 0, "a strobe needs a positive period");
-        self.strobe = Some(Strobe {
-            start: t.0,
-            end: t.0.saturating_add(duration_ns),
-            delta: delta_ns,
-            period: period_ns,
-        });
+        self.strobe =
+            Some(Strobe { start: t.0, end: t.0.saturating_add(duration_ns), delta: delta_ns, period: period_ns });
     }
 
     /// The earliest true time, not before `now`, at which the monotonic clock reads at least `m`.

@@ -31,14 +31,6 @@ pub fn first_difference(a: &[TraceEntry], b: &[TraceEntry]) -> Outcome {
         Some(e) => format!("at {}: {}", crate::time::SimTime(e.time), e.text),
         None => "the trace ended".to_owned(),
     };
-    let i = a
-        .iter()
-        .zip(b)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()));
-    Outcome::Nondeterminism {
-        event: i as u64,
-        first: describe(a.get(i)),
-        second: describe(b.get(i)),
-    }
+    let i = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    Outcome::Nondeterminism { event: i as u64, first: describe(a.get(i)), second: describe(b.get(i)) }
 }

@@ -46,8 +46,7 @@ impl Disk {
     /// node (it wrote another type under that key), so it panics.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         self.read(key).map(|bytes| {
-            serde_json::from_slice(bytes)
-                .unwrap_or_else(|e| panic!("disk record {key:?} does not parse: {e}"))
+            serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("disk record {key:?} does not parse: {e}"))
         })
     }
 
@@ -65,10 +64,7 @@ impl Disk {
             }
             keys.insert(k.as_str(), v.is_some());
         }
-        keys.into_iter()
-            .filter(|(_, live)| *live)
-            .map(|(k, _)| k.to_owned())
-            .collect()
+        keys.into_iter().filter(|(_, live)| *live).map(|(k, _)| k.to_owned()).collect()
     }
 
     /// Makes every write so far durable.

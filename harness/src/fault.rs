@@ -115,28 +115,16 @@ impl fmt::Display for Target {
 }
 
 pub(crate) fn join(ns: &[NodeId]) -> String {
-    ns.iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    ns.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::ClockBump { target, delta_ns } => {
-                write!(
-                    f,
-                    "clock-bump {target} by {}",
-                    format_nanos(i128::from(*delta_ns))
-                )
+                write!(f, "clock-bump {target} by {}", format_nanos(i128::from(*delta_ns)))
             }
-            Fault::ClockStrobe {
-                target,
-                delta_ns,
-                period,
-                duration,
-            } => write!(
+            Fault::ClockStrobe { target, delta_ns, period, duration } => write!(
                 f,
                 "clock-strobe {target} by {} every {:?} for {:?}",
                 format_nanos(i128::from(*delta_ns)),

@@ -149,10 +149,7 @@ impl History {
     /// invocation with no completion is open (indeterminate). A completion
     /// must follow an invocation of the same function and key by the same
     /// process. `at(i)` names event `i` in errors ("event 4", "line 12").
-    pub fn pair_with(
-        &self,
-        at: impl Fn(usize) -> String,
-    ) -> Result<Vec<(usize, Option<usize>)>, PairError> {
+    pub fn pair_with(&self, at: impl Fn(usize) -> String) -> Result<Vec<(usize, Option<usize>)>, PairError> {
         let mut open: std::collections::BTreeMap<u64, usize> = Default::default();
         let mut pairs: Vec<(usize, Option<usize>)> = Vec::new();
         for (i, op) in self.ops.iter().enumerate() {
@@ -179,11 +176,7 @@ impl History {
             };
             let invoked = &self.ops[pairs[slot].0];
             if invoked.f != op.f || invoked.key != op.key {
-                let key = |k: &Option<String>| {
-                    k.as_ref()
-                        .map(|k| format!(" on key {k:?}"))
-                        .unwrap_or_default()
-                };
+                let key = |k: &Option<String>| k.as_ref().map(|k| format!(" on key {k:?}")).unwrap_or_default();
                 let message = format!(
                     "process {} completes `{}`{} but invoked `{}`{} at {}",
                     op.process,

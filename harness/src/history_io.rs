@@ -36,11 +36,7 @@ impl Format {
 
     /// Guesses the format from the first non-blank line, then the file name.
     pub fn infer(file_name: &str, text: &str) -> Format {
-        let first = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("");
+        let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
         if first.starts_with("{:") {
             Format::PorcupineKv
         } else if first.starts_with('{') {
@@ -107,11 +103,7 @@ pub fn read(format: Format, text: &str) -> Result<ParsedHistory, ReadError> {
 }
 
 fn err(line: usize, column: Option<usize>, message: impl Into<String>) -> ReadError {
-    ReadError {
-        line,
-        column,
-        message: message.into(),
-    }
+    ReadError { line, column, message: message.into() }
 }
 
 /// Completions must follow an invocation of the same function by the same process.
@@ -135,11 +127,7 @@ pub fn read_jsonl(text: &str) -> Result<ParsedHistory, ReadError> {
             continue;
         }
         let json: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
-            err(
-                line,
-                Some(e.column()),
-                format!("expected a JSON object: {}", strip_position(&e.to_string())),
-            )
+            err(line, Some(e.column()), format!("expected a JSON object: {}", strip_position(&e.to_string())))
         })?;
         let serde_json::Value::Object(map) = json else {
             return Err(err(
@@ -152,30 +140,15 @@ pub fn read_jsonl(text: &str) -> Result<ParsedHistory, ReadError> {
             return Err(err(
                 line,
                 None,
-                format!(
-                    "unknown field `{unknown}`; expected one of {}",
-                    JSONL_FIELDS.join(", ")
-                ),
+                format!("unknown field `{unknown}`; expected one of {}", JSONL_FIELDS.join(", ")),
             ));
         }
         let process = match map.get("process") {
-            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
-                n.as_u64().unwrap_or_default()
-            }
+            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
             Some(other) => {
-                return Err(err(
-                    line,
-                    None,
-                    format!("`process` must be a non-negative integer, not {other}"),
-                ))
+                return Err(err(line, None, format!("`process` must be a non-negative integer, not {other}")))
             }
-            None => {
-                return Err(err(
-                    line,
-                    None,
-                    "missing field `process` (a non-negative integer)",
-                ))
-            }
+            None => return Err(err(line, None, "missing field `process` (a non-negative integer)")),
         };
         let kind = match map.get("type").and_then(|v| v.as_str()) {
             Some("invoke") => OpType::Invoke,
@@ -183,48 +156,22 @@ pub fn read_jsonl(text: &str) -> Result<ParsedHistory, ReadError> {
             Some("fail") => OpType::Fail,
             Some("info") => OpType::Info,
             Some(other) => {
-                return Err(err(
-                    line,
-                    None,
-                    format!("`type` must be invoke, ok, fail or info, not {other:?}"),
-                ))
+                return Err(err(line, None, format!("`type` must be invoke, ok, fail or info, not {other:?}")))
             }
-            None => {
-                return Err(err(
-                    line,
-                    None,
-                    "missing or non-string field `type` (invoke, ok, fail or info)",
-                ))
-            }
+            None => return Err(err(line, None, "missing or non-string field `type` (invoke, ok, fail or info)")),
         };
         let f = match map.get("f") {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
             Some(other) => {
-                return Err(err(
-                    line,
-                    None,
-                    format!("`f` must be a non-empty string naming the function, not {other}"),
-                ))
+                return Err(err(line, None, format!("`f` must be a non-empty string naming the function, not {other}")))
             }
-            None => {
-                return Err(err(
-                    line,
-                    None,
-                    "missing field `f` (the function, e.g. \"read\")",
-                ))
-            }
+            None => return Err(err(line, None, "missing field `f` (the function, e.g. \"read\")")),
         };
         let key = match map.get("key") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => Some(n.to_string()),
-            Some(other) => {
-                return Err(err(
-                    line,
-                    None,
-                    format!("`key` must be a string or an integer, not {other}"),
-                ))
-            }
+            Some(other) => return Err(err(line, None, format!("`key` must be a string or an integer, not {other}"))),
         };
         let value = match map.get("value") {
             None => Value::Null,
@@ -241,14 +188,7 @@ pub fn read_jsonl(text: &str) -> Result<ParsedHistory, ReadError> {
                 ))
             }
         };
-        out.history.push(Op {
-            process,
-            kind,
-            f,
-            key,
-            value,
-            time,
-        });
+        out.history.push(Op { process, kind, f, key, value, time });
         out.lines.push(line);
     }
     Ok(out)
@@ -266,18 +206,13 @@ fn json_to_value(v: &serde_json::Value) -> Result<Value, String> {
     Ok(match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => Value::Int(
-            n.as_i64()
-                .ok_or_else(|| format!("expected an integer that fits 64 bits, not {n}"))?,
-        ),
-        serde_json::Value::String(s) => Value::Str(s.clone()),
-        serde_json::Value::Array(items) => {
-            Value::List(items.iter().map(json_to_value).collect::<Result<_, _>>()?)
+        serde_json::Value::Number(n) => {
+            Value::Int(n.as_i64().ok_or_else(|| format!("expected an integer that fits 64 bits, not {n}"))?)
         }
+        serde_json::Value::String(s) => Value::Str(s.clone()),
+        serde_json::Value::Array(items) => Value::List(items.iter().map(json_to_value).collect::<Result<_, _>>()?),
         serde_json::Value::Object(_) => {
-            return Err(
-                "expected null, a boolean, an integer, a string or a list, not an object".into(),
-            )
+            return Err("expected null, a boolean, an integer, a string or a list, not an object".into())
         }
     })
 }
@@ -322,24 +257,16 @@ pub fn read_porcupine_etcd(text: &str) -> Result<ParsedHistory, ReadError> {
                 "expected four fields after `jepsen.util -`: process, type, f, value",
             ));
         }
-        let process: u64 = fields[0].parse().map_err(|_| {
-            err(
-                line,
-                col(fields[0]),
-                format!("expected a process number, not `{}`", fields[0]),
-            )
-        })?;
+        let process: u64 = fields[0]
+            .parse()
+            .map_err(|_| err(line, col(fields[0]), format!("expected a process number, not `{}`", fields[0])))?;
         let kind = match fields[1] {
             ":invoke" => OpType::Invoke,
             ":ok" => OpType::Ok,
             ":fail" => OpType::Fail,
             ":info" => OpType::Info,
             other => {
-                return Err(err(
-                    line,
-                    col(other),
-                    format!("expected :invoke, :ok, :fail or :info, not `{other}`"),
-                ))
+                return Err(err(line, col(other), format!("expected :invoke, :ok, :fail or :info, not `{other}`")))
             }
         };
         let f = match fields[2] {
@@ -357,24 +284,13 @@ pub fn read_porcupine_etcd(text: &str) -> Result<ParsedHistory, ReadError> {
         let value_text = fields[3..].join(" ");
         let vcol = col(fields[3]);
         let value = parse_etcd_value(&value_text).ok_or_else(|| {
-            err(
-                line,
-                vcol,
-                format!("expected nil, an integer, `[from to]` or :timed-out, not `{value_text}`"),
-            )
+            err(line, vcol, format!("expected nil, an integer, `[from to]` or :timed-out, not `{value_text}`"))
         })?;
         let (kind, value) = match (kind, f) {
             (OpType::Fail, "cas") if value.as_pair().is_some() => (OpType::Ok, Value::Bool(false)),
             _ => (kind, value),
         };
-        out.history.push(Op {
-            process,
-            kind,
-            f: f.to_owned(),
-            key: None,
-            value,
-            time: None,
-        });
+        out.history.push(Op { process, kind, f: f.to_owned(), key: None, value, time: None });
         out.lines.push(line);
     }
     Ok(out)
@@ -407,90 +323,40 @@ pub fn read_porcupine_kv(text: &str) -> Result<ParsedHistory, ReadError> {
         if raw.trim().is_empty() {
             continue;
         }
-        let map = EdnLine::new(raw)
-            .map()
-            .map_err(|(c, m)| err(line, Some(c), m))?;
+        let map = EdnLine::new(raw).map().map_err(|(c, m)| err(line, Some(c), m))?;
         let get = |k: &str| map.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-        let missing = |k: &str| {
-            err(
-                line,
-                None,
-                format!("missing key :{k}; expected :process, :type, :f, :key and :value"),
-            )
-        };
-        if let Some((k, _)) = map
-            .iter()
-            .find(|(k, _)| !["process", "type", "f", "key", "value"].contains(&k.as_str()))
+        let missing =
+            |k: &str| err(line, None, format!("missing key :{k}; expected :process, :type, :f, :key and :value"));
+        if let Some((k, _)) = map.iter().find(|(k, _)| !["process", "type", "f", "key", "value"].contains(&k.as_str()))
         {
-            return Err(err(
-                line,
-                None,
-                format!("unknown key :{k}; expected :process, :type, :f, :key and :value"),
-            ));
+            return Err(err(line, None, format!("unknown key :{k}; expected :process, :type, :f, :key and :value")));
         }
         let process = match get("process").ok_or_else(|| missing("process"))? {
             Edn::Int(n) if *n >= 0 => *n as u64,
-            other => {
-                return Err(err(
-                    line,
-                    None,
-                    format!(":process must be a non-negative integer, not {other}"),
-                ))
-            }
+            other => return Err(err(line, None, format!(":process must be a non-negative integer, not {other}"))),
         };
         let kind = match get("type").ok_or_else(|| missing("type"))? {
             Edn::Keyword(k) if k == "invoke" => OpType::Invoke,
             Edn::Keyword(k) if k == "ok" => OpType::Ok,
             Edn::Keyword(k) if k == "fail" => OpType::Fail,
             Edn::Keyword(k) if k == "info" => OpType::Info,
-            other => {
-                return Err(err(
-                    line,
-                    None,
-                    format!(":type must be :invoke, :ok, :fail or :info, not {other}"),
-                ))
-            }
+            other => return Err(err(line, None, format!(":type must be :invoke, :ok, :fail or :info, not {other}"))),
         };
         let f = match get("f").ok_or_else(|| missing("f"))? {
             Edn::Keyword(k) if ["get", "put", "append"].contains(&k.as_str()) => k.clone(),
-            other => {
-                return Err(err(
-                    line,
-                    None,
-                    format!(":f must be :get, :put or :append, not {other}"),
-                ))
-            }
+            other => return Err(err(line, None, format!(":f must be :get, :put or :append, not {other}"))),
         };
         let key = match get("key").ok_or_else(|| missing("key"))? {
             Edn::Str(s) => s.clone(),
             Edn::Int(n) => n.to_string(),
-            other => {
-                return Err(err(
-                    line,
-                    None,
-                    format!(":key must be a string, not {other}"),
-                ))
-            }
+            other => return Err(err(line, None, format!(":key must be a string, not {other}"))),
         };
         let value = match get("value").ok_or_else(|| missing("value"))? {
             Edn::Nil => Value::Null,
             Edn::Str(s) => Value::Str(s.clone()),
-            other => {
-                return Err(err(
-                    line,
-                    None,
-                    format!(":value must be a string or nil, not {other}"),
-                ))
-            }
+            other => return Err(err(line, None, format!(":value must be a string or nil, not {other}"))),
         };
-        out.history.push(Op {
-            process,
-            kind,
-            f,
-            key: Some(key),
-            value,
-            time: None,
-        });
+        out.history.push(Op { process, kind, f, key: Some(key), value, time: None });
         out.lines.push(line);
     }
     Ok(out)
@@ -527,11 +393,7 @@ type EdnResult<T> = Result<T, (usize, String)>;
 
 impl<'a> EdnLine<'a> {
     fn new(text: &'a str) -> Self {
-        EdnLine {
-            chars: text.char_indices().collect(),
-            pos: 0,
-            _text: text,
-        }
+        EdnLine { chars: text.char_indices().collect(), pos: 0, _text: text }
     }
 
     fn column(&self) -> usize {
@@ -556,10 +418,7 @@ impl<'a> EdnLine<'a> {
                 Ok(())
             }
             Some(c) => Err((self.column(), format!("expected {what}, found `{c}`"))),
-            None => Err((
-                self.column(),
-                format!("expected {what}, found the end of the line"),
-            )),
+            None => Err((self.column(), format!("expected {what}, found the end of the line"))),
         }
     }
 
@@ -574,12 +433,7 @@ impl<'a> EdnLine<'a> {
             }
             let key = match self.value()? {
                 Edn::Keyword(k) => k,
-                other => {
-                    return Err((
-                        self.column(),
-                        format!("expected a keyword key like :process, found {other}"),
-                    ))
-                }
+                other => return Err((self.column(), format!("expected a keyword key like :process, found {other}"))),
             };
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err((self.column(), format!("the key :{key} appears twice")));
@@ -593,10 +447,7 @@ impl<'a> EdnLine<'a> {
         }
         self.skip_space();
         if let Some(c) = self.peek() {
-            return Err((
-                self.column(),
-                format!("expected the end of the line after the map, found `{c}`"),
-            ));
+            return Err((self.column(), format!("expected the end of the line after the map, found `{c}`")));
         }
         Ok(entries)
     }
@@ -616,19 +467,14 @@ impl<'a> EdnLine<'a> {
             }
             Some(c) if c == '-' || c.is_ascii_digit() => {
                 let word = self.word();
-                word.parse()
-                    .map(Edn::Int)
-                    .map_err(|_| (start, format!("expected an integer, found `{word}`")))
+                word.parse().map(Edn::Int).map_err(|_| (start, format!("expected an integer, found `{word}`")))
             }
             Some(_) => {
                 let word = self.word();
                 if word == "nil" {
                     Ok(Edn::Nil)
                 } else {
-                    Err((
-                        start,
-                        format!("expected a string, keyword, integer or nil, found `{word}`"),
-                    ))
+                    Err((start, format!("expected a string, keyword, integer or nil, found `{word}`")))
                 }
             }
             None => Err((start, "expected a value, found the end of the line".into())),
@@ -672,15 +518,8 @@ impl<'a> EdnLine<'a> {
                         Some('t') => '\t',
                         Some('"') => '"',
                         Some('\\') => '\\',
-                        Some(c) => {
-                            return Err((
-                                self.column(),
-                                format!("unknown escape `\\{c}` in a string"),
-                            ))
-                        }
-                        None => {
-                            return Err((start, "a string is not closed; expected `\"`".into()))
-                        }
+                        Some(c) => return Err((self.column(), format!("unknown escape `\\{c}` in a string"))),
+                        None => return Err((start, "a string is not closed; expected `\"`".into())),
                     };
                     s.push(escaped);
                     self.pos += 1;
@@ -705,10 +544,7 @@ mod tests {
                     {\"process\":5,\"type\":\"invoke\",\"f\":\"cas\",\"value\":[4,7]}\n";
         let parsed = read(Format::Jsonl, text).expect("valid");
         assert_eq!(parsed.history.len(), 3);
-        assert_eq!(
-            parsed.history.ops[2].value,
-            Value::pair(Value::Int(4), Value::Int(7))
-        );
+        assert_eq!(parsed.history.ops[2].value, Value::pair(Value::Int(4), Value::Int(7)));
         let again = read(Format::Jsonl, &write_jsonl(&parsed.history)).expect("round trip");
         assert_eq!(again.history, parsed.history);
     }
@@ -716,33 +552,35 @@ mod tests {
     #[test]
     fn errors_name_the_line_and_what_was_expected() {
         let cases = [
-            ("{\"process\":1,\"type\":\"ok\",\"f\":\"read\"}", "line 1: a completion (ok) of process 1 without an invocation"),
-            ("{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":1,\"type\":\"done\",\"f\":\"read\"}", "line 2: `type` must be"),
-            ("{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":1.5}", "line 1: `value`: expected an integer"),
+            (
+                "{\"process\":1,\"type\":\"ok\",\"f\":\"read\"}",
+                "line 1: a completion (ok) of process 1 without an invocation",
+            ),
+            (
+                "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":1,\"type\":\"done\",\"f\":\"read\"}",
+                "line 2: `type` must be",
+            ),
+            (
+                "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":1.5}",
+                "line 1: `value`: expected an integer",
+            ),
             ("{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"colour\":1}", "line 1: unknown field `colour`"),
             ("\n\n{\"process\":1,", "line 3, column"),
-            ("{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":1,\"type\":\"ok\",\"f\":\"write\"}", "line 2: process 1 completes `write` but invoked `read` at line 1"),
+            (
+                "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":1,\"type\":\"ok\",\"f\":\"write\"}",
+                "line 2: process 1 completes `write` but invoked `read` at line 1",
+            ),
         ];
         for (text, want) in cases {
             let e = read(Format::Jsonl, text).expect_err(text).to_string();
             assert!(e.starts_with(want), "{e}\n  wanted: {want}");
         }
-        let e = read(
-            Format::PorcupineEtcd,
-            "INFO  jepsen.util - 1\t:invoke\t:frob\tnil",
-        )
-        .expect_err("bad f")
-        .to_string();
-        assert_eq!(
-            e,
-            "line 1, column 31: expected the function :read, :write or :cas, not `:frob`"
-        );
-        let e = read(
-            Format::PorcupineKv,
-            "{:process 1, :type :invoke, :f :get, :key \"1\", :value nil",
-        )
-        .expect_err("open map")
-        .to_string();
+        let e =
+            read(Format::PorcupineEtcd, "INFO  jepsen.util - 1\t:invoke\t:frob\tnil").expect_err("bad f").to_string();
+        assert_eq!(e, "line 1, column 31: expected the function :read, :write or :cas, not `:frob`");
+        let e = read(Format::PorcupineKv, "{:process 1, :type :invoke, :f :get, :key \"1\", :value nil")
+            .expect_err("open map")
+            .to_string();
         assert!(e.starts_with("line 1, column 58: expected"), "{e}");
     }
 
@@ -751,10 +589,7 @@ mod tests {
         let text = "INFO  jepsen.util - 2\t:invoke\t:cas\t[1 4]\nINFO  jepsen.util - 2\t:fail\t:cas\t[1 4]\n\
                     INFO  jepsen.util - 3\t:invoke\t:read\tnil\nINFO  jepsen.util - 3\t:fail\t:read\t:timed-out\n";
         let h = read(Format::PorcupineEtcd, text).expect("valid").history;
-        assert_eq!(
-            (h.ops[1].kind, &h.ops[1].value),
-            (OpType::Ok, &Value::Bool(false))
-        );
+        assert_eq!((h.ops[1].kind, &h.ops[1].value), (OpType::Ok, &Value::Bool(false)));
         assert_eq!(h.ops[3].kind, OpType::Fail);
     }
 
@@ -769,10 +604,7 @@ mod tests {
 
     #[test]
     fn format_inference() {
-        assert_eq!(
-            Format::infer("a.log", "INFO  jepsen.util - 0\t:invoke\t:read\tnil"),
-            Format::PorcupineEtcd
-        );
+        assert_eq!(Format::infer("a.log", "INFO  jepsen.util - 0\t:invoke\t:read\tnil"), Format::PorcupineEtcd);
         assert_eq!(Format::infer("a.txt", "{:process 0}"), Format::PorcupineKv);
         assert_eq!(Format::infer("a.jsonl", "{\"process\":0}"), Format::Jsonl);
         assert_eq!(Format::infer("empty.log", ""), Format::PorcupineEtcd);

@@ -59,12 +59,12 @@ impl Latency {
             Latency::Exponential { mean, .. } if mean.is_zero() => {
                 Err("exponential latency: mean must be positive".into())
             }
-            Latency::HeavyTail { alpha, .. } if !(alpha > 0.0 && alpha.is_finite()) => Err(
-                format!("heavy-tail latency: alpha must be a positive number, not {alpha}"),
-            ),
-            Latency::HeavyTail { min, max, .. } if min > max => Err(format!(
-                "heavy-tail latency: min {min:?} is above max {max:?}"
-            )),
+            Latency::HeavyTail { alpha, .. } if !(alpha > 0.0 && alpha.is_finite()) => {
+                Err(format!("heavy-tail latency: alpha must be a positive number, not {alpha}"))
+            }
+            Latency::HeavyTail { min, max, .. } if min > max => {
+                Err(format!("heavy-tail latency: min {min:?} is above max {max:?}"))
+            }
             _ => Ok(()),
         }
     }
@@ -95,10 +95,7 @@ pub struct LinkConfig {
 impl Default for LinkConfig {
     fn default() -> Self {
         LinkConfig {
-            latency: Latency::Uniform {
-                min: Duration::from_millis(1),
-                max: Duration::from_millis(10),
-            },
+            latency: Latency::Uniform { min: Duration::from_millis(1), max: Duration::from_millis(10) },
             loss: 0.0,
             duplicate: 0.0,
             ordering: Ordering::Unordered,
@@ -111,9 +108,7 @@ impl LinkConfig {
         self.latency.validate()?;
         for (name, p) in [("loss", self.loss), ("duplicate", self.duplicate)] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!(
-                    "{name} must be a probability between 0 and 1, not {p}"
-                ));
+                return Err(format!("{name} must be a probability between 0 and 1, not {p}"));
             }
         }
         Ok(())

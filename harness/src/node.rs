@@ -84,8 +84,7 @@ impl From<NodeId> for String {
 impl TryFrom<String> for NodeId {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        NodeId::parse(&s)
-            .ok_or_else(|| format!("`{s}` is not a node name (n1, n2, ... or c1, c2, ...)"))
+        NodeId::parse(&s).ok_or_else(|| format!("`{s}` is not a node name (n1, n2, ... or c1, c2, ...)"))
     }
 }
 
@@ -198,19 +197,16 @@ impl<N: Node + ?Sized> Ctx<'_, N> {
     }
     /// The outstanding operation took effect; `value` is its output.
     pub fn ok(&mut self, value: Value) {
-        self.core
-            .record_completion(self.slot, crate::history::OpType::Ok, value);
+        self.core.record_completion(self.slot, crate::history::OpType::Ok, value);
     }
     /// The outstanding operation definitely did not take effect.
     pub fn fail(&mut self, value: Value) {
-        self.core
-            .record_completion(self.slot, crate::history::OpType::Fail, value);
+        self.core.record_completion(self.slot, crate::history::OpType::Fail, value);
     }
     /// The outcome is unknown (a timeout): it may take effect later or never.
     /// The client continues under a fresh process number.
     pub fn info(&mut self, value: Value) {
-        self.core
-            .record_completion(self.slot, crate::history::OpType::Info, value);
+        self.core.record_completion(self.slot, crate::history::OpType::Info, value);
     }
     /// Whether this client has an operation outstanding.
     pub fn has_outstanding_op(&self) -> bool {

@@ -15,20 +15,9 @@ use crate::time::SimTime;
 pub enum Outcome {
     Pass,
     Violation(Violation),
-    Liveness {
-        reason: String,
-    },
-    Crash {
-        node: Option<NodeId>,
-        time: SimTime,
-        event: u64,
-        message: String,
-    },
-    Nondeterminism {
-        event: u64,
-        first: String,
-        second: String,
-    },
+    Liveness { reason: String },
+    Crash { node: Option<NodeId>, time: SimTime, event: u64, message: String },
+    Nondeterminism { event: u64, first: String, second: String },
 }
 
 impl Outcome {
@@ -55,25 +44,11 @@ impl fmt::Display for Outcome {
                 write!(f, "violation of \"{}\": {}", v.invariant, v.explanation)
             }
             Outcome::Liveness { reason } => write!(f, "liveness: {reason}"),
-            Outcome::Crash {
-                node,
-                time,
-                event,
-                message,
-            } => {
-                let who = node
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "a checker".into());
-                write!(
-                    f,
-                    "crash: {who} panicked at {time} (event {event}): {message}"
-                )
+            Outcome::Crash { node, time, event, message } => {
+                let who = node.map(|n| n.to_string()).unwrap_or_else(|| "a checker".into());
+                write!(f, "crash: {who} panicked at {time} (event {event}): {message}")
             }
-            Outcome::Nondeterminism {
-                event,
-                first,
-                second,
-            } => {
+            Outcome::Nondeterminism { event, first, second } => {
                 write!(f, "nondeterminism: event {event} differs: first run `{first}`, second run `{second}`")
             }
         }

@@ -33,13 +33,7 @@ impl Node for RingNode {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, _from: NodeId, msg: Token) {
-        ctx.send(
-            self.next,
-            Token {
-                id: msg.id,
-                hops: msg.hops + 1,
-            },
-        );
+        ctx.send(self.next, Token { id: msg.id, hops: msg.hops + 1 });
     }
 
     fn on_timer(&mut self, _ctx: &mut Ctx<'_, Self>, _timer: ()) {}
@@ -64,10 +58,7 @@ impl Default for RingConfig {
             tokens: 1000,
             loss: 0.0,
             duplicate: 0.0,
-            latency: Latency::Uniform {
-                min: Duration::from_millis(1),
-                max: Duration::from_millis(10),
-            },
+            latency: Latency::Uniform { min: Duration::from_millis(1), max: Duration::from_millis(10) },
         }
     }
 }
@@ -123,11 +114,7 @@ impl Node for HeartbeatNode {
 
 /// `nodes` servers heartbeating every `period`.
 pub fn heartbeat_world(nodes: u32, period: Duration) -> World<HeartbeatNode> {
-    let config = WorldConfig {
-        servers: nodes,
-        max_time: Duration::MAX,
-        max_events: u64::MAX,
-        ..WorldConfig::default()
-    };
+    let config =
+        WorldConfig { servers: nodes, max_time: Duration::MAX, max_events: u64::MAX, ..WorldConfig::default() };
     World::new(config, Box::new(move |_, _| HeartbeatNode { period }))
 }

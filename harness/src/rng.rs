@@ -130,17 +130,12 @@ mod tests {
 
     #[test]
     fn streams_are_independent_and_repeatable() {
-        let a: Vec<u64> = (0..4)
-            .map(|_| Rng::new(7, Stream::Network).next_u64())
-            .collect();
+        let a: Vec<u64> = (0..4).map(|_| Rng::new(7, Stream::Network).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         let mut net = Rng::new(7, Stream::Network);
         let mut faults = Rng::new(7, Stream::Faults);
         assert_ne!(net.next_u64(), faults.next_u64());
-        assert_ne!(
-            Rng::new(7, Stream::Workload).next_u64(),
-            Rng::new(8, Stream::Workload).next_u64()
-        );
+        assert_ne!(Rng::new(7, Stream::Workload).next_u64(), Rng::new(8, Stream::Workload).next_u64());
     }
 
     #[test]
@@ -151,10 +146,7 @@ mod tests {
         let second = r.next_u64();
         let mut again = Rng::new(1, Stream::Network);
         again.next_u64();
-        assert_eq!(
-            again.below(1000),
-            ((u128::from(second) * 1000) >> 64) as u64
-        );
+        assert_eq!(again.below(1000), ((u128::from(second) * 1000) >> 64) as u64);
     }
 
     #[test]

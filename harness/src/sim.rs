@@ -97,12 +97,7 @@ pub enum Status {
 #[derive(Clone, Debug)]
 enum Stop {
     Violation(Violation),
-    Crash {
-        node: Option<NodeId>,
-        time: SimTime,
-        event: u64,
-        message: String,
-    },
+    Crash { node: Option<NodeId>, time: SimTime, event: u64, message: String },
     Bound(String),
 }
 
@@ -236,34 +231,20 @@ impl<N: Node> View<'_, N> {
 impl<N: Node> World<N> {
     /// Builds the world and starts every node (servers first, then clients).
     pub fn new(config: WorldConfig, factory: Factory<N>) -> Self {
-        assert!(
-            config.servers + config.clients > 0,
-            "a world needs at least one node"
-        );
+        assert!(config.servers + config.clients > 0, "a world needs at least one node");
         if let Err(e) = config.network.validate() {
             panic!("invalid network configuration: {e}");
         }
         let servers: Vec<NodeId> = (0..config.servers).map(NodeId::server).collect();
-        let ids: Vec<NodeId> = servers
-            .iter()
-            .copied()
-            .chain((0..config.clients).map(NodeId::client))
-            .collect();
+        let ids: Vec<NodeId> = servers.iter().copied().chain((0..config.clients).map(NodeId::client)).collect();
         let mut clock_rng = Rng::new(config.seed, Stream::Clocks);
         let skew = nanos(config.skew).min(i64::MAX as u64 / 4) as i64;
         let nodes = ids
             .iter()
             .map(|&id| {
-                let offset = if skew > 0 {
-                    clock_rng.between(0, 2 * skew as u64) as i64 - skew
-                } else {
-                    0
-                };
-                let drift = if config.drift_ppm > 0.0 {
-                    (clock_rng.unit() * 2.0 - 1.0) * config.drift_ppm
-                } else {
-                    0.0
-                };
+                let offset = if skew > 0 { clock_rng.between(0, 2 * skew as u64) as i64 - skew } else { 0 };
+                let drift =
+                    if config.drift_ppm > 0.0 { (clock_rng.unit() * 2.0 - 1.0) * config.drift_ppm } else { 0.0 };
                 NodeState {
                     id,
                     status: Status::Up,
@@ -310,12 +291,7 @@ impl<N: Node> World<N> {
             max_time: nanos(config.max_time),
             max_events: config.max_events,
         };
-        let mut world = World {
-            nodes: (0..n).map(|_| None).collect(),
-            core,
-            factory,
-            config,
-        };
+        let mut world = World { nodes: (0..n).map(|_| None).collect(), core, factory, config };
         for slot in 0..n {
             world.start_node(slot);
         }
@@ -349,34 +325,20 @@ impl<N: Node> World<N> {
             panic!("invalid link configuration {from}->{to}: {e}");
         }
         let idx = self.core.config_index(config);
-        let li = self
-            .core
-            .link_index(self.core.slot_of(from), self.core.slot_of(to));
+        let li = self.core.link_index(self.core.slot_of(from), self.core.slot_of(to));
         self.core.links[li].config = idx;
     }
 
     /// Applies `fault` at true time `at`.
     pub fn schedule(&mut self, at: SimTime, fault: Fault) {
-        self.core.push_event(
-            at.0,
-            Event::Fault {
-                fault: Box::new(fault),
-                undo_after: None,
-            },
-        );
+        self.core.push_event(at.0, Event::Fault { fault: Box::new(fault), undo_after: None });
     }
 
     /// Applies `fault` at `at` and undoes it `duration` later, on exactly
     /// the nodes it hit (a paused leader is resumed even if another node
     /// leads by then).
     pub fn schedule_for(&mut self, at: SimTime, fault: Fault, duration: Duration) {
-        self.core.push_event(
-            at.0,
-            Event::Fault {
-                fault: Box::new(fault),
-                undo_after: Some(duration),
-            },
-        );
+        self.core.push_event(at.0, Event::Fault { fault: Box::new(fault), undo_after: Some(duration) });
     }
 
     /// Applies a fault now, outside the schedule.
@@ -477,16 +439,11 @@ impl<N: Node> World<N> {
                 return Ok(self.core.now);
             }
             let Some(Reverse(next)) = self.core.queue.peek() else {
-                return Err(format!(
-                    "no progress, and nothing left to happen at {}",
-                    self.core.now
-                ));
+                return Err(format!("no progress, and nothing left to happen at {}", self.core.now));
             };
             if next.time > deadline.0 {
                 self.core.now = deadline;
-                return Err(format!(
-                    "no progress within {bound:?} after healing (until {deadline})"
-                ));
+                return Err(format!("no progress within {bound:?} after healing (until {deadline})"));
             }
             if !self.within_bounds(next.time) {
                 return Err("a bound was reached".into());
@@ -513,11 +470,7 @@ impl<N: Node> World<N> {
                 self.restart(slot);
             }
         }
-        self.core.applied.push(AppliedFault {
-            time: self.core.now,
-            fault: "heal".into(),
-            nodes: vec![],
-        });
+        self.core.applied.push(AppliedFault { time: self.core.now, fault: "heal".into(), nodes: vec![] });
     }
 
     /// The standard run: the fault phase until `fault_phase`, heal, then a
@@ -546,11 +499,7 @@ impl<N: Node> World<N> {
             return outcome;
         }
         let core = &mut self.core;
-        let end = RunEnd {
-            now: core.now,
-            history: &core.history,
-            observations: &core.observations,
-        };
+        let end = RunEnd { now: core.now, history: &core.history, observations: &core.observations };
         for inv in &mut core.invariants {
             let name = inv.name().to_owned();
             match catch_unwind(AssertUnwindSafe(|| inv.at_end(&end))) {
@@ -581,36 +530,21 @@ impl<N: Node> World<N> {
     pub fn stop_outcome(&self) -> Option<Outcome> {
         Some(match self.core.stop.as_ref()? {
             Stop::Violation(v) => Outcome::Violation(v.clone()),
-            Stop::Crash {
-                node,
-                time,
-                event,
-                message,
-            } => Outcome::Crash {
-                node: *node,
-                time: *time,
-                event: *event,
-                message: message.clone(),
-            },
-            Stop::Bound(reason) => Outcome::Liveness {
-                reason: reason.clone(),
-            },
+            Stop::Crash { node, time, event, message } => {
+                Outcome::Crash { node: *node, time: *time, event: *event, message: message.clone() }
+            }
+            Stop::Bound(reason) => Outcome::Liveness { reason: reason.clone() },
         })
     }
 
     fn within_bounds(&mut self, next_time: u64) -> bool {
         if self.core.trace.events() >= self.core.max_events {
-            self.core.stop = Some(Stop::Bound(format!(
-                "the event limit of {} was reached",
-                self.core.max_events
-            )));
+            self.core.stop = Some(Stop::Bound(format!("the event limit of {} was reached", self.core.max_events)));
             return false;
         }
         if next_time > self.core.max_time {
-            self.core.stop = Some(Stop::Bound(format!(
-                "the virtual-time limit of {} was reached",
-                SimTime(self.core.max_time)
-            )));
+            self.core.stop =
+                Some(Stop::Bound(format!("the virtual-time limit of {} was reached", SimTime(self.core.max_time))));
             return false;
         }
         true
@@ -622,21 +556,10 @@ impl<N: Node> World<N> {
         debug_assert!(next.time >= self.core.now.0, "time went backwards");
         self.core.now = SimTime(next.time);
         let slot = next.slot;
-        let event = self.core.events[slot as usize]
-            .take()
-            .expect("scheduled event slot is empty");
+        let event = self.core.events[slot as usize].take().expect("scheduled event slot is empty");
         match event {
-            Event::Deliver {
-                from,
-                to,
-                epoch,
-                msg,
-            } => self.deliver(slot, from, to, epoch, msg),
-            Event::Timer {
-                slot: node,
-                id,
-                gen,
-            } => self.fire_timer(slot, node as usize, id, gen),
+            Event::Deliver { from, to, epoch, msg } => self.deliver(slot, from, to, epoch, msg),
+            Event::Timer { slot: node, id, gen } => self.fire_timer(slot, node as usize, id, gen),
             Event::Fault { fault, undo_after } => {
                 self.core.free.push(slot);
                 if !self.core.healed {
@@ -655,9 +578,7 @@ impl<N: Node> World<N> {
 
     fn deliver(&mut self, slot: u32, from: u32, to: u32, epoch: u32, msg: N::Msg) {
         let core = &mut self.core;
-        if epoch != ARRIVED
-            && core.links[core.link_index(from as usize, to as usize)].epoch != epoch
-        {
+        if epoch != ARRIVED && core.links[core.link_index(from as usize, to as usize)].epoch != epoch {
             core.stats.dropped_partition += 1;
             core.free.push(slot);
             return;
@@ -669,12 +590,7 @@ impl<N: Node> World<N> {
             return;
         }
         if state.paused {
-            core.events[slot as usize] = Some(Event::Deliver {
-                from,
-                to,
-                epoch: ARRIVED,
-                msg,
-            });
+            core.events[slot as usize] = Some(Event::Deliver { from, to, epoch: ARRIVED, msg });
             state.deferred.push(slot);
             return;
         }
@@ -699,24 +615,16 @@ impl<N: Node> World<N> {
             return;
         };
         if state.paused {
-            core.events[slot as usize] = Some(Event::Timer {
-                slot: node as u32,
-                id,
-                gen,
-            });
+            core.events[slot as usize] = Some(Event::Timer { slot: node as u32, id, gen });
             state.deferred.push(slot);
             return;
         }
         core.free.push(slot);
         let timer = state.timers.swap_remove(pos);
-        debug_assert!(
-            state.clock.mono(core.now) >= timer.deadline,
-            "timer fired early"
-        );
+        debug_assert!(state.clock.mono(core.now) >= timer.deadline, "timer fired early");
         core.stats.timers_fired += 1;
         let now = core.now.0;
-        core.trace
-            .record(now, 2, node as u32, 0, stable_hash(&timer.tag));
+        core.trace.record(now, 2, node as u32, 0, stable_hash(&timer.tag));
         if core.trace.keeps_full() || tracing::enabled!(tracing::Level::DEBUG) {
             let text = format!("{} timer {:?}", core.id_of(node), timer.tag);
             tracing::debug!(time = %core.now, "{text}");
@@ -728,13 +636,8 @@ impl<N: Node> World<N> {
 
     /// Runs a handler, turning a panic into a `crash` outcome.
     fn call(&mut self, slot: usize, f: impl FnOnce(&mut N, &mut Ctx<'_, N>)) {
-        let node = self.nodes[slot]
-            .as_mut()
-            .expect("handler for a node that is down");
-        let mut ctx = Ctx {
-            core: &mut self.core,
-            slot,
-        };
+        let node = self.nodes[slot].as_mut().expect("handler for a node that is down");
+        let mut ctx = Ctx { core: &mut self.core, slot };
         let span = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| tracing::debug_span!("node", id = %ctx.core.id_of(slot)).entered());
         let result = catch_unwind(AssertUnwindSafe(|| f(node, &mut ctx)));
@@ -755,12 +658,8 @@ impl<N: Node> World<N> {
         let node = (self.factory)(id, &self.core.nodes[slot].disk);
         self.nodes[slot] = Some(node);
         self.core.nodes[slot].status = Status::Up;
-        self.core
-            .trace
-            .record(self.core.now.0, 3, slot as u32, 0, 0);
-        self.core
-            .trace
-            .push_text(self.core.now.0, format!("{id} start"));
+        self.core.trace.record(self.core.now.0, 3, slot as u32, 0, 0);
+        self.core.trace.push_text(self.core.now.0, format!("{id} start"));
         self.call(slot, |n, ctx| n.on_start(ctx));
     }
 
@@ -811,11 +710,7 @@ impl<N: Node> World<N> {
         let now = core.now.0;
         for s in std::mem::take(&mut core.nodes[slot].deferred) {
             core.seq += 1;
-            core.queue.push(Reverse(Scheduled {
-                time: now,
-                seq: core.seq,
-                slot: s,
-            }));
+            core.queue.push(Reverse(Scheduled { time: now, seq: core.seq, slot: s }));
         }
     }
 
@@ -831,10 +726,7 @@ impl<N: Node> World<N> {
         if let (Some(after), Some(undo)) = (undo_after, undo) {
             let at = self.core.now.saturating_add(after).0;
             let event = match undo {
-                Undo::Fault(f) => Event::Fault {
-                    fault: Box::new(f),
-                    undo_after: None,
-                },
+                Undo::Fault(f) => Event::Fault { fault: Box::new(f), undo_after: None },
                 Undo::Unblock(partition) => Event::Unblock { partition },
             };
             self.core.push_event(at, event);
@@ -844,19 +736,11 @@ impl<N: Node> World<N> {
     /// Records an applied fault in the trace and the fault log.
     fn log_fault(&mut self, description: String, nodes: Vec<NodeId>) {
         let now = self.core.now;
-        let text = if nodes.is_empty() {
-            description.clone()
-        } else {
-            format!("{description} on {}", join(&nodes))
-        };
+        let text = if nodes.is_empty() { description.clone() } else { format!("{description} on {}", join(&nodes)) };
         self.core.trace.record(now.0, 4, 0, 0, stable_hash(&text));
         tracing::debug!(time = %now, "fault: {text}");
         self.core.trace.push_text(now.0, text);
-        self.core.applied.push(AppliedFault {
-            time: now,
-            fault: description,
-            nodes,
-        });
+        self.core.applied.push(AppliedFault { time: now, fault: description, nodes });
     }
 
     /// Applies a fault; returns the nodes it hit and the fault that undoes it.
@@ -882,28 +766,15 @@ impl<N: Node> World<N> {
                     let s = self.core.slot_of(id);
                     self.core.nodes[s].clock.bump(delta_ns);
                 }
-                let undo = Fault::ClockBump {
-                    target: Target::Nodes(hit.clone()),
-                    delta_ns: -delta_ns,
-                };
+                let undo = Fault::ClockBump { target: Target::Nodes(hit.clone()), delta_ns: -delta_ns };
                 (hit, Some(Undo::Fault(undo)))
             }
-            Fault::ClockStrobe {
-                target,
-                delta_ns,
-                period,
-                duration,
-            } => {
+            Fault::ClockStrobe { target, delta_ns, period, duration } => {
                 let hit = self.core.resolve(&target);
                 let now = self.core.now;
                 for &id in &hit {
                     let s = self.core.slot_of(id);
-                    self.core.nodes[s].clock.strobe(
-                        now,
-                        delta_ns,
-                        nanos(period).max(1),
-                        nanos(duration),
-                    );
+                    self.core.nodes[s].clock.strobe(now, delta_ns, nanos(period).max(1), nanos(duration));
                 }
                 (hit, None)
             }
@@ -926,12 +797,9 @@ impl<N: Node> World<N> {
                 }
                 // Undo restores each node's own earlier drift; with several
                 // nodes of different drifts, the first one's stands for all.
-                let undo = previous.first().map(|&p| {
-                    Undo::Fault(Fault::ClockDrift {
-                        target: Target::Nodes(hit.clone()),
-                        ppm: p,
-                    })
-                });
+                let undo = previous
+                    .first()
+                    .map(|&p| Undo::Fault(Fault::ClockDrift { target: Target::Nodes(hit.clone()), ppm: p }));
                 (hit, undo)
             }
             Fault::Network(config) => {
@@ -945,11 +813,7 @@ impl<N: Node> World<N> {
         }
     }
 
-    fn apply_process_fault(
-        &mut self,
-        kind: ProcessFault,
-        target: Target,
-    ) -> (Vec<NodeId>, Option<Undo>) {
+    fn apply_process_fault(&mut self, kind: ProcessFault, target: Target) -> (Vec<NodeId>, Option<Undo>) {
         let hit = self.core.resolve(&target);
         for &id in &hit {
             let slot = self.core.slot_of(id);
@@ -995,15 +859,8 @@ impl<N: Node + ?Sized> Core<N> {
     }
 
     pub(crate) fn slot_of(&self, id: NodeId) -> usize {
-        let slot = if id.is_client() {
-            self.n_servers as usize + id.index() as usize
-        } else {
-            id.index() as usize
-        };
-        assert!(
-            slot < self.nodes.len() && self.nodes[slot].id == id,
-            "{id} is not a node of this world"
-        );
+        let slot = if id.is_client() { self.n_servers as usize + id.index() as usize } else { id.index() as usize };
+        assert!(slot < self.nodes.len() && self.nodes[slot].id == id, "{id} is not a node of this world");
         slot
     }
 
@@ -1024,11 +881,7 @@ impl<N: Node + ?Sized> Core<N> {
             }
         };
         self.seq += 1;
-        self.queue.push(Reverse(Scheduled {
-            time,
-            seq: self.seq,
-            slot,
-        }));
+        self.queue.push(Reverse(Scheduled { time, seq: self.seq, slot }));
     }
 
     pub(crate) fn send(&mut self, from: usize, to: NodeId, msg: N::Msg) {
@@ -1055,20 +908,12 @@ impl<N: Node + ?Sized> Core<N> {
     fn schedule_delivery(&mut self, from: usize, to: usize, li: usize, msg: N::Msg) {
         let link = self.links[li];
         let config = &self.link_configs[link.config as usize];
-        let mut at = self
-            .now
-            .0
-            .saturating_add(config.latency.sample(&mut self.net_rng));
+        let mut at = self.now.0.saturating_add(config.latency.sample(&mut self.net_rng));
         if config.ordering == Ordering::Fifo {
             at = at.max(link.last_delivery);
             self.links[li].last_delivery = at;
         }
-        let event = Event::Deliver {
-            from: from as u32,
-            to: to as u32,
-            epoch: link.epoch,
-            msg,
-        };
+        let event = Event::Deliver { from: from as u32, to: to as u32, epoch: link.epoch, msg };
         self.push_event(at, event);
     }
 
@@ -1078,20 +923,8 @@ impl<N: Node + ?Sized> Core<N> {
         let state = &mut self.nodes[slot];
         let deadline = state.clock.mono(self.now).saturating_add(after);
         let at = state.clock.true_time_of(self.now, deadline);
-        state.timers.push(ArmedTimer {
-            id,
-            deadline,
-            gen: 0,
-            tag,
-        });
-        self.push_event(
-            at.0,
-            Event::Timer {
-                slot: slot as u32,
-                id,
-                gen: 0,
-            },
-        );
+        state.timers.push(ArmedTimer { id, deadline, gen: 0, tag });
+        self.push_event(at.0, Event::Timer { slot: slot as u32, id, gen: 0 });
         TimerId(id)
     }
 
@@ -1106,10 +939,7 @@ impl<N: Node + ?Sized> Core<N> {
     /// deadlines on its monotonic clock.
     fn set_drift(&mut self, slot: usize, ppm: f64) {
         let now = self.now;
-        self.nodes[slot].clock.set_drift(
-            now,
-            ppm.clamp(-crate::clock::MAX_DRIFT_PPM, crate::clock::MAX_DRIFT_PPM),
-        );
+        self.nodes[slot].clock.set_drift(now, ppm.clamp(-crate::clock::MAX_DRIFT_PPM, crate::clock::MAX_DRIFT_PPM));
         let state = &mut self.nodes[slot];
         let mut retimed = Vec::new();
         for t in &mut state.timers {
@@ -1117,14 +947,7 @@ impl<N: Node + ?Sized> Core<N> {
             retimed.push((t.id, t.gen, state.clock.true_time_of(now, t.deadline)));
         }
         for (id, gen, at) in retimed {
-            self.push_event(
-                at.0,
-                Event::Timer {
-                    slot: slot as u32,
-                    id,
-                    gen,
-                },
-            );
+            self.push_event(at.0, Event::Timer { slot: slot as u32, id, gen });
         }
     }
 
@@ -1136,12 +959,7 @@ impl<N: Node + ?Sized> Core<N> {
             _ => {}
         }
         let event = self.trace.events().saturating_sub(1);
-        self.observations.push(Observed {
-            time: self.now,
-            event,
-            node: id,
-            obs,
-        });
+        self.observations.push(Observed { time: self.now, event, node: id, obs });
         let observed = self.observations.last().expect("just pushed");
         for inv in &mut self.invariants {
             if let Err(explanation) = inv.on_observation(observed) {
@@ -1178,11 +996,7 @@ impl<N: Node + ?Sized> Core<N> {
 
     pub(crate) fn record_invoke(&mut self, slot: usize, f: &str, key: Option<&str>, value: Value) {
         let state = &mut self.nodes[slot];
-        assert!(
-            state.outstanding.is_none(),
-            "{} invoked `{f}` while an operation is outstanding",
-            state.id
-        );
+        assert!(state.outstanding.is_none(), "{} invoked `{f}` while an operation is outstanding", state.id);
         let process = *state.process.get_or_insert_with(|| {
             self.next_process += 1;
             self.next_process - 1
@@ -1202,24 +1016,14 @@ impl<N: Node + ?Sized> Core<N> {
     pub(crate) fn record_completion(&mut self, slot: usize, kind: OpType, value: Value) {
         let state = &mut self.nodes[slot];
         let Some((process, f, key)) = state.outstanding.take() else {
-            panic!(
-                "{} completed an operation ({kind}) without invoking one",
-                state.id
-            );
+            panic!("{} completed an operation ({kind}) without invoking one", state.id);
         };
         if kind == OpType::Info {
             // Jepsen's rule: after an indeterminate result the client carries
             // on as a new process, so the open operation stays open.
             state.process = None;
         }
-        let op = Op {
-            process,
-            kind,
-            f,
-            key,
-            value,
-            time: Some(self.now.0),
-        };
+        let op = Op { process, kind, f, key, value, time: Some(self.now.0) };
         self.record_op(slot, op);
     }
 
@@ -1276,27 +1080,14 @@ impl<N: Node + ?Sized> Core<N> {
         let mut nodes = match target {
             Target::Node(id) => vec![*id],
             Target::Nodes(ids) => ids.clone(),
-            Target::Random => self
-                .fault_rng
-                .pick(&self.servers)
-                .copied()
-                .into_iter()
-                .collect(),
+            Target::Random => self.fault_rng.pick(&self.servers).copied().into_iter().collect(),
             Target::Leader => match self.leader {
                 Some(l) => vec![l],
-                None => self
-                    .fault_rng
-                    .pick(&self.servers)
-                    .copied()
-                    .into_iter()
-                    .collect(),
+                None => self.fault_rng.pick(&self.servers).copied().into_iter().collect(),
             },
             Target::Minority | Target::Majority => {
-                let size = if matches!(target, Target::Minority) {
-                    ((n.saturating_sub(1)) / 2).max(1)
-                } else {
-                    n / 2 + 1
-                };
+                let size =
+                    if matches!(target, Target::Minority) { ((n.saturating_sub(1)) / 2).max(1) } else { n / 2 + 1 };
                 let mut all = self.servers.clone();
                 self.fault_rng.shuffle(&mut all);
                 all.truncate(size.min(n));
@@ -1304,10 +1095,7 @@ impl<N: Node + ?Sized> Core<N> {
             }
         };
         for id in &nodes {
-            assert!(
-                self.nodes.iter().any(|s| s.id == *id),
-                "fault target {id} is not a node of this world"
-            );
+            assert!(self.nodes.iter().any(|s| s.id == *id), "fault target {id} is not a node of this world");
         }
         nodes.sort();
         nodes.dedup();
@@ -1331,11 +1119,7 @@ impl<N: Node + ?Sized> Core<N> {
             Shape::Isolate(target) => {
                 let hit = self.resolve(target);
                 let inside: Vec<u32> = hit.iter().map(|&id| self.slot_of(id) as u32).collect();
-                let outside: Vec<u32> = all
-                    .iter()
-                    .copied()
-                    .filter(|s| !inside.contains(s))
-                    .collect();
+                let outside: Vec<u32> = all.iter().copied().filter(|s| !inside.contains(s)).collect();
                 cut_between(&inside, &outside, &mut pairs);
                 hit
             }
@@ -1388,10 +1172,8 @@ impl<N: Node + ?Sized> Core<N> {
                 hit
             }
             Shape::Groups(groups) => {
-                let slots: Vec<Vec<u32>> = groups
-                    .iter()
-                    .map(|g| g.iter().map(|&id| self.slot_of(id) as u32).collect())
-                    .collect();
+                let slots: Vec<Vec<u32>> =
+                    groups.iter().map(|g| g.iter().map(|&id| self.slot_of(id) as u32).collect()).collect();
                 for (i, a) in slots.iter().enumerate() {
                     for b in &slots[i + 1..] {
                         cut_between(a, b, &mut pairs);

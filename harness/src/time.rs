@@ -7,25 +7,19 @@ use std::fmt;
 use std::time::Duration;
 
 /// True (simulated) time in nanoseconds since the start of the run.
-#[derive(
-    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SimTime(pub u64);
 
 /// A reading of a node's wall clock, in nanoseconds. It may be negative
 /// and it may jump backwards (bumps, strobes, resets).
-#[derive(
-    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WallTime(pub i64);
 
 /// A reading of a node's monotonic clock, in nanoseconds. Never goes back;
 /// runs fast or slow with the node's drift.
-#[derive(
-    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MonoTime(pub u64);
 
@@ -64,10 +58,7 @@ impl MonoTime {
 
 impl WallTime {
     pub fn saturating_add(self, d: Duration) -> Self {
-        WallTime(
-            self.0
-                .saturating_add(i64::try_from(nanos(d)).unwrap_or(i64::MAX)),
-        )
+        WallTime(self.0.saturating_add(i64::try_from(nanos(d)).unwrap_or(i64::MAX)))
     }
 }
 
@@ -76,11 +67,7 @@ impl WallTime {
 pub fn format_nanos(ns: i128) -> String {
     let sign = if ns < 0 { "-" } else { "" };
     let ns = ns.unsigned_abs();
-    format!(
-        "{sign}{}.{:06}s",
-        ns / 1_000_000_000,
-        (ns % 1_000_000_000) / 1_000
-    )
+    format!("{sign}{}.{:06}s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
 }
 
 impl fmt::Display for SimTime {

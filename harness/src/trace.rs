@@ -93,11 +93,7 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(keep_full: bool) -> Self {
-        Trace {
-            hash: 0x6A09_E667_F3BC_C908,
-            events: 0,
-            full: keep_full.then(Vec::new),
-        }
+        Trace { hash: 0x6A09_E667_F3BC_C908, events: 0, full: keep_full.then(Vec::new) }
     }
 
     /// Folds one event (its time, kind, node, peer and payload hash) into the hash.
@@ -118,11 +114,7 @@ impl Trace {
     /// Appends the text of the event just recorded (only when keeping the full trace).
     pub fn push_text(&mut self, time: u64, text: String) {
         if let Some(full) = &mut self.full {
-            full.push(TraceEntry {
-                index: self.events - 1,
-                time,
-                text,
-            });
+            full.push(TraceEntry { index: self.events - 1, time, text });
         }
     }
 

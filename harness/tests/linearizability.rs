@@ -34,14 +34,7 @@ fn to_history(ops: &[GenOp]) -> History {
             (_, Some(_)) => (OpType::Ok, op.output.clone()),
             (_, None) => (OpType::Info, Value::Null),
         };
-        h.push(Op {
-            process: i as u64,
-            kind,
-            f: op.f.to_owned(),
-            key: None,
-            value,
-            time: None,
-        });
+        h.push(Op { process: i as u64, kind, f: op.f.to_owned(), key: None, value, time: None });
     }
     h
 }
@@ -49,11 +42,7 @@ fn to_history(ops: &[GenOp]) -> History {
 /// An independent brute-force search over every order consistent with real time.
 fn brute_force(ops: &[GenOp]) -> bool {
     fn go(ops: &[GenOp], done: &mut Vec<bool>, state: &<Register as Model>::State) -> bool {
-        if ops
-            .iter()
-            .zip(done.iter())
-            .all(|(o, &d)| d || o.ret.is_none())
-        {
+        if ops.iter().zip(done.iter()).all(|(o, &d)| d || o.ret.is_none()) {
             return true;
         }
         for x in 0..ops.len() {
@@ -61,19 +50,12 @@ fn brute_force(ops: &[GenOp]) -> bool {
                 continue;
             }
             // x may go next unless a pending definite op returned before x was invoked.
-            let blocked = (0..ops.len())
-                .any(|y| !done[y] && y != x && ops[y].ret.is_some_and(|r| r < ops[x].invoke));
+            let blocked = (0..ops.len()).any(|y| !done[y] && y != x && ops[y].ret.is_some_and(|r| r < ops[x].invoke));
             if blocked {
                 continue;
             }
             let output = ops[x].ret.map(|_| &ops[x].output);
-            let call = Call {
-                process: 0,
-                f: ops[x].f,
-                key: None,
-                input: &ops[x].input,
-                output,
-            };
+            let call = Call { process: 0, f: ops[x].f, key: None, input: &ops[x].input, output };
             let Some(op) = Register.prepare(&call).expect("valid op") else {
                 done[x] = true;
                 let ok = go(ops, done, state);
@@ -103,16 +85,7 @@ fn small_value() -> impl Strategy<Value = Value> {
 
 fn gen_op() -> impl Strategy<Value = GenOp> {
     let f = prop_oneof![Just("read"), Just("write"), Just("cas")];
-    (
-        f,
-        small_value(),
-        small_value(),
-        small_value(),
-        0u32..40,
-        1u32..20,
-        prop::bool::weighted(0.25),
-        prop::bool::ANY,
-    )
+    (f, small_value(), small_value(), small_value(), 0u32..40, 1u32..20, prop::bool::weighted(0.25), prop::bool::ANY)
         .prop_map(|(f, a, b, c, invoke, len, info, cas_ok)| {
             let (input, output) = match f {
                 "read" => (Value::Null, a),
@@ -124,13 +97,7 @@ fn gen_op() -> impl Strategy<Value = GenOp> {
             };
             let _ = c;
             // Distinct times: 2x and 2x+1 keep invocations and returns apart.
-            GenOp {
-                f,
-                input,
-                output,
-                invoke: invoke * 2,
-                ret: (!info).then_some((invoke + len) * 2 + 1),
-            }
+            GenOp { f, input, output, invoke: invoke * 2, ret: (!info).then_some((invoke + len) * 2 + 1) }
         })
 }
 
@@ -162,36 +129,19 @@ struct Planned {
 }
 
 fn planned() -> impl Strategy<Value = Planned> {
-    let f = prop_oneof![
-        Just("get"),
-        Just("put"),
-        Just("append"),
-        Just("read"),
-        Just("write"),
-        Just("cas")
-    ];
-    (
-        0u8..3,
-        f,
-        0u32..1000,
-        0u32..200,
-        0u32..30,
-        0u32..30,
-        prop::bool::weighted(0.15),
-        prop::bool::ANY,
+    let f = prop_oneof![Just("get"), Just("put"), Just("append"), Just("read"), Just("write"), Just("cas")];
+    (0u8..3, f, 0u32..1000, 0u32..200, 0u32..30, 0u32..30, prop::bool::weighted(0.15), prop::bool::ANY).prop_map(
+        |(key, f, token, invoke, a, b, crashed, crashed_applies)| Planned {
+            key,
+            f,
+            token,
+            invoke: invoke * 3,
+            effect: invoke * 3 + 1 + a.min(b) * 3,
+            ret: invoke * 3 + 2 + a.max(b) * 3,
+            crashed,
+            crashed_applies,
+        },
     )
-        .prop_map(
-            |(key, f, token, invoke, a, b, crashed, crashed_applies)| Planned {
-                key,
-                f,
-                token,
-                invoke: invoke * 3,
-                effect: invoke * 3 + 1 + a.min(b) * 3,
-                ret: invoke * 3 + 2 + a.max(b) * 3,
-                crashed,
-                crashed_applies,
-            },
-        )
 }
 
 fn run_sequential(plan: &[Planned]) -> History {
@@ -209,28 +159,12 @@ fn run_sequential(plan: &[Planned]) -> History {
         let (input, output, next) = match p.f {
             "get" => (Value::Null, Value::Str(text(&cur)), None),
             "read" => (Value::Null, cur.clone(), None),
-            "put" => (
-                Value::Str(tok.clone()),
-                Value::Str(tok.clone()),
-                Some(Value::Str(tok)),
-            ),
-            "write" => (
-                Value::Str(tok.clone()),
-                Value::Str(tok.clone()),
-                Some(Value::Str(tok)),
-            ),
-            "append" => (
-                Value::Str(tok.clone()),
-                Value::Str(tok.clone()),
-                Some(Value::Str(text(&cur) + &tok)),
-            ),
+            "put" => (Value::Str(tok.clone()), Value::Str(tok.clone()), Some(Value::Str(tok))),
+            "write" => (Value::Str(tok.clone()), Value::Str(tok.clone()), Some(Value::Str(tok))),
+            "append" => (Value::Str(tok.clone()), Value::Str(tok.clone()), Some(Value::Str(text(&cur) + &tok))),
             _ => {
                 // cas from the current value half the time, from a stale one otherwise.
-                let from = if p.token % 2 == 0 {
-                    cur.clone()
-                } else {
-                    Value::Str("stale".into())
-                };
+                let from = if p.token % 2 == 0 { cur.clone() } else { Value::Str("stale".into()) };
                 let pair = Value::pair(from.clone(), Value::Str(tok.clone()));
                 if from == cur {
                     (pair.clone(), pair, Some(Value::Str(tok)))
@@ -258,14 +192,7 @@ fn run_sequential(plan: &[Planned]) -> History {
             _ if p.crashed => (OpType::Info, Value::Null),
             _ => (OpType::Ok, io[i].1.clone()),
         };
-        h.push(Op {
-            process: i as u64,
-            kind,
-            f: p.f.to_owned(),
-            key: Some(p.key.to_string()),
-            value,
-            time: None,
-        });
+        h.push(Op { process: i as u64, kind, f: p.f.to_owned(), key: Some(p.key.to_string()), value, time: None });
     }
     h
 }
@@ -308,64 +235,27 @@ fn a_budget_leaves_a_partition_unknown_and_the_others_decided() {
     // Key a: a simple violation. Key b: twelve concurrent writes, then a read of one of them.
     let mut h = History::new();
     let push = |h: &mut History, process: u64, kind, f: &str, key: &str, value| {
-        h.push(Op {
-            process,
-            kind,
-            f: f.into(),
-            key: Some(key.into()),
-            value,
-            time: None,
-        });
+        h.push(Op { process, kind, f: f.into(), key: Some(key.into()), value, time: None });
     };
     push(&mut h, 0, OpType::Invoke, "write", "a", Value::Int(1));
     push(&mut h, 0, OpType::Ok, "write", "a", Value::Int(1));
     push(&mut h, 1, OpType::Invoke, "read", "a", Value::Null);
     push(&mut h, 1, OpType::Ok, "read", "a", Value::Int(2));
     for i in 0..12 {
-        push(
-            &mut h,
-            10 + i,
-            OpType::Invoke,
-            "write",
-            "b",
-            Value::Int(i as i64),
-        );
+        push(&mut h, 10 + i, OpType::Invoke, "write", "b", Value::Int(i as i64));
     }
     for i in 0..12 {
-        push(
-            &mut h,
-            10 + i,
-            OpType::Ok,
-            "write",
-            "b",
-            Value::Int(i as i64),
-        );
+        push(&mut h, 10 + i, OpType::Ok, "write", "b", Value::Int(i as i64));
     }
     push(&mut h, 99, OpType::Invoke, "read", "b", Value::Null);
     push(&mut h, 99, OpType::Ok, "read", "b", Value::Int(5));
-    let tight = Options {
-        max_states_per_partition: 50,
-        ..Options::default()
-    };
+    let tight = Options { max_states_per_partition: 50, ..Options::default() };
     let report = check(&Register, &h, &tight).expect("valid");
-    let verdicts: Vec<_> = report
-        .partitions
-        .iter()
-        .map(|p| (p.key.as_deref(), p.verdict))
-        .collect();
-    assert_eq!(
-        verdicts,
-        vec![
-            (Some("a"), Verdict::NotLinearizable),
-            (Some("b"), Verdict::Unknown)
-        ]
-    );
+    let verdicts: Vec<_> = report.partitions.iter().map(|p| (p.key.as_deref(), p.verdict)).collect();
+    assert_eq!(verdicts, vec![(Some("a"), Verdict::NotLinearizable), (Some("b"), Verdict::Unknown)]);
     assert_eq!(report.verdict, Verdict::NotLinearizable);
     // With room to search, b is decided: write 5 can go last.
     let report = check(&Register, &h, &Options::default()).expect("valid");
     let verdicts: Vec<_> = report.partitions.iter().map(|p| p.verdict).collect();
-    assert_eq!(
-        verdicts,
-        vec![Verdict::NotLinearizable, Verdict::Linearizable]
-    );
+    assert_eq!(verdicts, vec![Verdict::NotLinearizable, Verdict::Linearizable]);
 }

@@ -44,10 +44,7 @@ fn every_corpus_history_gets_its_expected_verdict() {
         }
         .unwrap_or_else(|e| panic!("{file}: event {}: {}", e.event, e.message));
         if report.verdict != *want {
-            wrong.push(format!(
-                "{file}: got {:?}, expected {want:?}",
-                report.verdict
-            ));
+            wrong.push(format!("{file}: got {:?}, expected {want:?}", report.verdict));
         }
         if file.contains("etcd") && report.verdict == Verdict::Linearizable {
             linearizable_etcd += 1;
@@ -57,25 +54,13 @@ fn every_corpus_history_gets_its_expected_verdict() {
             // default budget six keys are decided (Porcupine decides seven
             // in a minute); the other four say `unknown`.
             assert_eq!(report.partitions.len(), 10);
-            let decided = report
-                .partitions
-                .iter()
-                .filter(|p| p.verdict == Verdict::NotLinearizable)
-                .count();
-            let unknown = report
-                .partitions
-                .iter()
-                .filter(|p| p.verdict == Verdict::Unknown)
-                .count();
+            let decided = report.partitions.iter().filter(|p| p.verdict == Verdict::NotLinearizable).count();
+            let unknown = report.partitions.iter().filter(|p| p.verdict == Verdict::Unknown).count();
             assert_eq!(
                 (decided, unknown),
                 (6, 4),
                 "{:?}",
-                report
-                    .partitions
-                    .iter()
-                    .map(|p| (&p.key, p.verdict))
-                    .collect::<Vec<_>>()
+                report.partitions.iter().map(|p| (&p.key, p.verdict)).collect::<Vec<_>>()
             );
         }
     }

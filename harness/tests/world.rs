@@ -8,8 +8,8 @@ use harness::check::online;
 use harness::determinism::{self, TracedRun};
 use harness::ring::{ring_world, RingConfig};
 use harness::{
-    Ctx, Fault, Latency, LinkConfig, MonoTime, Node, NodeId, Observation, Ordering, Outcome, Shape,
-    SimTime, Status, Target, WallTime, World, WorldConfig,
+    Ctx, Fault, Latency, LinkConfig, MonoTime, Node, NodeId, Observation, Ordering, Outcome, Shape, SimTime, Status,
+    Target, WallTime, World, WorldConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -18,18 +18,9 @@ struct Ping(u32);
 
 #[derive(Clone, Debug, Hash, Serialize)]
 enum Seen {
-    Started {
-        stored: Option<u64>,
-    },
-    Got {
-        from: NodeId,
-        seq: u32,
-    },
-    Fired {
-        tag: u32,
-        mono: MonoTime,
-        wall: WallTime,
-    },
+    Started { stored: Option<u64> },
+    Got { from: NodeId, seq: u32 },
+    Fired { tag: u32, mono: MonoTime, wall: WallTime },
 }
 impl Observation for Seen {}
 
@@ -73,23 +64,13 @@ const N2: NodeId = NodeId::server(1);
 const N3: NodeId = NodeId::server(2);
 
 fn config(network: LinkConfig) -> WorldConfig {
-    WorldConfig {
-        seed: 42,
-        servers: 3,
-        network,
-        ..WorldConfig::default()
-    }
+    WorldConfig { seed: 42, servers: 3, network, ..WorldConfig::default() }
 }
 
 /// A world where every node runs `script` at every start.
 fn probe_world(cfg: WorldConfig, script: impl Fn(&mut Ctx<'_, Probe>) + 'static) -> World<Probe> {
     let script: Script = Rc::new(script);
-    World::new(
-        cfg,
-        Box::new(move |_, _| Probe {
-            script: Some(script.clone()),
-        }),
-    )
+    World::new(cfg, Box::new(move |_, _| Probe { script: Some(script.clone()) }))
 }
 
 fn received(world: &World<Probe>, at: NodeId) -> Vec<(SimTime, u32)> {
@@ -135,96 +116,51 @@ fn ms(x: u64) -> Duration {
 #[test]
 fn loss_rate_is_within_a_statistical_bound_of_the_configured_rate() {
     let n = 20_000;
-    let mut world = probe_world(
-        config(LinkConfig {
-            loss: 0.2,
-            ..LinkConfig::default()
-        }),
-        send_many(n),
-    );
+    let mut world = probe_world(config(LinkConfig { loss: 0.2, ..LinkConfig::default() }), send_many(n));
     world.run_for(Duration::from_secs(1));
     let got = received(&world, N2).len() as f64;
     // Binomial(20000, 0.8): sd = 57; allow 5 sd.
-    assert!(
-        (got - 16_000.0).abs() < 285.0,
-        "delivered {got} of {n} at 20% loss"
-    );
+    assert!((got - 16_000.0).abs() < 285.0, "delivered {got} of {n} at 20% loss");
     assert_eq!(world.stats().dropped_loss + got as u64, u64::from(n));
 }
 
 #[test]
 fn duplication_rate_is_within_a_statistical_bound_and_copies_arrive() {
     let n = 20_000;
-    let mut world = probe_world(
-        config(LinkConfig {
-            duplicate: 0.1,
-            ..LinkConfig::default()
-        }),
-        send_many(n),
-    );
+    let mut world = probe_world(config(LinkConfig { duplicate: 0.1, ..LinkConfig::default() }), send_many(n));
     world.run_for(Duration::from_secs(1));
     let got = received(&world, N2).len() as f64;
     // Binomial(20000, 0.1) extra copies: sd = 42; allow 5 sd.
-    assert!(
-        (got - 22_000.0).abs() < 212.0,
-        "delivered {got} for {n} sends at 10% duplication"
-    );
+    assert!((got - 22_000.0).abs() < 212.0, "delivered {got} for {n} sends at 10% duplication");
     assert_eq!(world.stats().duplicated + u64::from(n), got as u64);
 }
 
 #[test]
 fn fifo_never_reorders_and_unordered_does() {
     let order = |ordering| {
-        let net = LinkConfig {
-            ordering,
-            latency: Latency::Uniform {
-                min: ms(1),
-                max: ms(50),
-            },
-            ..LinkConfig::default()
-        };
+        let net =
+            LinkConfig { ordering, latency: Latency::Uniform { min: ms(1), max: ms(50) }, ..LinkConfig::default() };
         let mut world = probe_world(config(net), send_many(500));
         world.run_for(Duration::from_secs(1));
-        received(&world, N2)
-            .into_iter()
-            .map(|(_, s)| s)
-            .collect::<Vec<_>>()
+        received(&world, N2).into_iter().map(|(_, s)| s).collect::<Vec<_>>()
     };
     let fifo = order(Ordering::Fifo);
     assert_eq!(fifo, (0..500).collect::<Vec<_>>());
     let unordered = order(Ordering::Unordered);
     assert_eq!(unordered.len(), 500);
-    assert!(
-        unordered.windows(2).any(|w| w[0] > w[1]),
-        "uniform 1-50ms latency never reordered 500 messages"
-    );
+    assert!(unordered.windows(2).any(|w| w[0] > w[1]), "uniform 1-50ms latency never reordered 500 messages");
 }
 
 #[test]
 fn latency_distributions_stay_in_their_bounds() {
     for latency in [
         Latency::Constant(ms(7)),
-        Latency::Uniform {
-            min: ms(2),
-            max: ms(9),
-        },
-        Latency::Exponential {
-            mean: ms(4),
-            max: ms(30),
-        },
-        Latency::HeavyTail {
-            min: ms(1),
-            alpha: 1.2,
-            max: ms(500),
-        },
+        Latency::Uniform { min: ms(2), max: ms(9) },
+        Latency::Exponential { mean: ms(4), max: ms(30) },
+        Latency::HeavyTail { min: ms(1), alpha: 1.2, max: ms(500) },
     ] {
-        let mut world = probe_world(
-            config(LinkConfig {
-                latency: latency.clone(),
-                ..LinkConfig::default()
-            }),
-            send_many(2000),
-        );
+        let mut world =
+            probe_world(config(LinkConfig { latency: latency.clone(), ..LinkConfig::default() }), send_many(2000));
         world.run_for(Duration::from_secs(2));
         let times: Vec<u64> = received(&world, N2).iter().map(|(t, _)| t.0).collect();
         let (min, max) = match latency {
@@ -234,42 +170,25 @@ fn latency_distributions_stay_in_their_bounds() {
             Latency::HeavyTail { min, max, .. } => (min, max),
         };
         assert_eq!(times.len(), 2000);
-        assert!(
-            times
-                .iter()
-                .all(|&t| t >= min.as_nanos() as u64 && t <= max.as_nanos() as u64),
-            "{latency:?}"
-        );
+        assert!(times.iter().all(|&t| t >= min.as_nanos() as u64 && t <= max.as_nanos() as u64), "{latency:?}");
         let mean = times.iter().sum::<u64>() as f64 / times.len() as f64 / 1e6;
         if let Latency::Exponential { .. } = latency {
             assert!((mean - 4.0).abs() < 0.5, "exponential mean {mean}ms");
         }
         if let Latency::HeavyTail { .. } = latency {
-            assert!(
-                times.iter().filter(|&&t| t > 20_000_000).count() > 10,
-                "heavy tail has no tail"
-            );
+            assert!(times.iter().filter(|&&t| t > 20_000_000).count() > 10, "heavy tail has no tail");
         }
     }
 }
 
 #[test]
 fn a_partition_drops_messages_in_flight() {
-    let net = LinkConfig {
-        latency: Latency::Constant(ms(10)),
-        ..LinkConfig::default()
-    };
+    let net = LinkConfig { latency: Latency::Constant(ms(10)), ..LinkConfig::default() };
     let mut world = probe_world(config(net), send_many(5));
-    world.schedule(
-        SimTime::from_duration(ms(5)),
-        Fault::Partition(Shape::Isolate(Target::Node(N2))),
-    );
+    world.schedule(SimTime::from_duration(ms(5)), Fault::Partition(Shape::Isolate(Target::Node(N2))));
     world.schedule(SimTime::from_duration(ms(6)), Fault::HealPartitions);
     world.run_for(ms(100));
-    assert!(
-        received(&world, N2).is_empty(),
-        "messages sent before the cut arrived after it"
-    );
+    assert!(received(&world, N2).is_empty(), "messages sent before the cut arrived after it");
     assert_eq!(world.stats().dropped_partition, 5);
 }
 
@@ -303,10 +222,7 @@ fn one_way_blocks_one_direction_only() {
 fn partition_shapes_block_the_expected_pairs() {
     // For each shape, count which of the 5 servers each server still reaches.
     let reach = |shape: Shape| {
-        let cfg = WorldConfig {
-            servers: 5,
-            ..config(LinkConfig::default())
-        };
+        let cfg = WorldConfig { servers: 5, ..config(LinkConfig::default()) };
         let mut world = probe_world(cfg, |ctx| {
             ctx.set_timer(ms(10), BROADCAST);
         });
@@ -345,14 +261,8 @@ fn a_crash_loses_unsynced_writes_and_keeps_synced_ones() {
             ctx.disk().put("value", &2u64);
         }
     });
-    world.schedule(
-        SimTime::from_duration(ms(10)),
-        Fault::Crash(Target::Node(N1)),
-    );
-    world.schedule(
-        SimTime::from_duration(ms(20)),
-        Fault::Restart(Target::Node(N1)),
-    );
+    world.schedule(SimTime::from_duration(ms(10)), Fault::Crash(Target::Node(N1)));
+    world.schedule(SimTime::from_duration(ms(20)), Fault::Restart(Target::Node(N1)));
     world.run_for(ms(30));
     let starts: Vec<Option<u64>> = world
         .observations()
@@ -369,34 +279,19 @@ fn a_crash_loses_unsynced_writes_and_keeps_synced_ones() {
 
 #[test]
 fn a_crashed_node_loses_its_timers_and_receives_nothing_until_restarted() {
-    let mut world = probe_world(
-        config(LinkConfig {
-            latency: Latency::Constant(ms(1)),
-            ..LinkConfig::default()
-        }),
-        |ctx| {
+    let mut world =
+        probe_world(config(LinkConfig { latency: Latency::Constant(ms(1)), ..LinkConfig::default() }), |ctx| {
             ctx.set_timer(ms(20), 1);
             if ctx.me() == N2 {
                 ctx.set_timer(ms(15), BROADCAST);
             }
-        },
-    );
-    world.schedule_for(
-        SimTime::from_duration(ms(10)),
-        Fault::Crash(Target::Node(N1)),
-        ms(30),
-    );
+        });
+    world.schedule_for(SimTime::from_duration(ms(10)), Fault::Crash(Target::Node(N1)), ms(30));
     world.run_for(ms(100));
     // n1's first timer (20ms) died with it; after the restart at 40ms it armed a new one (60ms).
-    let n1_timers: Vec<u64> = fired(&world, N1)
-        .iter()
-        .map(|f| f.0 .0 / 1_000_000)
-        .collect();
+    let n1_timers: Vec<u64> = fired(&world, N1).iter().map(|f| f.0 .0 / 1_000_000).collect();
     assert_eq!(n1_timers, vec![60]);
-    assert!(
-        received(&world, N1).is_empty(),
-        "a crashed node received n2's broadcast"
-    );
+    assert!(received(&world, N1).is_empty(), "a crashed node received n2's broadcast");
     assert_eq!(world.stats().dropped_down, 1);
 }
 
@@ -412,10 +307,7 @@ fn kill_is_not_undone_by_heal() {
 
 #[test]
 fn a_paused_node_gets_its_messages_and_timers_late() {
-    let net = LinkConfig {
-        latency: Latency::Constant(ms(1)),
-        ..LinkConfig::default()
-    };
+    let net = LinkConfig { latency: Latency::Constant(ms(1)), ..LinkConfig::default() };
     let mut world = probe_world(config(net), |ctx| {
         if ctx.me() == N2 {
             ctx.set_timer(ms(5), 7);
@@ -424,24 +316,11 @@ fn a_paused_node_gets_its_messages_and_timers_late() {
             ctx.set_timer(ms(4), BROADCAST);
         }
     });
-    world.schedule_for(
-        SimTime::from_duration(ms(2)),
-        Fault::Pause(Target::Node(N2)),
-        ms(98),
-    );
+    world.schedule_for(SimTime::from_duration(ms(2)), Fault::Pause(Target::Node(N2)), ms(98));
     world.run_for(ms(200));
     // The timer due at 5ms and the ping due at 5ms both wait for the resume at 100ms.
-    assert_eq!(
-        fired(&world, N2)
-            .iter()
-            .map(|f| (f.0 .0, f.1))
-            .collect::<Vec<_>>(),
-        vec![(100_000_000, 7)]
-    );
-    assert_eq!(
-        received(&world, N2),
-        vec![(SimTime(100_000_000), BROADCAST)]
-    );
+    assert_eq!(fired(&world, N2).iter().map(|f| (f.0 .0, f.1)).collect::<Vec<_>>(), vec![(100_000_000, 7)]);
+    assert_eq!(received(&world, N2), vec![(SimTime(100_000_000), BROADCAST)]);
     // Its clocks kept running while paused.
     let (_, mono) = (0, fired(&world, N2)[0].2);
     assert_eq!(mono, MonoTime(100_000_000));
@@ -451,11 +330,7 @@ fn a_paused_node_gets_its_messages_and_timers_late() {
 
 #[test]
 fn skew_drift_and_bumps_move_clocks_and_timers_exactly() {
-    let cfg = WorldConfig {
-        skew: ms(250),
-        drift_ppm: 200.0,
-        ..config(LinkConfig::default())
-    };
+    let cfg = WorldConfig { skew: ms(250), drift_ppm: 200.0, ..config(LinkConfig::default()) };
     let mut world = probe_world(cfg, |ctx| {
         ctx.set_timer(Duration::from_secs(10), 1);
     });
@@ -466,14 +341,8 @@ fn skew_drift_and_bumps_move_clocks_and_timers_exactly() {
         assert!(wall.0.abs() <= 250_000_000, "{id} skew {wall}");
     }
     // Set exact drifts, then a bump and check every reading.
-    world.apply(Fault::ClockDrift {
-        target: Target::Node(N1),
-        ppm: 1000.0,
-    });
-    world.apply(Fault::ClockDrift {
-        target: Target::Node(N2),
-        ppm: -1000.0,
-    });
+    world.apply(Fault::ClockDrift { target: Target::Node(N1), ppm: 1000.0 });
+    world.apply(Fault::ClockDrift { target: Target::Node(N2), ppm: -1000.0 });
     world.apply(Fault::ClockReset(Target::Nodes(vec![N1, N2])));
     world.run_for(Duration::from_secs(20));
     // n1 runs 0.1% fast: its 10s timer fires at 10/1.001 s of true time.
@@ -486,16 +355,9 @@ fn skew_drift_and_bumps_move_clocks_and_timers_exactly() {
     // After the reset at 0, wall == mono for both.
     assert_eq!(f1.3, WallTime(10_000_000_000));
     let before = world.clock_readings(N3);
-    world.apply(Fault::ClockBump {
-        target: Target::Node(N3),
-        delta_ns: -5_000_000_000,
-    });
+    world.apply(Fault::ClockBump { target: Target::Node(N3), delta_ns: -5_000_000_000 });
     let after = world.clock_readings(N3);
-    assert_eq!(
-        after.0 .0,
-        before.0 .0 - 5_000_000_000,
-        "bump moves the wall clock"
-    );
+    assert_eq!(after.0 .0, before.0 .0 - 5_000_000_000, "bump moves the wall clock");
     assert_eq!(after.1, before.1, "bump leaves the monotonic clock alone");
 }
 
@@ -505,16 +367,10 @@ fn a_drift_change_retimes_armed_timers() {
         ctx.set_timer(Duration::from_secs(10), 1);
     });
     world.run_until(SimTime::from_duration(Duration::from_secs(5)));
-    world.apply(Fault::ClockDrift {
-        target: Target::Node(N1),
-        ppm: 100_000.0,
-    });
+    world.apply(Fault::ClockDrift { target: Target::Node(N1), ppm: 100_000.0 });
     world.run_for(Duration::from_secs(10));
     // 5s at normal speed, then 5 more mono seconds at 1.1x: 5/1.1 s of true time.
-    assert_eq!(
-        fired(&world, N1)[0].0,
-        SimTime(5_000_000_000 + 4_545_454_546)
-    );
+    assert_eq!(fired(&world, N1)[0].0, SimTime(5_000_000_000 + 4_545_454_546));
     assert_eq!(fired(&world, N2)[0].0, SimTime(10_000_000_000));
 }
 
@@ -568,11 +424,7 @@ impl Node for Leaky {
     fn on_message(&mut self, _: &mut Ctx<'_, Self>, _: NodeId, _: Ping) {}
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, n: u32) {
         if n < 20 {
-            let extra = if n == 10 {
-                HIDDEN.fetch_add(1, AtomicOrdering::SeqCst)
-            } else {
-                0
-            };
+            let extra = if n == 10 { HIDDEN.fetch_add(1, AtomicOrdering::SeqCst) } else { 0 };
             ctx.send(N2, Ping(n + extra as u32 * 100));
             ctx.set_timer(ms(1), n + 1);
         }
@@ -585,44 +437,24 @@ fn the_determinism_check_names_the_first_differing_event() {
         let cfg = WorldConfig {
             servers: 2,
             keep_trace,
-            ..config(LinkConfig {
-                latency: Latency::Constant(ms(1)),
-                ..LinkConfig::default()
-            })
+            ..config(LinkConfig { latency: Latency::Constant(ms(1)), ..LinkConfig::default() })
         };
         let mut w = World::new(cfg, Box::new(|_, _| Leaky));
         w.run_for(ms(100));
-        TracedRun {
-            hash: w.trace_hash(),
-            entries: w.trace().entries().map(<[_]>::to_vec),
-        }
+        TracedRun { hash: w.trace_hash(), entries: w.trace().entries().map(<[_]>::to_vec) }
     };
-    let Err(Outcome::Nondeterminism {
-        event,
-        first,
-        second,
-    }) = determinism::check(run)
-    else {
+    let Err(Outcome::Nondeterminism { event, first, second }) = determinism::check(run) else {
         panic!("a static counter went unnoticed");
     };
-    assert!(
-        first.contains("Ping(") && second.contains("Ping("),
-        "{first} / {second}"
-    );
+    assert!(first.contains("Ping(") && second.contains("Ping("), "{first} / {second}");
     assert_ne!(first, second);
     assert!(event > 0);
     // A deterministic system passes.
     let ring = |keep_trace: bool| {
-        let mut w = ring_world(&RingConfig {
-            tokens: 10,
-            ..RingConfig::default()
-        });
+        let mut w = ring_world(&RingConfig { tokens: 10, ..RingConfig::default() });
         w.run_for(ms(500));
         let _ = keep_trace;
-        TracedRun {
-            hash: w.trace_hash(),
-            entries: None,
-        }
+        TracedRun { hash: w.trace_hash(), entries: None }
     };
     assert!(determinism::check(ring).is_ok());
 }
@@ -644,68 +476,33 @@ fn a_node_panic_is_a_crash_outcome_with_the_event() {
     }
     let mut w = World::new(config(LinkConfig::default()), Box::new(|_, _| Bomb));
     let outcome = w.run_phases(ms(10), ms(10), |_| true);
-    let Outcome::Crash {
-        node,
-        time,
-        message,
-        ..
-    } = outcome
-    else {
-        panic!("expected a crash, got {outcome}")
-    };
-    assert_eq!(
-        (node, time, message.as_str()),
-        (Some(N1), SimTime(3_000_000), "term went backwards")
-    );
+    let Outcome::Crash { node, time, message, .. } = outcome else { panic!("expected a crash, got {outcome}") };
+    assert_eq!((node, time, message.as_str()), (Some(N1), SimTime(3_000_000), "term went backwards"));
 }
 
 #[test]
 fn bounds_end_a_run_as_liveness_never_a_hang() {
-    let mut w = ring_world(&RingConfig {
-        tokens: 10,
-        ..RingConfig::default()
-    });
+    let mut w = ring_world(&RingConfig { tokens: 10, ..RingConfig::default() });
     // Progress never comes: the liveness phase gives up at its bound.
     let outcome = w.run_phases(ms(100), Duration::from_secs(1), |_| false);
     assert!(matches!(outcome, Outcome::Liveness { .. }), "{outcome}");
     // The event bound stops a run that would otherwise go on for an hour of virtual time.
-    let mut bounded = ring_world(&RingConfig {
-        tokens: 10,
-        ..RingConfig::default()
-    });
+    let mut bounded = ring_world(&RingConfig { tokens: 10, ..RingConfig::default() });
     bounded.set_max_events(500);
     let outcome = bounded.run_phases(Duration::from_secs(3600), ms(1), |_| true);
-    assert_eq!(
-        outcome,
-        Outcome::Liveness {
-            reason: "the event limit of 500 was reached".into()
-        }
-    );
+    assert_eq!(outcome, Outcome::Liveness { reason: "the event limit of 500 was reached".into() });
     assert_eq!(bounded.events(), 500);
     // So does the virtual-time bound.
-    let mut bounded = ring_world(&RingConfig {
-        tokens: 10,
-        ..RingConfig::default()
-    });
+    let mut bounded = ring_world(&RingConfig { tokens: 10, ..RingConfig::default() });
     bounded.set_max_time(Duration::from_secs(2));
     let outcome = bounded.run_phases(Duration::from_secs(3600), ms(1), |_| true);
-    assert_eq!(
-        outcome,
-        Outcome::Liveness {
-            reason: "the virtual-time limit of 2.000000s was reached".into()
-        }
-    );
+    assert_eq!(outcome, Outcome::Liveness { reason: "the virtual-time limit of 2.000000s was reached".into() });
 }
 
 #[test]
 fn an_online_invariant_stops_the_run_at_the_exact_event() {
-    let mut world = probe_world(
-        config(LinkConfig {
-            latency: Latency::Constant(ms(3)),
-            ..LinkConfig::default()
-        }),
-        send_many(10),
-    );
+    let mut world =
+        probe_world(config(LinkConfig { latency: Latency::Constant(ms(3)), ..LinkConfig::default() }), send_many(10));
     world.add_invariant(Box::new(online("n2 hears at most 4 pings", {
         let mut count = 0;
         move |o: &harness::Observed<Seen>| {
@@ -719,17 +516,11 @@ fn an_online_invariant_stops_the_run_at_the_exact_event() {
         }
     })));
     let outcome = world.run_phases(ms(100), ms(10), |_| true);
-    let Outcome::Violation(v) = outcome else {
-        panic!("expected a violation, got {outcome}")
-    };
+    let Outcome::Violation(v) = outcome else { panic!("expected a violation, got {outcome}") };
     assert_eq!(v.invariant, "n2 hears at most 4 pings");
     assert_eq!(v.time, Some(SimTime(3_000_000)));
     assert_eq!(v.node, Some(N2));
-    assert_eq!(
-        received(&world, N2).len(),
-        5,
-        "the run stopped at the violating event"
-    );
+    assert_eq!(received(&world, N2).len(), 5, "the run stopped at the violating event");
 }
 
 #[test]
@@ -766,12 +557,7 @@ fn the_leader_target_follows_observations() {
 #[test]
 fn the_ring_example_replays_a_seed_in_a_separate_process() {
     let exe = std::env::current_exe().expect("test binary path");
-    let ring = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("examples")
-        .join("ring");
+    let ring = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("examples").join("ring");
     let run = |seed: &str| {
         let out = std::process::Command::new(&ring)
             .args([
@@ -790,29 +576,15 @@ fn the_ring_example_replays_a_seed_in_a_separate_process() {
             ])
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", ring.display()));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
-        let keys: Vec<&str> = lines
-            .iter()
-            .map(|l| l.split(':').next().unwrap_or(""))
-            .collect();
-        assert_eq!(
-            keys,
-            ["trace-hash", "messages", "events", "messages-per-second"],
-            "{text}"
-        );
+        let keys: Vec<&str> = lines.iter().map(|l| l.split(':').next().unwrap_or("")).collect();
+        assert_eq!(keys, ["trace-hash", "messages", "events", "messages-per-second"], "{text}");
         lines[0].to_owned()
     };
     assert_eq!(run("9"), run("9"));
     assert_ne!(run("9"), run("10"));
-    let bad = std::process::Command::new(&ring)
-        .args(["--loss", "2"])
-        .output()
-        .expect("runs");
+    let bad = std::process::Command::new(&ring).args(["--loss", "2"]).output().expect("runs");
     assert_eq!(bad.status.code(), Some(2));
 }

@@ -43,10 +43,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            max_states_per_partition: 500_000,
-            max_prefix_in_report: 100,
-        }
+        Options { max_states_per_partition: 500_000, max_prefix_in_report: 100 }
     }
 }
 
@@ -149,11 +146,7 @@ struct Prepared<O> {
 }
 
 /// Checks `history` against `model`, partition by partition.
-pub fn check<M: Model>(
-    model: &M,
-    history: &History,
-    options: &Options,
-) -> Result<LinearizabilityReport, CheckError> {
+pub fn check<M: Model>(model: &M, history: &History, options: &Options) -> Result<LinearizabilityReport, CheckError> {
     let partitions = prepare(model, history)?;
     let mut reports = Vec::with_capacity(partitions.len());
     for (key, ops) in partitions {
@@ -183,12 +176,8 @@ type Partitions<O> = BTreeMap<Option<String>, Vec<Prepared<O>>>;
 
 /// Pairs, prepares and partitions the operations by key.
 fn prepare<M: Model>(model: &M, history: &History) -> Result<Partitions<M::Op>, CheckError> {
-    let pairs = history
-        .pair_with(|i| format!("event {i}"))
-        .map_err(|e| CheckError {
-            event: e.event,
-            message: e.message,
-        })?;
+    let pairs =
+        history.pair_with(|i| format!("event {i}")).map_err(|e| CheckError { event: e.event, message: e.message })?;
     let mut partitions: Partitions<M::Op> = BTreeMap::new();
     for (inv, comp) in pairs {
         let invoke = &history.ops[inv];
@@ -198,27 +187,18 @@ fn prepare<M: Model>(model: &M, history: &History) -> Result<Partitions<M::Op>, 
             Some(c) if c.kind == OpType::Ok => (comp, Some(&c.value)),
             _ => (None, None),
         };
-        let call = Call {
-            process: invoke.process,
-            f: &invoke.f,
-            key: invoke.key.as_deref(),
-            input: &invoke.value,
-            output,
-        };
-        let op = model.prepare(&call).map_err(|message| CheckError {
-            event: comp.filter(|_| output.is_some()).unwrap_or(inv),
-            message,
-        })?;
+        let call =
+            Call { process: invoke.process, f: &invoke.f, key: invoke.key.as_deref(), input: &invoke.value, output };
+        let op = model
+            .prepare(&call)
+            .map_err(|message| CheckError { event: comp.filter(|_| output.is_some()).unwrap_or(inv), message })?;
         if let Some(op) = op {
-            partitions
-                .entry(invoke.key.clone())
-                .or_default()
-                .push(Prepared {
-                    invoke: inv,
-                    ret,
-                    op,
-                    call: describe_call(&call),
-                });
+            partitions.entry(invoke.key.clone()).or_default().push(Prepared {
+                invoke: inv,
+                ret,
+                op,
+                call: describe_call(&call),
+            });
         }
     }
     Ok(partitions)
@@ -312,10 +292,7 @@ impl Memo {
         if has_info_ops {
             Memo::Masked(MaskedMemo::new())
         } else {
-            Memo::Plain(FingerprintSet {
-                slots: vec![0; 1 << 12],
-                len: 0,
-            })
+            Memo::Plain(FingerprintSet { slots: vec![0; 1 << 12], len: 0 })
         }
     }
 
@@ -378,11 +355,7 @@ struct MaskedMemo {
 
 impl MaskedMemo {
     fn new() -> Self {
-        MaskedMemo {
-            slots: vec![(0, NIL); 1 << 12],
-            len: 0,
-            nodes: Vec::new(),
-        }
+        MaskedMemo { slots: vec![(0, NIL); 1 << 12], len: 0, nodes: Vec::new() }
     }
 
     /// Records the configuration unless an explored one dominates it;
@@ -464,9 +437,7 @@ impl MaskedMemo {
 /// must not depend on anything but the history.
 fn zobrist(n: usize) -> Vec<u128> {
     let mut s = 0x005E_ED0F_FA17_u64;
-    (0..n)
-        .map(|_| (u128::from(splitmix64(&mut s)) << 64) | u128::from(splitmix64(&mut s)))
-        .collect()
+    (0..n).map(|_| (u128::from(splitmix64(&mut s)) << 64) | u128::from(splitmix64(&mut s))).collect()
 }
 
 #[inline]
@@ -477,10 +448,7 @@ fn fingerprint(set: u128, state_hash: u64) -> u128 {
 
 enum SearchResult<S> {
     Linearizable,
-    NotLinearizable {
-        prefix: Vec<usize>,
-        survivors: Vec<S>,
-    },
+    NotLinearizable { prefix: Vec<usize>, survivors: Vec<S> },
     Unknown,
 }
 
@@ -494,26 +462,15 @@ fn check_partition<M: Model>(
     let (verdict, violation) = match result {
         SearchResult::Linearizable => (Verdict::Linearizable, None),
         SearchResult::Unknown => (Verdict::Unknown, None),
-        SearchResult::NotLinearizable { prefix, survivors } => (
-            Verdict::NotLinearizable,
-            Some(evidence(model, ops, &prefix, &survivors, options)),
-        ),
+        SearchResult::NotLinearizable { prefix, survivors } => {
+            (Verdict::NotLinearizable, Some(evidence(model, ops, &prefix, &survivors, options)))
+        }
     };
-    PartitionReport {
-        key,
-        verdict,
-        operations: ops.len(),
-        states_explored: states,
-        violation,
-    }
+    PartitionReport { key, verdict, operations: ops.len(), states_explored: states, violation }
 }
 
 /// The search proper. Returns the result and the number of states explored.
-fn search<M: Model>(
-    model: &M,
-    ops: &[Prepared<M::Op>],
-    budget: u64,
-) -> (SearchResult<M::State>, u64) {
+fn search<M: Model>(model: &M, ops: &[Prepared<M::Op>], budget: u64) -> (SearchResult<M::State>, u64) {
     let mut s = Search::new(model, ops);
     let mut cur = s.entries.next[0];
     // Set after each push: the new configuration gets its forced moves first.
@@ -640,16 +597,7 @@ impl<'a, M: Model> Search<'a, M> {
         }
         self.states += 1;
         let call = 2 * i as u32 + 1;
-        if !forced
-            && dooms_pending(
-                self.model,
-                &self.facts,
-                &next,
-                &self.entries,
-                self.ops,
-                call,
-            )
-        {
+        if !forced && dooms_pending(self.model, &self.facts, &next, &self.entries, self.ops, call) {
             return false;
         }
         self.set = set;
@@ -661,12 +609,7 @@ impl<'a, M: Model> Search<'a, M> {
             self.entries.remove(call + 1);
             self.pending_returns -= 1;
         }
-        note_depth(
-            &self.stack,
-            &self.state,
-            &mut self.deepest,
-            &mut self.survivors,
-        );
+        note_depth(&self.stack, &self.state, &mut self.deepest, &mut self.survivors);
         true
     }
 
@@ -678,11 +621,7 @@ impl<'a, M: Model> Search<'a, M> {
             let op = &self.ops[i].op;
             if self.ops[i].ret.is_some() && self.model.read_only(op) {
                 if let Ok(next) = self.model.step(&self.state, op) {
-                    return if self.try_push(i, next, true) {
-                        Forced::Pushed
-                    } else {
-                        Forced::Dead
-                    };
+                    return if self.try_push(i, next, true) { Forced::Pushed } else { Forced::Dead };
                 }
             }
             e = self.entries.next[e as usize];
@@ -715,13 +654,7 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     fn not_linearizable(self) -> (SearchResult<M::State>, u64) {
-        (
-            SearchResult::NotLinearizable {
-                prefix: self.deepest,
-                survivors: self.survivors,
-            },
-            self.states,
-        )
+        (SearchResult::NotLinearizable { prefix: self.deepest, survivors: self.survivors }, self.states)
     }
 }
 
@@ -755,12 +688,7 @@ fn dooms_pending<M: Model>(
 
 /// Keeps the first deepest prefix and up to 10 distinct states seen at that depth.
 #[inline]
-fn note_depth<S: Clone + Eq>(
-    stack: &[(usize, S, bool)],
-    state: &S,
-    deepest: &mut Vec<usize>,
-    survivors: &mut Vec<S>,
-) {
+fn note_depth<S: Clone + Eq>(stack: &[(usize, S, bool)], state: &S, deepest: &mut Vec<usize>, survivors: &mut Vec<S>) {
     if stack.len() > deepest.len() {
         deepest.clear();
         deepest.extend(stack.iter().map(|(i, _, _)| *i));
@@ -783,15 +711,10 @@ fn evidence<M: Model>(
     let mut steps = Vec::with_capacity(prefix.len());
     let mut linearized = vec![false; ops.len()];
     for &i in prefix {
-        state = model
-            .step(&state, &ops[i].op)
-            .unwrap_or_else(|_| panic!("the prefix replays: op {i} was accepted before"));
+        state =
+            model.step(&state, &ops[i].op).unwrap_or_else(|_| panic!("the prefix replays: op {i} was accepted before"));
         linearized[i] = true;
-        steps.push(PrefixStep {
-            op: ops[i].invoke,
-            call: ops[i].call.clone(),
-            state: model.describe_state(&state),
-        });
+        steps.push(PrefixStep { op: ops[i].invoke, call: ops[i].call.clone(), state: model.describe_state(&state) });
     }
     let skip = steps.len().saturating_sub(options.max_prefix_in_report);
     let steps = steps.split_off(skip);
@@ -802,10 +725,7 @@ fn evidence<M: Model>(
         .expect("a non-linearizable partition has a pending op with a return");
     let stuck_ret = ops[stuck].ret.unwrap_or(usize::MAX);
     let stuck_call = ops[stuck].invoke;
-    let op_ref = |i: usize| OpRef {
-        op: ops[i].invoke,
-        call: ops[i].call.clone(),
-    };
+    let op_ref = |i: usize| OpRef { op: ops[i].invoke, call: ops[i].call.clone() };
     let mut candidates = Vec::new();
     let mut concurrent = Vec::new();
     for i in (0..ops.len()).filter(|&i| !linearized[i] && ops[i].invoke < stuck_ret) {
@@ -816,11 +736,7 @@ fn evidence<M: Model>(
                 model.describe_state(&next)
             ),
         };
-        candidates.push(Candidate {
-            op: ops[i].invoke,
-            call: ops[i].call.clone(),
-            rejection,
-        });
+        candidates.push(Candidate { op: ops[i].invoke, call: ops[i].call.clone(), rejection });
         if i != stuck && ops[i].ret.is_none_or(|r| r > stuck_call) {
             concurrent.push(op_ref(i));
         }
@@ -859,10 +775,7 @@ impl LinearizabilityReport {
             self.model
         );
         for p in &self.partitions {
-            let key = p
-                .key
-                .as_deref()
-                .map_or("(no key)".to_owned(), |k| format!("key {k:?}"));
+            let key = p.key.as_deref().map_or("(no key)".to_owned(), |k| format!("key {k:?}"));
             let _ = writeln!(
                 s,
                 "  {key}: {} ({} operations, {} states)",
@@ -885,24 +798,12 @@ impl Evidence {
             s,
             "    longest linearizable prefix: {} operations{}",
             self.prefix_length,
-            if shown < self.prefix_length {
-                format!(" (last {shown} shown)")
-            } else {
-                String::new()
-            }
+            if shown < self.prefix_length { format!(" (last {shown} shown)") } else { String::new() }
         );
         for step in &self.prefix {
-            let _ = writeln!(
-                s,
-                "      op {:>5}  {:<40} state: {}",
-                step.op, step.call, step.state
-            );
+            let _ = writeln!(s, "      op {:>5}  {:<40} state: {}", step.op, step.call, step.state);
         }
-        let _ = writeln!(
-            s,
-            "    cannot linearize op {}: {}",
-            self.stuck.op, self.stuck.call
-        );
+        let _ = writeln!(s, "    cannot linearize op {}: {}", self.stuck.op, self.stuck.call);
         if !self.concurrent.is_empty() {
             let _ = writeln!(s, "    concurrent with it:");
             for c in &self.concurrent {
@@ -913,10 +814,6 @@ impl Evidence {
         for c in &self.candidates {
             let _ = writeln!(s, "      op {:>5}  {:<40} {}", c.op, c.call, c.rejection);
         }
-        let _ = writeln!(
-            s,
-            "    surviving states: {}",
-            self.surviving_states.join(", ")
-        );
+        let _ = writeln!(s, "    surviving states: {}", self.surviving_states.join(", "));
     }
 }

@@ -87,11 +87,7 @@ pub struct OnlineFn<O, F: FnMut(&Observed<O>) -> Result<(), String>> {
 }
 
 pub fn online<O, F: FnMut(&Observed<O>) -> Result<(), String>>(name: &str, f: F) -> OnlineFn<O, F> {
-    OnlineFn {
-        name: name.to_owned(),
-        f,
-        _o: std::marker::PhantomData,
-    }
+    OnlineFn { name: name.to_owned(), f, _o: std::marker::PhantomData }
 }
 
 impl<O, F: FnMut(&Observed<O>) -> Result<(), String>> Invariant<O> for OnlineFn<O, F> {
@@ -110,15 +106,8 @@ pub struct AtEndFn<O, F: FnMut(&RunEnd<'_, O>) -> Result<(), String>> {
     _o: std::marker::PhantomData<fn(&O)>,
 }
 
-pub fn at_end<O, F: FnMut(&RunEnd<'_, O>) -> Result<(), String>>(
-    name: &str,
-    f: F,
-) -> AtEndFn<O, F> {
-    AtEndFn {
-        name: name.to_owned(),
-        f,
-        _o: std::marker::PhantomData,
-    }
+pub fn at_end<O, F: FnMut(&RunEnd<'_, O>) -> Result<(), String>>(name: &str, f: F) -> AtEndFn<O, F> {
+    AtEndFn { name: name.to_owned(), f, _o: std::marker::PhantomData }
 }
 
 impl<O, F: FnMut(&RunEnd<'_, O>) -> Result<(), String>> Invariant<O> for AtEndFn<O, F> {

@@ -117,11 +117,7 @@ pub enum CasOutcome {
 pub enum CellOp {
     Read(Cell),
     Write(Cell),
-    Cas {
-        from: Cell,
-        to: Cell,
-        outcome: CasOutcome,
-    },
+    Cas { from: Cell, to: Cell, outcome: CasOutcome },
     Get(Rc<str>),
     Put(Cell),
     Append(Rc<str>),
@@ -132,7 +128,7 @@ pub enum CellOp {
 pub enum CellReject {
     Read { got: Cell, held: Cell },
     Get { got: Rc<str>, held: Cell },
-    CasCompare { from: Cell, held: Cell },
+    CasCompare { from: Cell, held: Cell, indeterminate: bool },
     CasShouldHaveSucceeded { from: Cell },
     NotText { held: Cell },
 }
@@ -146,17 +142,14 @@ impl Display for CellReject {
             CellReject::Get { got, held } => {
                 write!(f, "get returned {got:?} but the key held {held}")
             }
-            CellReject::CasCompare { from, held } => {
-                write!(
-                    f,
-                    "cas succeeded expecting {from} but the register held {held}"
-                )
+            CellReject::CasCompare { from, held, indeterminate: false } => {
+                write!(f, "cas succeeded expecting {from} but the register held {held}")
+            }
+            CellReject::CasCompare { from, held, indeterminate: true } => {
+                write!(f, "an indeterminate cas takes effect only on {from}, but the register held {held}")
             }
             CellReject::CasShouldHaveSucceeded { from } => {
-                write!(
-                    f,
-                    "cas reported its compare failed but the register held {from}"
-                )
+                write!(f, "cas reported its compare failed but the register held {from}")
             }
             CellReject::NotText { held } => {
                 write!(f, "append or get on a key holding the non-string {held}")
@@ -168,30 +161,17 @@ impl Display for CellReject {
 fn step_cell(state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
     match op {
         CellOp::Read(got) if got == state => Ok(state.clone()),
-        CellOp::Read(got) => Err(CellReject::Read {
-            got: got.clone(),
-            held: state.clone(),
-        }),
+        CellOp::Read(got) => Err(CellReject::Read { got: got.clone(), held: state.clone() }),
         CellOp::Write(v) | CellOp::Put(v) => Ok(v.clone()),
-        CellOp::Cas {
-            from,
-            to,
-            outcome: CasOutcome::Succeeded | CasOutcome::Unknown,
-        } => {
+        CellOp::Cas { from, to, outcome: outcome @ (CasOutcome::Succeeded | CasOutcome::Unknown) } => {
             if from == state {
                 Ok(to.clone())
             } else {
-                Err(CellReject::CasCompare {
-                    from: from.clone(),
-                    held: state.clone(),
-                })
+                let indeterminate = *outcome == CasOutcome::Unknown;
+                Err(CellReject::CasCompare { from: from.clone(), held: state.clone(), indeterminate })
             }
         }
-        CellOp::Cas {
-            from,
-            outcome: CasOutcome::CompareFailed,
-            ..
-        } => {
+        CellOp::Cas { from, outcome: CasOutcome::CompareFailed, .. } => {
             if from == state {
                 Err(CellReject::CasShouldHaveSucceeded { from: from.clone() })
             } else {
@@ -200,19 +180,17 @@ fn step_cell(state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
         }
         CellOp::Get(got) => match state.text() {
             Some(held) if held == &**got => Ok(state.clone()),
-            Some(_) => Err(CellReject::Get {
-                got: got.clone(),
-                held: state.clone(),
-            }),
-            None => Err(CellReject::NotText {
-                held: state.clone(),
-            }),
+            Some(_) => Err(CellReject::Get { got: got.clone(), held: state.clone() }),
+            None => Err(CellReject::NotText { held: state.clone() }),
         },
         CellOp::Append(suffix) => match state.text() {
-            Some(held) => Ok(Cell::Str(Rc::from(format!("{held}{suffix}")))),
-            None => Err(CellReject::NotText {
-                held: state.clone(),
-            }),
+            Some(held) => {
+                let mut joined = String::with_capacity(held.len() + suffix.len());
+                joined.push_str(held);
+                joined.push_str(suffix);
+                Ok(Cell::Str(Rc::from(joined)))
+            }
+            None => Err(CellReject::NotText { held: state.clone() }),
         },
     }
 }
@@ -258,12 +236,7 @@ fn cell_doomed(facts: &CellFacts, held: &Cell, op: &CellOp) -> bool {
             }
             return !reachable_by_appends(facts, held, text);
         }
-        CellOp::Read(want)
-        | CellOp::Cas {
-            from: want,
-            outcome: CasOutcome::Succeeded,
-            ..
-        } => want,
+        CellOp::Read(want) | CellOp::Cas { from: want, outcome: CasOutcome::Succeeded, .. } => want,
         _ => return false,
     };
     if want == held {
@@ -281,15 +254,7 @@ fn reachable_by_appends(facts: &CellFacts, held: &Cell, text: &str) -> bool {
 }
 
 fn cell_read_only(op: &CellOp) -> bool {
-    matches!(
-        op,
-        CellOp::Read(_)
-            | CellOp::Get(_)
-            | CellOp::Cas {
-                outcome: CasOutcome::CompareFailed,
-                ..
-            }
-    )
+    matches!(op, CellOp::Read(_) | CellOp::Get(_) | CellOp::Cas { outcome: CasOutcome::CompareFailed, .. })
 }
 
 /// read / write / cas, shared by `register` and `kv`.
@@ -301,28 +266,18 @@ fn prepare_register_op(call: &Call<'_>) -> Result<Option<CellOp>, String> {
         },
         "write" => CellOp::Write(Cell::from_value(call.input)),
         "cas" => {
-            let (from, to) = call.input.as_pair().ok_or_else(|| {
-                format!(
-                    "cas expects its input as a pair [from, to], not {}",
-                    call.input
-                )
-            })?;
+            let (from, to) = call
+                .input
+                .as_pair()
+                .ok_or_else(|| format!("cas expects its input as a pair [from, to], not {}", call.input))?;
             let outcome = match call.output {
                 None => CasOutcome::Unknown,
                 Some(Value::Bool(false)) => CasOutcome::CompareFailed,
                 Some(_) => CasOutcome::Succeeded,
             };
-            CellOp::Cas {
-                from: Cell::from_value(from),
-                to: Cell::from_value(to),
-                outcome,
-            }
+            CellOp::Cas { from: Cell::from_value(from), to: Cell::from_value(to), outcome }
         }
-        other => {
-            return Err(format!(
-                "the register model has no function `{other}`; expected read, write or cas"
-            ))
-        }
+        other => return Err(format!("the register model has no function `{other}`; expected read, write or cas")),
     }))
 }
 
@@ -384,9 +339,7 @@ impl Model for Kv {
     }
     fn prepare(&self, call: &Call<'_>) -> Result<Option<CellOp>, String> {
         let text = |v: &Value, what: &str| -> Result<Rc<str>, String> {
-            v.as_str()
-                .map(Rc::from)
-                .ok_or_else(|| format!("{what} expects a string, not {v}"))
+            v.as_str().map(Rc::from).ok_or_else(|| format!("{what} expects a string, not {v}"))
         };
         Ok(Some(match call.f {
             "get" => match call.output {
@@ -397,7 +350,9 @@ impl Model for Kv {
             "append" => CellOp::Append(text(call.input, "append")?),
             "read" | "write" | "cas" => return prepare_register_op(call),
             other => {
-                return Err(format!("the kv model has no function `{other}`; expected get, put, append, read, write or cas"))
+                return Err(format!(
+                    "the kv model has no function `{other}`; expected get, put, append, read, write or cas"
+                ))
             }
         }))
     }
@@ -450,21 +405,12 @@ impl Display for LockReject {
                 write!(f, "acquire succeeded while process {by} held the lock")
             }
             LockReject::StaleToken { token, last } => {
-                write!(
-                    f,
-                    "fencing token {token} is not above the last granted token {last}"
-                )
+                write!(f, "fencing token {token} is not above the last granted token {last}")
             }
-            LockReject::NotHolder {
-                process,
-                holder: Some(h),
-            } => {
+            LockReject::NotHolder { process, holder: Some(h) } => {
                 write!(f, "process {process} released a lock held by process {h}")
             }
-            LockReject::NotHolder {
-                process,
-                holder: None,
-            } => write!(f, "process {process} released a free lock"),
+            LockReject::NotHolder { process, holder: None } => write!(f, "process {process} released a free lock"),
         }
     }
 }
@@ -487,24 +433,13 @@ impl Model for Lock {
                     None | Some(Value::Null) => None,
                     Some(Value::Int(t)) => Some(*t),
                     Some(other) => {
-                        return Err(format!(
-                        "acquire's output is its fencing token, an integer or null, not {other}"
-                    ))
+                        return Err(format!("acquire's output is its fencing token, an integer or null, not {other}"))
                     }
                 };
-                LockOp::Acquire {
-                    process: call.process,
-                    token,
-                }
+                LockOp::Acquire { process: call.process, token }
             }
-            "release" => LockOp::Release {
-                process: call.process,
-            },
-            other => {
-                return Err(format!(
-                    "the lock model has no function `{other}`; expected acquire or release"
-                ))
-            }
+            "release" => LockOp::Release { process: call.process },
+            other => return Err(format!("the lock model has no function `{other}`; expected acquire or release")),
         }))
     }
     fn step(&self, state: &LockState, op: &LockOp) -> Result<LockState, LockReject> {
@@ -518,30 +453,19 @@ impl Model for Lock {
                         return Err(LockReject::StaleToken { token: t, last });
                     }
                 }
-                Ok(LockState {
-                    holder: Some(process),
-                    last_token: token.or(state.last_token),
-                })
+                Ok(LockState { holder: Some(process), last_token: token.or(state.last_token) })
             }
             LockOp::Release { process } => {
                 if state.holder != Some(process) {
-                    return Err(LockReject::NotHolder {
-                        process,
-                        holder: state.holder,
-                    });
+                    return Err(LockReject::NotHolder { process, holder: state.holder });
                 }
-                Ok(LockState {
-                    holder: None,
-                    last_token: state.last_token,
-                })
+                Ok(LockState { holder: None, last_token: state.last_token })
             }
         }
     }
     type Facts = ();
     fn describe_state(&self, state: &LockState) -> String {
-        let holder = state
-            .holder
-            .map_or("free".to_owned(), |p| format!("held by process {p}"));
+        let holder = state.holder.map_or("free".to_owned(), |p| format!("held by process {p}"));
         match state.last_token {
             Some(t) => format!("{holder}, last token {t}"),
             None => holder,
@@ -597,11 +521,7 @@ impl Model for Queue {
         Ok(Some(match call.f {
             "enqueue" => QueueOp::Enqueue(call.input.clone()),
             "dequeue" => QueueOp::Dequeue(call.output.cloned()),
-            other => {
-                return Err(format!(
-                    "the queue model has no function `{other}`; expected enqueue or dequeue"
-                ))
-            }
+            other => return Err(format!("the queue model has no function `{other}`; expected enqueue or dequeue")),
         }))
     }
     fn read_only(&self, op: &QueueOp) -> bool {
@@ -621,12 +541,7 @@ impl Model for Queue {
             }
             QueueOp::Dequeue(Some(got)) => match next.pop_front() {
                 None => return Err(QueueReject::Empty { got: got.clone() }),
-                Some(head) if head != *got => {
-                    return Err(QueueReject::Head {
-                        got: got.clone(),
-                        head,
-                    })
-                }
+                Some(head) if head != *got => return Err(QueueReject::Head { got: got.clone(), head }),
                 Some(_) => {}
             },
         }
@@ -644,146 +559,71 @@ mod tests {
     use super::*;
 
     fn call<'a>(f: &'a str, input: &'a Value, output: Option<&'a Value>) -> Call<'a> {
-        Call {
-            process: 1,
-            f,
-            key: None,
-            input,
-            output,
-        }
+        Call { process: 1, f, key: None, input, output }
     }
 
     #[test]
     fn register_steps_and_rejections() {
         let m = Register;
-        let w = m
-            .prepare(&call("write", &Value::Int(4), Some(&Value::Int(4))))
-            .unwrap()
-            .unwrap();
+        let w = m.prepare(&call("write", &Value::Int(4), Some(&Value::Int(4)))).unwrap().unwrap();
         let s = m.step(&m.init(), &w).unwrap();
-        let r3 = m
-            .prepare(&call("read", &Value::Null, Some(&Value::Int(3))))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            m.step(&s, &r3).unwrap_err().to_string(),
-            "read returned 3 but the register held 4"
-        );
+        let r3 = m.prepare(&call("read", &Value::Null, Some(&Value::Int(3)))).unwrap().unwrap();
+        assert_eq!(m.step(&s, &r3).unwrap_err().to_string(), "read returned 3 but the register held 4");
         let pair = Value::pair(Value::Int(4), Value::Int(7));
-        let failed = m
-            .prepare(&call("cas", &pair, Some(&Value::Bool(false))))
-            .unwrap()
-            .unwrap();
+        let failed = m.prepare(&call("cas", &pair, Some(&Value::Bool(false)))).unwrap().unwrap();
         assert_eq!(
             m.step(&s, &failed).unwrap_err().to_string(),
             "cas reported its compare failed but the register held 4"
         );
-        let ok = m
-            .prepare(&call("cas", &pair, Some(&pair)))
-            .unwrap()
-            .unwrap();
+        let ok = m.prepare(&call("cas", &pair, Some(&pair))).unwrap().unwrap();
         assert_eq!(m.step(&s, &ok).unwrap(), Cell::Int(7));
-        assert!(
-            m.prepare(&call("read", &Value::Null, None))
-                .unwrap()
-                .is_none(),
-            "unknown reads constrain nothing"
-        );
-        assert!(m
-            .prepare(&call("frob", &Value::Null, None))
-            .unwrap_err()
-            .contains("expected read, write or cas"));
+        assert!(m.prepare(&call("read", &Value::Null, None)).unwrap().is_none(), "unknown reads constrain nothing");
+        assert!(m.prepare(&call("frob", &Value::Null, None)).unwrap_err().contains("expected read, write or cas"));
     }
 
     #[test]
     fn doomed_reads_are_those_no_op_can_satisfy() {
         let w5 = CellOp::Write(Cell::Int(5));
         let facts = cell_facts(&[&w5]);
-        assert!(
-            cell_doomed(&facts, &Cell::Int(5), &CellOp::Read(Cell::Int(3))),
-            "3 is never written"
-        );
-        assert!(
-            !cell_doomed(&facts, &Cell::Int(1), &CellOp::Read(Cell::Int(5))),
-            "5 can still be written"
-        );
-        assert!(
-            !cell_doomed(&facts, &Cell::Int(3), &CellOp::Read(Cell::Int(3))),
-            "already holds it"
-        );
+        assert!(cell_doomed(&facts, &Cell::Int(5), &CellOp::Read(Cell::Int(3))), "3 is never written");
+        assert!(!cell_doomed(&facts, &Cell::Int(1), &CellOp::Read(Cell::Int(5))), "5 can still be written");
+        assert!(!cell_doomed(&facts, &Cell::Int(3), &CellOp::Read(Cell::Int(3))), "already holds it");
         let app = CellOp::Append(Rc::from("b"));
         let facts = cell_facts(&[&app]);
         let ab = Cell::Str(Rc::from("ab"));
-        assert!(
-            cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ba"))),
-            "a growing value cannot lose its prefix"
-        );
+        assert!(cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ba"))), "a growing value cannot lose its prefix");
         assert!(!cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("abx"))));
         let put = CellOp::Put(Cell::Str(Rc::from("b")));
         let facts = cell_facts(&[&app, &put]);
-        assert!(
-            !cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ba"))),
-            "a put of b, then appends"
-        );
-        assert!(
-            cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ca"))),
-            "nothing yields a value starting with c"
-        );
+        assert!(!cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ba"))), "a put of b, then appends");
+        assert!(cell_doomed(&facts, &ab, &CellOp::Get(Rc::from("ca"))), "nothing yields a value starting with c");
     }
 
     #[test]
     fn kv_append_and_get() {
         let m = Kv;
-        let a = m
-            .prepare(&call(
-                "append",
-                &Value::from("x1y"),
-                Some(&Value::from("x1y")),
-            ))
-            .unwrap()
-            .unwrap();
+        let a = m.prepare(&call("append", &Value::from("x1y"), Some(&Value::from("x1y")))).unwrap().unwrap();
         let s = m.step(&m.step(&m.init(), &a).unwrap(), &a).unwrap();
-        let g = m
-            .prepare(&call("get", &Value::Null, Some(&Value::from("x1yx1y"))))
-            .unwrap()
-            .unwrap();
+        let g = m.prepare(&call("get", &Value::Null, Some(&Value::from("x1yx1y")))).unwrap().unwrap();
         assert!(m.step(&s, &g).is_ok());
-        let empty = m
-            .prepare(&call("get", &Value::Null, Some(&Value::from(""))))
-            .unwrap()
-            .unwrap();
-        assert!(
-            m.step(&m.init(), &empty).is_ok(),
-            "an absent key reads as the empty string"
-        );
-        assert_eq!(
-            m.step(&s, &empty).unwrap_err().to_string(),
-            "get returned \"\" but the key held \"x1yx1y\""
-        );
+        let empty = m.prepare(&call("get", &Value::Null, Some(&Value::from("")))).unwrap().unwrap();
+        assert!(m.step(&m.init(), &empty).is_ok(), "an absent key reads as the empty string");
+        assert_eq!(m.step(&s, &empty).unwrap_err().to_string(), "get returned \"\" but the key held \"x1yx1y\"");
     }
 
     #[test]
     fn lock_tokens_must_increase_and_only_the_holder_releases() {
         let m = Lock;
-        let acq = |p, t: i64| LockOp::Acquire {
-            process: p,
-            token: Some(t),
-        };
+        let acq = |p, t: i64| LockOp::Acquire { process: p, token: Some(t) };
         let s = m.step(&m.init(), &acq(1, 5)).unwrap();
-        assert_eq!(
-            m.step(&s, &acq(2, 6)).unwrap_err().to_string(),
-            "acquire succeeded while process 1 held the lock"
-        );
+        assert_eq!(m.step(&s, &acq(2, 6)).unwrap_err().to_string(), "acquire succeeded while process 1 held the lock");
         assert!(m.step(&s, &LockOp::Release { process: 2 }).is_err());
         let s = m.step(&s, &LockOp::Release { process: 1 }).unwrap();
         assert_eq!(
             m.step(&s, &acq(2, 5)).unwrap_err().to_string(),
             "fencing token 5 is not above the last granted token 5"
         );
-        assert_eq!(
-            m.describe_state(&m.step(&s, &acq(2, 9)).unwrap()),
-            "held by process 2, last token 9"
-        );
+        assert_eq!(m.describe_state(&m.step(&s, &acq(2, 9)).unwrap()), "held by process 2, last token 9");
     }
 
     #[test]
@@ -792,9 +632,7 @@ mod tests {
         let s = m.step(&m.init(), &QueueOp::Enqueue(Value::Int(1))).unwrap();
         let s = m.step(&s, &QueueOp::Enqueue(Value::Int(2))).unwrap();
         assert_eq!(
-            m.step(&s, &QueueOp::Dequeue(Some(Value::Int(2))))
-                .unwrap_err()
-                .to_string(),
+            m.step(&s, &QueueOp::Dequeue(Some(Value::Int(2)))).unwrap_err().to_string(),
             "dequeue returned 2 but the head was 1"
         );
         let s = m.step(&s, &QueueOp::Dequeue(Some(Value::Int(1)))).unwrap();
