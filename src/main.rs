@@ -1,7 +1,10 @@
-//! The `faultline` command.
+//! The `faultline` command. With no arguments it runs the default sweep
+//! over `scenarios/` (the main job).
 
 mod check_cmd;
 mod cli;
+mod registry;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +20,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one seed of a scenario file.
+    Run {
+        file: PathBuf,
+        /// The seed (default: the file's `seed`, else 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print every event of the run (to stderr).
+        #[arg(long)]
+        trace: bool,
+        /// Write the canonical report (.yaml or .json).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run scenarios over many seeds, in parallel.
+    Sweep {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Seeds per scenario (default: each file's `seeds`).
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Only this machine's share, I of N (scenarios split deterministically).
+        #[arg(long, value_parser = sweep::parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Run every seed twice and compare trace hashes.
+        #[arg(long)]
+        determinism: bool,
+        /// One JSON object per scenario.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check history files for linearizability.
     Check {
         /// History files (JSON lines, Jepsen etcd logs, or Porcupine EDN).
@@ -40,6 +79,17 @@ enum Command {
     },
 }
 
+fn default_sweep() -> sweep::SweepArgs {
+    sweep::SweepArgs {
+        paths: vec![PathBuf::from("scenarios")],
+        seeds: None,
+        jobs: None,
+        shard: None,
+        determinism: false,
+        json: false,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -49,9 +99,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        None => {
-            println!("faultline: no scenarios to sweep yet (scenarios/ is empty)");
-            Ok(true)
+        None => sweep::sweep_command(&default_sweep()),
+        Some(Command::Run { file, seed, trace, report, json }) => {
+            sweep::run_command(&sweep::RunArgs { file, seed, trace, report, json })
+        }
+        Some(Command::Sweep { paths, seeds, jobs, shard, determinism, json }) => {
+            let paths = if paths.is_empty() { default_sweep().paths } else { paths };
+            sweep::sweep_command(&sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json })
         }
         Some(Command::Check { files, model, format, json, report, max_states }) => {
             check_cmd::run(&check_cmd::CheckArgs { files, model, format, json, report, max_states })

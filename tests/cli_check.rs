@@ -46,7 +46,12 @@ fn json_prints_one_object_per_file_with_the_documented_fields() {
     // Fields in the documented order.
     let first = stdout(&o).lines().next().unwrap_or_default().to_owned();
     let at = |k: &str| first.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("no {k} in {first}"));
-    assert!(at("file") < at("verdict") && at("verdict") < at("ops") && at("ops") < at("partitions") && at("partitions") < at("states"));
+    assert!(
+        at("file") < at("verdict")
+            && at("verdict") < at("ops")
+            && at("ops") < at("partitions")
+            && at("partitions") < at("states")
+    );
     assert_eq!(lines[0].as_object().expect("object").len(), 5);
     assert_eq!(lines[0]["verdict"], "linearizable");
     assert_eq!(lines[1]["verdict"], "not_linearizable");
@@ -59,7 +64,8 @@ fn the_format_is_inferred_and_can_be_forced() {
     let path = scratch("h.jsonl", "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n");
     let o = faultline(&["check", path.to_str().expect("utf-8"), "--model", "register"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let forced = faultline(&["check", path.to_str().expect("utf-8"), "--model", "register", "--format", "porcupine-etcd"]);
+    let forced =
+        faultline(&["check", path.to_str().expect("utf-8"), "--model", "register", "--format", "porcupine-etcd"]);
     assert_eq!(forced.status.code(), Some(2));
     assert!(stderr(&forced).contains("h.jsonl:1:1: expected a Jepsen log line"), "{}", stderr(&forced));
 }
@@ -73,7 +79,10 @@ fn bad_input_names_file_line_and_column_and_exits_2() {
     assert!(err.contains("bad.jsonl:2:"), "{err}");
     assert!(err.contains("expected"), "{err}");
     // A function the model does not know: named with its line.
-    let path = scratch("f.jsonl", "{\"process\":0,\"type\":\"invoke\",\"f\":\"frob\"}\n{\"process\":0,\"type\":\"ok\",\"f\":\"frob\"}\n");
+    let path = scratch(
+        "f.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"frob\"}\n{\"process\":0,\"type\":\"ok\",\"f\":\"frob\"}\n",
+    );
     let o = faultline(&["check", path.to_str().expect("utf-8"), "--model", "register"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("f.jsonl:2: the register model has no function `frob`"), "{}", stderr(&o));

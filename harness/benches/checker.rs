@@ -21,7 +21,9 @@ fn etcd(c: &mut Criterion) {
     let mut group = c.benchmark_group("etcd");
     group.sample_size(20);
     group.bench_function("all-102", |b| {
-        b.iter(|| files.iter().map(|h| check(&Register, h, &Options::default()).expect("valid").states_explored).sum::<u64>())
+        b.iter(|| {
+            files.iter().map(|h| check(&Register, h, &Options::default()).expect("valid").states_explored).sum::<u64>()
+        })
     });
     // Porcupine's ten slowest.
     for i in [2, 7, 99, 57, 75, 40, 80, 85, 97, 53] {

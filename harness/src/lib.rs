@@ -14,6 +14,8 @@ pub mod node;
 pub mod outcome;
 pub mod ring;
 pub mod rng;
+pub mod runner;
+pub mod scenario;
 pub mod sim;
 pub mod time;
 pub mod trace;

@@ -1,0 +1,289 @@
+//! One run of a scenario: build the world from the scenario and a seed,
+//! apply the plan's faults during the fault phase, heal, wait for progress
+//! in the liveness phase, run the end-of-run checks, and write a [`Report`].
+//!
+//! The runner is generic over the node type; a system supplies a [`Spec`]
+//! (its factory, invariants, linearizability check and progress condition).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::check::linearizability::{LinearizabilityReport, Verdict};
+use crate::check::{Invariant, Violation};
+use crate::history::History;
+use crate::node::{Factory, Node};
+use crate::outcome::Outcome;
+use crate::scenario::{Expect, Plan, Scenario};
+use crate::sim::{AppliedFault, Stats, View, World, WorldConfig};
+use crate::time::SimTime;
+use crate::trace::TraceEntry;
+
+/// The name under which linearizability failures are reported.
+pub const LINEARIZABLE: &str = "linearizable";
+
+/// Everything a system contributes to a run.
+pub struct Spec<N: Node> {
+    pub factory: Factory<N>,
+    pub invariants: Vec<Box<dyn Invariant<N::Obs>>>,
+    /// Checks the client history at the end of a run that passed so far.
+    pub linearizability: Option<Box<dyn Fn(&History) -> LinearizabilityReport>>,
+    /// What the liveness phase waits for; it is told when the heal happened.
+    pub progress: Box<dyn FnMut(&View<'_, N>, SimTime) -> bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Keep the full event trace (for `--trace` and the determinism check).
+    pub keep_trace: bool,
+    /// Overrides the event bound (default: 20 million).
+    pub max_events: Option<u64>,
+}
+
+/// A check and what it said.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    /// pass, violation, unknown (linearizability budget spent) or not-run
+    /// (the run stopped before the check could judge it).
+    pub verdict: &'static str,
+}
+
+/// The canonical record of one run: same scenario and seed, same bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub title: String,
+    pub system: String,
+    pub variant: String,
+    pub seed: u64,
+    pub expected: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub trace_hash: String,
+    pub virtual_time_ns: u64,
+    pub events: u64,
+    pub history_events: usize,
+    pub stats: Stats,
+    pub faults: Vec<AppliedFault>,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linearizability: Option<LinearizabilityReport>,
+}
+
+/// A report plus what a caller may want to look at further.
+pub struct RunOutput {
+    pub report: Report,
+    pub trace: Option<Vec<TraceEntry>>,
+    pub history: History,
+}
+
+impl Report {
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("reports serialise")
+    }
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialise")
+    }
+
+    /// The name of the check that failed, if one did.
+    pub fn failed_check(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::Violation(v) => Some(&v.invariant),
+            _ => None,
+        }
+    }
+
+    /// A terminal rendering.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{} (seed {}): {}\n  expected: {}\n  trace hash {}, {} events, {} virtual, {} history events\n",
+            self.scenario,
+            self.seed,
+            self.outcome,
+            self.expected,
+            self.trace_hash,
+            self.events,
+            crate::time::SimTime(self.virtual_time_ns),
+            self.history_events
+        );
+        s.push_str(&format!(
+            "  messages: {} sent, {} delivered, {} lost, {} cut by partitions, {} to down nodes, {} duplicated\n",
+            self.stats.sent,
+            self.stats.delivered,
+            self.stats.dropped_loss,
+            self.stats.dropped_partition,
+            self.stats.dropped_down,
+            self.stats.duplicated
+        ));
+        s.push_str(&format!("  faults applied: {}\n", self.faults.len()));
+        for f in &self.faults {
+            let nodes =
+                if f.nodes.is_empty() { String::new() } else { format!(" on {}", crate::fault::join(&f.nodes)) };
+            s.push_str(&format!("    {} {}{}\n", f.time, f.fault, nodes));
+        }
+        for c in &self.checks {
+            s.push_str(&format!("  check \"{}\": {}\n", c.name, c.verdict));
+        }
+        if let Some(l) = &self.linearizability {
+            if l.verdict == Verdict::NotLinearizable {
+                s.push_str(&l.to_text());
+            }
+        }
+        s
+    }
+}
+
+/// Whether one seed's outcome is what the scenario expects of it.
+pub fn meets(expect: &Expect, outcome: &Outcome) -> bool {
+    match (expect, outcome) {
+        (Expect::Pass, Outcome::Pass) => true,
+        (Expect::Violation(name), Outcome::Violation(v)) => v.invariant == *name,
+        (Expect::Liveness, Outcome::Liveness { .. }) => true,
+        _ => false,
+    }
+}
+
+/// Runs one seed of a scenario with a given plan.
+pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, options: &RunOptions) -> RunOutput {
+    let config = WorldConfig {
+        seed,
+        servers: scenario.nodes,
+        clients: plan.clients.len() as u32,
+        network: scenario.network.clone(),
+        skew: scenario.skew,
+        drift_ppm: scenario.drift_ppm,
+        max_time: scenario.duration + scenario.liveness + Duration::from_secs(1),
+        max_events: options.max_events.unwrap_or(20_000_000),
+        keep_trace: options.keep_trace,
+    };
+    let Spec { factory, invariants, linearizability, mut progress } = spec;
+    let names: Vec<String> = invariants.iter().map(|i| i.name().to_owned()).collect();
+    let mut world = World::new(config, factory);
+    for inv in invariants {
+        world.add_invariant(inv);
+    }
+    for f in &plan.faults {
+        let at = SimTime::from_duration(f.at);
+        match f.duration {
+            Some(d) => world.schedule_for(at, f.fault.clone(), d),
+            None => world.schedule(at, f.fault.clone()),
+        }
+    }
+    let mut outcome = run_phases(&mut world, scenario, &mut progress);
+    let mut lin_report = None;
+    if let (Outcome::Pass, Some(check)) = (&outcome, &linearizability) {
+        match catch_unwind(AssertUnwindSafe(|| check(world.history()))) {
+            Ok(report) => {
+                if let Some(v) = linearizability_violation(&report) {
+                    outcome = Outcome::Violation(v);
+                }
+                lin_report = Some(report);
+            }
+            Err(panic) => {
+                outcome = Outcome::Crash {
+                    node: None,
+                    time: world.now(),
+                    event: world.events(),
+                    message: format!("the linearizability checker panicked: {}", crate::sim::panic_message(&panic)),
+                }
+            }
+        }
+    }
+    let checks = check_results(&names, linearizability.is_some(), &outcome, lin_report.as_ref());
+    let report = Report {
+        scenario: scenario.path.clone(),
+        title: scenario.title.clone(),
+        system: scenario.system.clone(),
+        variant: scenario.variant.clone(),
+        seed,
+        expected: scenario.expect.to_string(),
+        outcome,
+        trace_hash: format!("{:016x}", world.trace_hash()),
+        virtual_time_ns: world.now().0,
+        events: world.events(),
+        history_events: world.history().len(),
+        stats: world.stats().clone(),
+        faults: world.applied_faults().to_vec(),
+        checks,
+        linearizability: lin_report,
+    };
+    let trace = world.trace().entries().map(<[_]>::to_vec);
+    RunOutput { report, trace, history: world.history().clone() }
+}
+
+fn run_phases<N: Node>(
+    world: &mut World<N>,
+    scenario: &Scenario,
+    progress: &mut Box<dyn FnMut(&View<'_, N>, SimTime) -> bool>,
+) -> Outcome {
+    world.run_until(SimTime::from_duration(scenario.duration));
+    if let Some(outcome) = world.stop_outcome() {
+        return outcome;
+    }
+    world.heal();
+    let healed = world.now();
+    if let Err(reason) = world.run_until_progress(scenario.liveness, |view| progress(view, healed)) {
+        return world.stop_outcome().unwrap_or(Outcome::Liveness { reason });
+    }
+    world.finish()
+}
+
+fn linearizability_violation(report: &LinearizabilityReport) -> Option<Violation> {
+    if report.verdict != Verdict::NotLinearizable {
+        return None;
+    }
+    let (key, evidence) = report.partitions.iter().find_map(|p| p.violation.as_ref().map(|e| (&p.key, e)))?;
+    let key = key.as_ref().map(|k| format!(" on key {k:?}")).unwrap_or_default();
+    let reason = evidence.candidates.iter().find(|c| c.op == evidence.stuck.op).map_or("", |c| c.rejection.as_str());
+    Some(Violation {
+        invariant: LINEARIZABLE.to_owned(),
+        explanation: format!(
+            "history event {} ({}){key} cannot be linearized after {} operations: {reason}",
+            evidence.stuck.op, evidence.stuck.call, evidence.prefix_length
+        ),
+        time: None,
+        event: None,
+        node: None,
+    })
+}
+
+fn check_results(
+    names: &[String],
+    linearizability: bool,
+    outcome: &Outcome,
+    lin: Option<&LinearizabilityReport>,
+) -> Vec<CheckResult> {
+    let judged = matches!(outcome, Outcome::Pass | Outcome::Violation(_));
+    let verdict_of = |name: &str| match outcome {
+        Outcome::Violation(v) if v.invariant == name => "violation",
+        _ if judged => "pass",
+        _ => "not-run",
+    };
+    let mut out: Vec<CheckResult> =
+        names.iter().map(|n| CheckResult { name: n.clone(), verdict: verdict_of(n) }).collect();
+    if linearizability {
+        let verdict = match lin.map(|l| l.verdict) {
+            Some(Verdict::Linearizable) => "pass",
+            Some(Verdict::NotLinearizable) => "violation",
+            Some(Verdict::Unknown) => "unknown",
+            None => "not-run",
+        };
+        out.push(CheckResult { name: LINEARIZABLE.to_owned(), verdict });
+    }
+    out
+}
+
+/// The usual progress condition for client-driven systems: some client
+/// operation completes `ok` after the heal.
+pub fn ok_after_heal<N: Node>() -> Box<dyn FnMut(&View<'_, N>, SimTime) -> bool> {
+    Box::new(|view, healed| {
+        view.history()
+            .ops
+            .iter()
+            .rev()
+            .take_while(|op| op.time.is_some_and(|t| t >= healed.0))
+            .any(|op| op.kind == crate::history::OpType::Ok)
+    })
+}

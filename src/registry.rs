@@ -1,0 +1,156 @@
+//! The systems the runner knows, by the name scenario files use. Each entry
+//! wires a system of the `systems` crate to the harness: its variants, its
+//! checks, its `[config]` keys, its workload, and how to build a run.
+
+use std::time::Duration;
+
+use harness::check::linearizability::{check, Options};
+use harness::check::models::Register;
+use harness::rng::Rng;
+use harness::runner::{ok_after_heal, run, RunOptions, RunOutput, Spec};
+use harness::scenario::{Catalog, ClientOp, Dur, Plan, Scenario};
+use harness::{NodeId, Value};
+use systems::register::{self, RegisterNode};
+
+/// One system as the runner sees it.
+pub trait SystemEntry: Sync {
+    fn name(&self) -> &'static str;
+    fn variants(&self) -> &'static [&'static str];
+    /// The checks a run can fail, in plain English.
+    fn checks(&self) -> Vec<&'static str>;
+    fn check_config(&self, config: &toml::Table) -> Result<(), (String, String)>;
+    /// Draws one client operation over `keys` keys.
+    fn generate(&self, rng: &mut Rng, keys: u32) -> ClientOp;
+    fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput;
+}
+
+pub static SYSTEMS: &[&dyn SystemEntry] = &[&RegisterSystem];
+
+pub fn find(name: &str) -> Option<&'static dyn SystemEntry> {
+    SYSTEMS.iter().copied().find(|s| s.name() == name)
+}
+
+/// The catalog scenario files are checked against.
+pub struct Registry;
+
+impl Catalog for Registry {
+    fn systems(&self) -> Vec<&'static str> {
+        SYSTEMS.iter().map(|s| s.name()).collect()
+    }
+    fn variants(&self, system: &str) -> Vec<&'static str> {
+        find(system).map(|s| s.variants().to_vec()).unwrap_or_default()
+    }
+    fn checks(&self, system: &str) -> Vec<&'static str> {
+        find(system).map(|s| s.checks()).unwrap_or_default()
+    }
+    fn check_config(&self, system: &str, config: &toml::Table) -> Result<(), (String, String)> {
+        find(system).map_or(Ok(()), |s| s.check_config(config))
+    }
+}
+
+/// Reads the plan of a scenario for a seed, with the system's workload.
+pub fn plan(scenario: &Scenario, seed: u64) -> Plan {
+    let system = find(&scenario.system).expect("scenarios are validated against the registry");
+    scenario.plan(seed, &|rng, keys| system.generate(rng, keys))
+}
+
+/// `[config]` keys: each with what it expects.
+fn check_keys(config: &toml::Table, known: &[(&str, KeyKind)]) -> Result<(), (String, String)> {
+    for (key, value) in config {
+        let Some((_, kind)) = known.iter().find(|(k, _)| k == key) else {
+            let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
+            return Err((key.clone(), format!("unknown key; expected one of {}", names.join(", "))));
+        };
+        let ok = match kind {
+            KeyKind::Duration => value.clone().try_into::<Dur>().is_ok(),
+            KeyKind::Count(max) => value.as_integer().is_some_and(|i| (0..=*max).contains(&i)),
+        };
+        if !ok {
+            let what = match kind {
+                KeyKind::Duration => "a duration like \"200ms\"".to_owned(),
+                KeyKind::Count(max) => format!("an integer from 0 to {max}"),
+            };
+            return Err((key.clone(), format!("expected {what}, found {value}")));
+        }
+    }
+    Ok(())
+}
+
+enum KeyKind {
+    Duration,
+    Count(i64),
+}
+
+fn duration_key(config: &toml::Table, key: &str) -> Option<Duration> {
+    config.get(key).and_then(|v| v.clone().try_into::<Dur>().ok()).map(|d| d.0)
+}
+
+struct RegisterSystem;
+
+const REGISTER_KEYS: &[(&str, KeyKind)] =
+    &[("request_timeout", KeyKind::Duration), ("retries", KeyKind::Count(10)), ("group_commit", KeyKind::Duration)];
+
+impl SystemEntry for RegisterSystem {
+    fn name(&self) -> &'static str {
+        "register"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        register::Variant::NAMES
+    }
+    fn checks(&self) -> Vec<&'static str> {
+        vec![harness::runner::LINEARIZABLE]
+    }
+    fn check_config(&self, config: &toml::Table) -> Result<(), (String, String)> {
+        check_keys(config, REGISTER_KEYS)
+    }
+    fn generate(&self, rng: &mut Rng, keys: u32) -> ClientOp {
+        let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
+        let small = |rng: &mut Rng| Value::Int(rng.below(5) as i64);
+        match rng.below(10) {
+            0..=3 => ClientOp { f: "read".into(), key, value: Value::Null },
+            4..=6 => ClientOp { f: "write".into(), key, value: small(rng) },
+            _ => ClientOp { f: "cas".into(), key, value: Value::pair(small(rng), small(rng)) },
+        }
+    }
+    fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
+        let defaults = register::Config::default();
+        let config = register::Config {
+            variant: register::Variant::parse(&scenario.variant).expect("validated variant"),
+            request_timeout: duration_key(&scenario.config, "request_timeout").unwrap_or(defaults.request_timeout),
+            retries: scenario.config.get("retries").and_then(|v| v.as_integer()).map_or(defaults.retries, |r| r as u32),
+            think: scenario.think,
+            group_commit: duration_key(&scenario.config, "group_commit").unwrap_or(defaults.group_commit),
+        };
+        let scripts: Vec<Vec<register::Op>> = plan
+            .clients
+            .iter()
+            .map(|ops| {
+                ops.iter()
+                    .map(|op| register::Op {
+                        f: op.f.clone(),
+                        key: op.key.clone().unwrap_or_default(),
+                        value: op.value.clone(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let spec = Spec {
+            factory: Box::new(move |id: NodeId, disk: &harness::Disk| {
+                if id.is_server() {
+                    RegisterNode::Server(register::Server::new(config.clone(), disk))
+                } else {
+                    let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
+                    RegisterNode::Client(register::Client::new(config.clone(), NodeId::server(0), script))
+                }
+            }),
+            invariants: Vec::new(),
+            linearizability: Some(Box::new(|h| {
+                // A history the model cannot read is a bug in the client: a crash.
+                check(&Register, h, &Options::default())
+                    .unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
+            })),
+            progress: ok_after_heal(),
+        };
+        run(scenario, plan, seed, spec, options)
+    }
+}

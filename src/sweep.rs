@@ -1,0 +1,339 @@
+//! `faultline run` and `faultline sweep`: scenarios over seeds.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use harness::determinism::first_difference;
+use harness::runner::{meets, Report, RunOptions, RunOutput};
+use harness::scenario::{Expect, Scenario};
+use harness::Outcome;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cli::{CliError, ReportPath};
+use crate::registry::{self, Registry};
+
+/// Loads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, CliError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    Scenario::parse(&path.display().to_string(), &text, &Registry).map_err(|e| CliError::input(e.to_string()))
+}
+
+/// Every `.toml` under the given paths (files as given, folders recursively), sorted.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out).map_err(|e| CliError::input(format!("{}: {e}", p.display())))?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(CliError::input(format!("{}: no such file or folder", p.display())));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Runs one seed; a panic anywhere (a node, the runner, a checker) is a
+/// `crash` for that seed, never the end of the sweep.
+pub fn run_seed(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let system = registry::find(&scenario.system).expect("validated system");
+        system.run(scenario, &registry::plan(scenario, seed), seed, options)
+    }));
+    result.unwrap_or_else(|panic| crashed(scenario, seed, harness::sim::panic_message(&panic)))
+}
+
+fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
+    let report = Report {
+        scenario: scenario.path.clone(),
+        title: scenario.title.clone(),
+        system: scenario.system.clone(),
+        variant: scenario.variant.clone(),
+        seed,
+        expected: scenario.expect.to_string(),
+        outcome: Outcome::Crash { node: None, time: harness::SimTime::ZERO, event: 0, message },
+        trace_hash: String::new(),
+        virtual_time_ns: 0,
+        events: 0,
+        history_events: 0,
+        stats: Default::default(),
+        faults: Vec::new(),
+        checks: Vec::new(),
+        linearizability: None,
+    };
+    RunOutput { report, trace: None, history: Default::default() }
+}
+
+/// Runs a seed twice and compares trace hashes; on a mismatch runs both
+/// again with full traces and names the first differing event.
+pub fn run_seed_twice(scenario: &Scenario, seed: u64) -> RunOutput {
+    let options = RunOptions::default();
+    let first = run_seed(scenario, seed, &options);
+    let second = run_seed(scenario, seed, &options);
+    if first.report.trace_hash == second.report.trace_hash {
+        return first;
+    }
+    let traced = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let a = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
+    let b = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
+    let mut out = first;
+    out.report.outcome = first_difference(&a, &b);
+    out
+}
+
+/// The two commands that reproduce one seed of a scenario.
+pub fn reproduce(scenario: &Scenario, seed: u64) -> String {
+    format!(
+        "  reproduce: FAULTLINE_SEED={seed} cargo test --test scenarios -- {}\n         or: cargo run --release -- run {} --seed {seed}",
+        test_name(&scenario.path),
+        scenario.path
+    )
+}
+
+/// A scenario's test name: its path under `scenarios/` without `.toml`.
+pub fn test_name(path: &str) -> String {
+    let p = path.replace('\\', "/");
+    let p = p.split_once("scenarios/").map_or(p.as_str(), |(_, rest)| rest);
+    p.strip_suffix(".toml").unwrap_or(p).to_owned()
+}
+
+// ------------------------------------------------------------------ run
+
+#[derive(Serialize)]
+struct RunLine<'a> {
+    scenario: &'a str,
+    title: &'a str,
+    seed: u64,
+    outcome: &'a str,
+    expected: String,
+    check: Option<&'a str>,
+    trace_hash: &'a str,
+    events: u64,
+    virtual_time_ns: u64,
+}
+
+pub struct RunArgs {
+    pub file: PathBuf,
+    pub seed: Option<u64>,
+    pub trace: bool,
+    pub report: Option<PathBuf>,
+    pub json: bool,
+}
+
+pub fn run_command(args: &RunArgs) -> Result<bool, CliError> {
+    let scenario = load(&args.file)?;
+    let report_path = args.report.as_deref().map(ReportPath::parse).transpose()?;
+    let seed = args.seed.or(scenario.seed).unwrap_or(0);
+    let output = run_seed(&scenario, seed, &RunOptions { keep_trace: args.trace, ..RunOptions::default() });
+    let report = &output.report;
+    if args.trace {
+        for e in output.trace.iter().flatten() {
+            eprintln!("{:>8} {} {}", e.index, harness::SimTime(e.time), e.text);
+        }
+    }
+    let met = meets(&scenario.expect, &report.outcome);
+    if args.json {
+        let line = RunLine {
+            scenario: &report.scenario,
+            title: &report.title,
+            seed,
+            outcome: report.outcome.class(),
+            expected: scenario.expect.to_string(),
+            check: report.failed_check(),
+            trace_hash: &report.trace_hash,
+            events: report.events,
+            virtual_time_ns: report.virtual_time_ns,
+        };
+        println!("{}", serde_json::to_string(&line).expect("serialises"));
+    } else {
+        print!("{}", report.to_text());
+        if !report.outcome.is_pass() {
+            println!("{}", reproduce(&scenario, seed));
+        }
+        println!("{}", if met { "as expected" } else { "NOT as expected" });
+    }
+    if let Some(path) = report_path {
+        path.write(&report.to_yaml(), &report.to_json())?;
+    }
+    Ok(met)
+}
+
+// ------------------------------------------------------------------ sweep
+
+pub struct SweepArgs {
+    pub paths: Vec<PathBuf>,
+    pub seeds: Option<u64>,
+    pub jobs: Option<usize>,
+    pub shard: Option<(usize, usize)>,
+    pub determinism: bool,
+    pub json: bool,
+}
+
+/// Per-scenario results of a sweep.
+#[derive(Serialize)]
+struct Summary {
+    scenario: String,
+    expect: String,
+    seeds: u64,
+    failures: u64,
+    first_failing_seed: Option<u64>,
+    outcomes: BTreeMap<&'static str, u64>,
+    met_expectation: bool,
+}
+
+/// Whether a whole scenario's seeds meet its expectation: a pass scenario
+/// needs every seed to pass; a failure scenario needs at least one seed to
+/// fail as named and no seed to fail any other way.
+pub fn scenario_meets(expect: &Expect, outcomes: &[&Outcome]) -> bool {
+    match expect {
+        Expect::Pass => outcomes.iter().all(|o| o.is_pass()),
+        _ => outcomes.iter().any(|o| meets(expect, o)) && outcomes.iter().all(|o| o.is_pass() || meets(expect, o)),
+    }
+}
+
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, like 2/4")?;
+    let (i, n): (usize, usize) =
+        (i.parse().map_err(|_| "I must be a number")?, n.parse().map_err(|_| "N must be a number")?);
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("expected 1 <= I <= N, got {i}/{n}"));
+    }
+    Ok((i, n))
+}
+
+pub fn sweep_command(args: &SweepArgs) -> Result<bool, CliError> {
+    let files = discover(&args.paths)?;
+    let mut scenarios = Vec::with_capacity(files.len());
+    for f in &files {
+        scenarios.push(load(f)?);
+    }
+    if let Some((i, n)) = args.shard {
+        scenarios = scenarios.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, s)| s).collect();
+    }
+    let work: Vec<(usize, u64)> = scenarios
+        .iter()
+        .enumerate()
+        .flat_map(|(k, s)| {
+            let seeds: Vec<u64> = match (s.seed, args.seeds) {
+                (Some(fixed), _) => vec![fixed],
+                (None, Some(k)) => (0..k).collect(),
+                (None, None) => (0..s.seeds).collect(),
+            };
+            seeds.into_iter().map(move |seed| (k, seed))
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+        .map_err(|e| CliError::usage(format!("--jobs: {e}")))?;
+    let bar = progress_bar(work.len() as u64, args.json);
+    let started = Instant::now();
+    let results: Vec<(usize, u64, Report)> = pool.install(|| {
+        work.par_iter()
+            .map(|&(k, seed)| {
+                let out = if args.determinism {
+                    run_seed_twice(&scenarios[k], seed)
+                } else {
+                    run_seed(&scenarios[k], seed, &RunOptions::default())
+                };
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+                (k, seed, out.report)
+            })
+            .collect()
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all_met = true;
+    let mut table = Vec::new();
+    for (k, scenario) in scenarios.iter().enumerate() {
+        let mine: Vec<&(usize, u64, Report)> = results.iter().filter(|r| r.0 == k).collect();
+        let outcomes: Vec<&Outcome> = mine.iter().map(|r| &r.2.outcome).collect();
+        let met = scenario_meets(&scenario.expect, &outcomes);
+        all_met &= met;
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for o in &outcomes {
+            *counts.entry(o.class()).or_default() += 1;
+        }
+        let failing: Vec<&&(usize, u64, Report)> = mine.iter().filter(|r| !r.2.outcome.is_pass()).collect();
+        let summary = Summary {
+            scenario: scenario.path.clone(),
+            expect: scenario.expect.to_string(),
+            seeds: mine.len() as u64,
+            failures: failing.len() as u64,
+            first_failing_seed: failing.first().map(|r| r.1),
+            outcomes: counts,
+            met_expectation: met,
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&summary).expect("serialises"));
+        } else {
+            // Unexpected results, each with its seed and both reproduction commands.
+            for r in mine.iter().filter(|r| !met && !r.2.outcome.is_pass() && !meets(&scenario.expect, &r.2.outcome)) {
+                println!("UNEXPECTED {} seed {}: {}\n{}", scenario.path, r.1, r.2.outcome, reproduce(scenario, r.1));
+            }
+            if !met && scenario.expect != Expect::Pass && failing.is_empty() {
+                println!(
+                    "UNEXPECTED {}: no seed of {} showed the expected {}",
+                    scenario.path,
+                    mine.len(),
+                    scenario.expect
+                );
+            }
+        }
+        table.push(summary);
+    }
+    if !args.json {
+        print_table(&table, work.len(), elapsed);
+    }
+    Ok(all_met)
+}
+
+fn progress_bar(len: u64, json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta}")
+            .expect("a valid template"),
+    );
+    Some(bar)
+}
+
+fn print_table(table: &[Summary], runs: usize, elapsed: f64) {
+    let width = table.iter().map(|s| s.scenario.len()).max().unwrap_or(8).max(8);
+    println!("{:<width$}  {:>5}  {:>8}  {:<28}  result", "scenario", "seeds", "failures", "expected");
+    for s in table {
+        let verdict = if s.met_expectation { "ok" } else { "UNEXPECTED" };
+        println!("{:<width$}  {:>5}  {:>8}  {:<28}  {verdict}", s.scenario, s.seeds, s.failures, s.expect);
+    }
+    let met = table.iter().filter(|s| s.met_expectation).count();
+    println!(
+        "{met} of {} scenarios as expected; {runs} runs in {elapsed:.2}s ({:.0} seeds/s)",
+        table.len(),
+        runs as f64 / elapsed.max(1e-9)
+    );
+}

@@ -1,0 +1,375 @@
+//! `register`: the tutorial system. One server holds an integer per key;
+//! clients read, write and compare-and-set.
+//!
+//! # How to add a system (this module is the worked example)
+//!
+//! 1. Write the nodes, sans-IO, against `harness::node`: a message enum
+//!    (requests and replies in pairs), a timer enum, and handlers named
+//!    `on_<message>` and `on_<noun>_timeout`. Servers keep what must
+//!    survive a crash on `ctx.disk()` and `sync()` before acting on it.
+//! 2. Clients record every operation in the history: `ctx.invoke(...)`,
+//!    then exactly one of `ok` (it happened), `fail` (it definitely did
+//!    not) or `info` (unknown: a timeout).
+//! 3. Put one node type over servers and clients (an enum, as
+//!    [`RegisterNode`]), and give each planted bug a [`Variant`].
+//! 4. Register the system in the root package's `src/registry.rs`: its
+//!    variants, its checks, its `[config]` keys, its workload generator,
+//!    and how to build a `harness::runner::Spec` (factory, invariants,
+//!    linearizability model, progress condition).
+//! 5. Add scenario files under `scenarios/<system>/`: the correct variant
+//!    passing under faults, and one file per bug expecting its violation.
+//!
+//! # The protocol
+//!
+//! A client sends `Request { id, command }` to the server and arms a
+//! `request_timeout`. The server applies the command, writes the new value
+//! and the reply to disk (so a retried request after a crash is answered,
+//! not applied twice), syncs, and sends `Reply`. A client that hears
+//! nothing resends the same request (same id) up to `retries` times, then
+//! records the operation as indeterminate (`info`) and moves on.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::history::Value;
+use harness::node::{Ctx, NoObservation, Node, NodeId, TimerId};
+
+/// A client's request number; increases with every new operation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+/// Which implementation runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Correct,
+    /// Planted bug: cas is a read and then a separate write (sent to itself
+    /// as a message), so another write can land in between.
+    LostUpdate,
+    /// Planted bug: the server replies before the write is durable and
+    /// syncs in batches, so a crash loses acknowledged writes.
+    AckBeforeSync,
+}
+
+impl Variant {
+    pub const NAMES: &'static [&'static str] = &["correct", "lost-update", "ack-before-sync"];
+
+    pub fn parse(name: &str) -> Option<Variant> {
+        match name {
+            "correct" => Some(Variant::Correct),
+            "lost-update" => Some(Variant::LostUpdate),
+            "ack-before-sync" => Some(Variant::AckBeforeSync),
+            _ => None,
+        }
+    }
+}
+
+/// Settings from the scenario's `[config]`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub variant: Variant,
+    pub request_timeout: Duration,
+    pub retries: u32,
+    /// Pause between one client's operations.
+    pub think: Duration,
+    /// How often the `ack-before-sync` server syncs its batch.
+    pub group_commit: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            variant: Variant::Correct,
+            request_timeout: Duration::from_millis(200),
+            retries: 2,
+            think: Duration::from_millis(10),
+            group_commit: Duration::from_millis(50),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Command {
+    Read { key: String },
+    Write { key: String, value: i64 },
+    Cas { key: String, from: Option<i64>, to: i64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    Value(Option<i64>),
+    Written,
+    Swapped,
+    /// The compare failed: nothing changed.
+    Mismatch,
+}
+
+#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    Request {
+        id: RequestId,
+        command: Command,
+    },
+    Reply {
+        id: RequestId,
+        outcome: Outcome,
+    },
+    /// `lost-update` only: the second half of a cas, sent by the server to itself.
+    FinishCas {
+        client: NodeId,
+        id: RequestId,
+        key: String,
+        to: i64,
+    },
+}
+
+#[derive(Clone, Debug, Hash)]
+pub enum Timer {
+    /// Time to start the next operation.
+    Think,
+    /// No reply to this request yet.
+    Request(RequestId),
+    /// `ack-before-sync` only: make the batch durable.
+    GroupCommit,
+}
+
+/// The last reply the server sent each client, kept durable with the data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LastReply {
+    id: RequestId,
+    outcome: Outcome,
+}
+
+pub struct Server {
+    config: Config,
+    values: BTreeMap<String, i64>,
+    last: BTreeMap<NodeId, LastReply>,
+}
+
+impl Server {
+    /// Rebuilds the server from what its disk holds (empty at first start).
+    pub fn new(config: Config, disk: &harness::Disk) -> Self {
+        let mut values = BTreeMap::new();
+        for k in disk.keys_with_prefix("value/") {
+            let v: i64 = disk.get(&k).expect("listed key exists");
+            values.insert(k["value/".len()..].to_owned(), v);
+        }
+        let mut last = BTreeMap::new();
+        for k in disk.keys_with_prefix("reply/") {
+            let r: LastReply = disk.get(&k).expect("listed key exists");
+            let client = NodeId::parse(&k["reply/".len()..]).expect("reply keys name clients");
+            last.insert(client, r);
+        }
+        Server { config, values, last }
+    }
+
+    fn on_request(&mut self, ctx: &mut Ctx<'_, RegisterNode>, from: NodeId, id: RequestId, command: Command) {
+        if let Some(last) = self.last.get(&from) {
+            if id == last.id {
+                // A retry or a duplicate: answer again, apply nothing.
+                ctx.send(from, Msg::Reply { id, outcome: last.outcome.clone() });
+                return;
+            }
+            if id < last.id {
+                return; // an old duplicate: the client has moved on
+            }
+        }
+        if let (Variant::LostUpdate, Command::Cas { key, from: expected, to }) = (self.config.variant, &command) {
+            if self.values.get(key).copied() == *expected {
+                // The bug: decide now, write later.
+                ctx.send(ctx.me(), Msg::FinishCas { client: from, id, key: key.clone(), to: *to });
+                return;
+            }
+        }
+        let outcome = self.apply(&command);
+        let changed = match (&command, &outcome) {
+            (Command::Write { key, .. } | Command::Cas { key, .. }, Outcome::Written | Outcome::Swapped) => {
+                Some(key.as_str())
+            }
+            _ => None,
+        };
+        self.reply(ctx, from, id, outcome, changed);
+    }
+
+    fn apply(&mut self, command: &Command) -> Outcome {
+        match command {
+            Command::Read { key } => Outcome::Value(self.values.get(key).copied()),
+            Command::Write { key, value } => {
+                self.values.insert(key.clone(), *value);
+                Outcome::Written
+            }
+            Command::Cas { key, from, to } => {
+                if self.values.get(key).copied() == *from {
+                    self.values.insert(key.clone(), *to);
+                    Outcome::Swapped
+                } else {
+                    Outcome::Mismatch
+                }
+            }
+        }
+    }
+
+    fn on_finish_cas(&mut self, ctx: &mut Ctx<'_, RegisterNode>, client: NodeId, id: RequestId, key: String, to: i64) {
+        self.values.insert(key.clone(), to);
+        self.reply(ctx, client, id, Outcome::Swapped, Some(&key));
+    }
+
+    /// Persists the changed value and the reply, then answers. The correct
+    /// server syncs first; `ack-before-sync` answers first and syncs later.
+    fn reply(
+        &mut self,
+        ctx: &mut Ctx<'_, RegisterNode>,
+        client: NodeId,
+        id: RequestId,
+        outcome: Outcome,
+        changed: Option<&str>,
+    ) {
+        if let Some(key) = changed {
+            let value = self.values[key];
+            ctx.disk().put(&format!("value/{key}"), &value);
+        }
+        let record = LastReply { id, outcome: outcome.clone() };
+        ctx.disk().put(&format!("reply/{client}"), &record);
+        self.last.insert(client, record);
+        if self.config.variant != Variant::AckBeforeSync {
+            ctx.disk().sync();
+        }
+        ctx.send(client, Msg::Reply { id, outcome });
+    }
+
+    fn on_group_commit_timeout(&mut self, ctx: &mut Ctx<'_, RegisterNode>) {
+        ctx.disk().sync();
+        ctx.set_timer(self.config.group_commit, Timer::GroupCommit);
+    }
+}
+
+/// One client operation as the workload gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub f: String,
+    pub key: String,
+    pub value: Value,
+}
+
+pub struct Client {
+    config: Config,
+    server: NodeId,
+    script: Vec<Op>,
+    next: usize,
+    next_id: u64,
+    /// The request in flight: id, command, tries so far, its timer.
+    pending: Option<(RequestId, Command, u32, TimerId)>,
+}
+
+impl Client {
+    pub fn new(config: Config, server: NodeId, script: Vec<Op>) -> Self {
+        Client { config, server, script, next: 0, next_id: 0, pending: None }
+    }
+
+    fn on_think_timeout(&mut self, ctx: &mut Ctx<'_, RegisterNode>) {
+        // After the script, keep reading the first key once a second: the
+        // liveness phase needs traffic to see progress.
+        let op = match self.script.get(self.next) {
+            Some(op) => op.clone(),
+            None => Op { f: "read".into(), key: "k0".into(), value: Value::Null },
+        };
+        self.next += 1;
+        let command = match (op.f.as_str(), &op.value) {
+            ("read", _) => Command::Read { key: op.key.clone() },
+            ("write", Value::Int(v)) => Command::Write { key: op.key.clone(), value: *v },
+            ("cas", v) => {
+                let (from, to) = v.as_pair().expect("cas ops carry [from, to]");
+                Command::Cas {
+                    key: op.key.clone(),
+                    from: from.as_int(),
+                    to: to.as_int().expect("cas target is an integer"),
+                }
+            }
+            (f, v) => panic!("the register client cannot run `{f}` with {v}"),
+        };
+        ctx.invoke(&op.f, Some(&op.key), op.value.clone());
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        ctx.send(self.server, Msg::Request { id, command: command.clone() });
+        let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
+        self.pending = Some((id, command, 0, timer));
+    }
+
+    fn on_reply(&mut self, ctx: &mut Ctx<'_, RegisterNode>, id: RequestId, outcome: Outcome) {
+        let Some((pending, _, _, timer)) = &self.pending else { return };
+        if *pending != id {
+            return; // a late reply to a request already given up on
+        }
+        ctx.cancel_timer(*timer);
+        self.pending = None;
+        match outcome {
+            Outcome::Value(v) => ctx.ok(v.map_or(Value::Null, Value::Int)),
+            Outcome::Written | Outcome::Swapped => ctx.ok(Value::Bool(true)),
+            Outcome::Mismatch => ctx.fail(Value::Bool(false)),
+        }
+        self.schedule_next(ctx);
+    }
+
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, RegisterNode>, id: RequestId) {
+        let Some((pending, command, tries, _)) = self.pending.take() else { return };
+        assert_eq!(pending, id, "a timer outlived its request");
+        if tries < self.config.retries {
+            ctx.send(self.server, Msg::Request { id, command: command.clone() });
+            let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
+            self.pending = Some((id, command, tries + 1, timer));
+            return;
+        }
+        ctx.info(Value::Null);
+        self.schedule_next(ctx);
+    }
+
+    fn schedule_next(&mut self, ctx: &mut Ctx<'_, RegisterNode>) {
+        let pause = if self.next < self.script.len() { self.config.think } else { Duration::from_secs(1) };
+        ctx.set_timer(pause, Timer::Think);
+    }
+}
+
+/// Servers and clients of the register system.
+pub enum RegisterNode {
+    Server(Server),
+    Client(Client),
+}
+
+impl Node for RegisterNode {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = NoObservation;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            RegisterNode::Server(s) => {
+                if s.config.variant == Variant::AckBeforeSync {
+                    ctx.set_timer(s.config.group_commit, Timer::GroupCommit);
+                }
+            }
+            RegisterNode::Client(c) => {
+                ctx.set_timer(c.config.think, Timer::Think);
+            }
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
+        match (self, msg) {
+            (RegisterNode::Server(s), Msg::Request { id, command }) => s.on_request(ctx, from, id, command),
+            (RegisterNode::Server(s), Msg::FinishCas { client, id, key, to }) => {
+                s.on_finish_cas(ctx, client, id, key, to)
+            }
+            (RegisterNode::Client(c), Msg::Reply { id, outcome }) => c.on_reply(ctx, id, outcome),
+            (_, msg) => panic!("{} got a message it never expects: {msg:?}", ctx.me()),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
+        match (self, timer) {
+            (RegisterNode::Server(s), Timer::GroupCommit) => s.on_group_commit_timeout(ctx),
+            (RegisterNode::Client(c), Timer::Think) => c.on_think_timeout(ctx),
+            (RegisterNode::Client(c), Timer::Request(id)) => c.on_request_timeout(ctx, id),
+            (_, timer) => panic!("{} got a timer it never sets: {timer:?}", ctx.me()),
+        }
+    }
+}
