@@ -23,14 +23,19 @@ use crate::trace::TraceEntry;
 /// The name under which linearizability failures are reported.
 pub const LINEARIZABLE: &str = "linearizable";
 
+/// Judges a whole client history (a linearizability check).
+pub type HistoryCheck = Box<dyn Fn(&History) -> LinearizabilityReport>;
+
+/// What the liveness phase waits for; it is told when the heal happened.
+pub type Progress<N> = Box<dyn FnMut(&View<'_, N>, SimTime) -> bool>;
+
 /// Everything a system contributes to a run.
 pub struct Spec<N: Node> {
     pub factory: Factory<N>,
     pub invariants: Vec<Box<dyn Invariant<N::Obs>>>,
     /// Checks the client history at the end of a run that passed so far.
-    pub linearizability: Option<Box<dyn Fn(&History) -> LinearizabilityReport>>,
-    /// What the liveness phase waits for; it is told when the heal happened.
-    pub progress: Box<dyn FnMut(&View<'_, N>, SimTime) -> bool>,
+    pub linearizability: Option<HistoryCheck>,
+    pub progress: Progress<N>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -216,7 +221,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
 fn run_phases<N: Node>(
     world: &mut World<N>,
     scenario: &Scenario,
-    progress: &mut Box<dyn FnMut(&View<'_, N>, SimTime) -> bool>,
+    progress: &mut Progress<N>,
 ) -> Outcome {
     world.run_until(SimTime::from_duration(scenario.duration));
     if let Some(outcome) = world.stop_outcome() {
@@ -277,7 +282,7 @@ fn check_results(
 
 /// The usual progress condition for client-driven systems: some client
 /// operation completes `ok` after the heal.
-pub fn ok_after_heal<N: Node>() -> Box<dyn FnMut(&View<'_, N>, SimTime) -> bool> {
+pub fn ok_after_heal<N: Node>() -> Progress<N> {
     Box::new(|view, healed| {
         view.history()
             .ops
