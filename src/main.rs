@@ -1,15 +1,11 @@
 //! The `faultline` command. With no arguments it runs the default sweep
 //! over `scenarios/` (the main job).
 
-mod check_cmd;
-mod cli;
-mod registry;
-mod sweep;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use faultline::{check_cmd, sweep};
 
 #[derive(Parser)]
 #[command(name = "faultline", version, about = "Deterministic fault-injection testing for distributed systems")]

@@ -1,1 +1,129 @@
-fn main() {}
+//! Every scenario file under `scenarios/` is its own test, named after its
+//! path (`register/lost-update`), so `cargo test --test scenarios -- NAME`
+//! runs one.
+//!
+//! Seeds: a pass scenario runs a handful (5, or fewer if the file says so);
+//! a scenario that expects a failure runs seeds in order until one shows
+//! it, up to the file's `seeds`. `FAULTLINE_SEEDS=K` runs K seeds;
+//! `FAULTLINE_SEED=N` runs exactly seed N. A failure prints the outcome,
+//! the check and its explanation, the seed, and both reproduction commands.
+//!
+//! Besides one test per file: `determinism/<name>` runs seeds 0 and 1 twice
+//! and requires equal trace hashes, and `snapshot/<name>` compares the
+//! canonical report at seed 0 (or the file's seed) with its insta snapshot.
+
+use std::path::PathBuf;
+
+use faultline::sweep::{discover, load, reproduce, run_seed, scenario_meets, test_name};
+use harness::runner::{meets, RunOptions};
+use harness::scenario::{Expect, Scenario};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const HANDFUL: u64 = 5;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.parse() {
+        Ok(v) => Some(v),
+        Err(_) => panic!("{name}={value}: expected a non-negative integer"),
+    }
+}
+
+/// Runs the scenario's seeds as the module documentation says.
+fn run_scenario(scenario: &Scenario) -> Result<(), Failed> {
+    let seeds: Vec<u64> = match (env_u64("FAULTLINE_SEED"), env_u64("FAULTLINE_SEEDS"), scenario.seed) {
+        (Some(seed), _, _) => vec![seed],
+        (None, _, Some(fixed)) => vec![fixed],
+        (None, Some(k), None) => (0..k).collect(),
+        (None, None, None) if scenario.expect == Expect::Pass => (0..scenario.seeds.min(HANDFUL)).collect(),
+        (None, None, None) => (0..scenario.seeds).collect(),
+    };
+    let stop_at_first_hit = scenario.expect != Expect::Pass;
+    let mut outcomes = Vec::new();
+    for &seed in &seeds {
+        let out = run_seed(scenario, seed, &RunOptions::default());
+        let outcome = out.report.outcome.clone();
+        let expected_here = meets(&scenario.expect, &outcome);
+        if !outcome.is_pass() && !expected_here {
+            return Err(failure(scenario, seed, &out.report.to_text()));
+        }
+        outcomes.push(outcome);
+        if stop_at_first_hit && expected_here {
+            break;
+        }
+    }
+    let refs: Vec<_> = outcomes.iter().collect();
+    if scenario_meets(&scenario.expect, &refs) {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: expected {}, but none of seeds {:?} showed it\n  try more seeds: FAULTLINE_SEEDS=100 cargo test --test scenarios -- {}",
+        scenario.path,
+        scenario.expect,
+        seeds,
+        test_name(&scenario.path)
+    )
+    .into())
+}
+
+fn failure(scenario: &Scenario, seed: u64, report: &str) -> Failed {
+    format!(
+        "{}: seed {seed} did not meet \"{}\"\n{report}{}",
+        scenario.path,
+        scenario.expect,
+        reproduce(scenario, seed)
+    )
+    .into()
+}
+
+fn determinism(scenario: &Scenario) -> Result<(), Failed> {
+    for seed in [0, 1] {
+        let a = run_seed(scenario, seed, &RunOptions::default()).report;
+        let b = run_seed(scenario, seed, &RunOptions::default()).report;
+        if a.trace_hash != b.trace_hash || a != b {
+            let traced = RunOptions { keep_trace: true, ..RunOptions::default() };
+            let ta = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
+            let tb = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
+            return Err(format!("seed {seed}: {}", harness::determinism::first_difference(&ta, &tb)).into());
+        }
+    }
+    Ok(())
+}
+
+fn snapshot(scenario: &Scenario, name: &str) -> Result<(), Failed> {
+    let seed = scenario.seed.unwrap_or(0);
+    let report = run_seed(scenario, seed, &RunOptions::default()).report;
+    let snap = format!("report__{}", name.replace('/', "__"));
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    // A mismatch panics; libtest-mimic reports the panic as this test's failure.
+    settings.bind(|| insta::assert_snapshot!(snap, report.to_yaml()));
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let files = discover(&[root]).expect("scenarios/ is readable");
+    let mut trials = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&file).display().to_string();
+        let name = test_name(&rel);
+        let scenario = match load(std::path::Path::new(&rel)) {
+            Ok(s) => s,
+            Err(e) => {
+                // A broken scenario file is a failing test, named after it.
+                let message = e.message;
+                trials.push(Trial::test(name, move || Err(message.into())));
+                continue;
+            }
+        };
+        let (a, b) = (scenario.clone(), scenario.clone());
+        let snap_name = name.clone();
+        trials.push(Trial::test(name.clone(), move || run_scenario(&scenario)));
+        trials.push(Trial::test(format!("determinism/{name}"), move || determinism(&a)));
+        trials.push(Trial::test(format!("snapshot/{name}"), move || snapshot(&b, &snap_name)));
+    }
+    libtest_mimic::run(&args, trials).exit();
+}

@@ -218,11 +218,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
     RunOutput { report, trace, history: world.history().clone() }
 }
 
-fn run_phases<N: Node>(
-    world: &mut World<N>,
-    scenario: &Scenario,
-    progress: &mut Progress<N>,
-) -> Outcome {
+fn run_phases<N: Node>(world: &mut World<N>, scenario: &Scenario, progress: &mut Progress<N>) -> Outcome {
     world.run_until(SimTime::from_duration(scenario.duration));
     if let Some(outcome) = world.stop_outcome() {
         return outcome;

@@ -1,0 +1,8 @@
+//! The root package: wires the systems to the harness (the registry),
+//! and implements the `faultline` command's subcommands, so that
+//! integration tests can drive them directly.
+
+pub mod check_cmd;
+pub mod cli;
+pub mod registry;
+pub mod sweep;
