@@ -5,4 +5,5 @@
 pub mod check_cmd;
 pub mod cli;
 pub mod registry;
+pub mod shrink;
 pub mod sweep;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use faultline::{check_cmd, sweep};
+use faultline::{check_cmd, shrink, sweep};
 
 #[derive(Parser)]
 #[command(name = "faultline", version, about = "Deterministic fault-injection testing for distributed systems")]
@@ -51,6 +51,15 @@ enum Command {
         /// One JSON object per scenario.
         #[arg(long)]
         json: bool,
+    },
+    /// Cut a failing run down to a minimal scenario file.
+    Shrink {
+        file: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// Where to write it (default: scenarios/regressions/<name>-seed<N>.toml).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Check history files for linearizability.
     Check {
@@ -103,6 +112,7 @@ fn main() -> ExitCode {
             let paths = if paths.is_empty() { default_sweep().paths } else { paths };
             sweep::sweep_command(&sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json })
         }
+        Some(Command::Shrink { file, seed, out }) => shrink::shrink_command(&shrink::ShrinkArgs { file, seed, out }),
         Some(Command::Check { files, model, format, json, report, max_states }) => {
             check_cmd::run(&check_cmd::CheckArgs { files, model, format, json, report, max_states })
         }

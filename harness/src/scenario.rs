@@ -165,9 +165,9 @@ pub struct ScenarioFile {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Spanned<toml::Value>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NetworkSection::is_empty")]
     pub network: NetworkSection,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ClocksSection::is_empty")]
     pub clocks: ClocksSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fault: Vec<Spanned<FaultEntry>>,
@@ -205,6 +205,12 @@ pub struct NetworkSection {
     pub ordering: Option<Ordering>,
 }
 
+impl NetworkSection {
+    fn is_empty(&self) -> bool {
+        self.latency.is_none() && self.loss.is_none() && self.duplicate.is_none() && self.ordering.is_none()
+    }
+}
+
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LatencySpec {
@@ -229,6 +235,12 @@ pub struct ClocksSection {
     pub skew: Option<Dur>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_ppm: Option<Spanned<f64>>,
+}
+
+impl ClocksSection {
+    fn is_empty(&self) -> bool {
+        self.skew.is_none() && self.drift_ppm.is_none()
+    }
 }
 
 /// One `[[fault]]`: the kind decides which other keys it takes.
@@ -738,7 +750,7 @@ fn parse_fault(cx: &Ctx<'_>, entry: &Spanned<FaultEntry>, run: Duration) -> Resu
             }
         }
     }
-    if matches!(kind, "kill" | "restart" | "resume" | "clock-reset" | "clock-strobe") {
+    if matches!(kind, "kill" | "restart" | "resume" | "clock-reset") {
         if let Some(f) = &e.for_ {
             return Err(cx.err(f.span(), format!("a {kind} fault has no `for`: nothing undoes it")));
         }
@@ -773,11 +785,13 @@ fn parse_fault(cx: &Ctx<'_>, entry: &Spanned<FaultEntry>, run: Duration) -> Resu
             if period.get_ref().0.is_zero() {
                 return Err(cx.err(period.span(), "period must be positive"));
             }
+            // `for` is how long the strobe lasts (default: to the end of the fault phase).
+            let lasts = e.for_.as_ref().map_or(run - at, |f| f.get_ref().0);
             Fault::ClockStrobe {
                 target: parse_target(cx, e)?,
                 delta_ns: delta.get_ref().0,
                 period: period.get_ref().0,
-                duration: run - at,
+                duration: lasts,
             }
         }
         "clock-drift" => {
@@ -802,6 +816,7 @@ fn parse_fault(cx: &Ctx<'_>, entry: &Spanned<FaultEntry>, run: Duration) -> Resu
     };
     let duration = match &e.for_ {
         Some(f) if f.get_ref().0.is_zero() => return Err(cx.err(f.span(), "`for` must be positive")),
+        _ if kind == "clock-strobe" => None,
         Some(f) => Some(f.get_ref().0),
         None => None,
     };
@@ -1150,8 +1165,9 @@ pub fn fault_entry(f: &TimedFault) -> FaultEntry {
             target_keys(target, &mut e);
             e.delta = Some(Spanned::new(0..0, SignedDur(*delta_ns)));
         }
-        Fault::ClockStrobe { target, delta_ns, period, .. } => {
+        Fault::ClockStrobe { target, delta_ns, period, duration } => {
             target_keys(target, &mut e);
+            e.for_ = Some(sp(Dur(*duration)));
             e.delta = Some(Spanned::new(0..0, SignedDur(*delta_ns)));
             e.period = Some(sp(Dur(*period)));
         }

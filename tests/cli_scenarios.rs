@@ -1,0 +1,160 @@
+//! `faultline run`, `sweep` and `shrink` as a user runs them, and scenario
+//! files with mistakes in them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn faultline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("faultline runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-scn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+fn write(name: &str, text: &str) -> String {
+    let path = scratch(name);
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const GOOD: &str = r#"title = "t"
+system = "register"
+clients = 2
+duration = "5s"
+[workload]
+ops = 20
+"#;
+
+#[test]
+fn run_json_has_the_documented_fields_and_exit_status() {
+    let o = faultline(&["run", "scenarios/register/lost-update.toml", "--seed", "0", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "a violation scenario that finds its violation meets its expectation");
+    let line: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("one JSON object");
+    for key in ["scenario", "title", "seed", "outcome", "expected", "check", "trace_hash", "events", "virtual_time_ns"]
+    {
+        assert!(line.get(key).is_some(), "missing {key}: {line}");
+    }
+    assert_eq!(line["outcome"], "violation");
+    assert_eq!(line["check"], "linearizable");
+    assert_eq!(line["expected"], "violation of \"linearizable\"");
+    // The same seed in a second process: the same trace.
+    let again: serde_json::Value = serde_json::from_str(
+        out(&faultline(&["run", "scenarios/register/lost-update.toml", "--seed", "0", "--json"])).trim(),
+    )
+    .expect("json");
+    assert_eq!(line["trace_hash"], again["trace_hash"]);
+}
+
+#[test]
+fn run_writes_a_report_and_prints_reproduction_commands() {
+    let report = scratch("r.json");
+    let o = faultline(&[
+        "run",
+        "scenarios/register/lost-update.toml",
+        "--seed",
+        "0",
+        "--report",
+        report.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out(&o).contains("FAULTLINE_SEED=0 cargo test --test scenarios -- register/lost-update"), "{}", out(&o));
+    assert!(out(&o).contains("cargo run --release -- run scenarios/register/lost-update.toml --seed 0"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).expect("written")).expect("json");
+    assert_eq!(json["outcome"], "violation");
+}
+
+#[test]
+fn sweep_json_reports_each_scenario_and_exit_1_when_one_misses() {
+    let o = faultline(&["sweep", "scenarios/register", "--seeds", "4", "--json", "--jobs", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let lines: Vec<serde_json::Value> = out(&o).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines.len(), 3);
+    for key in ["scenario", "expect", "seeds", "failures", "first_failing_seed", "outcomes", "met_expectation"] {
+        assert!(lines[0].get(key).is_some(), "missing {key}");
+    }
+    assert!(lines.iter().all(|l| l["seeds"] == 4 && l["met_expectation"] == true));
+    // A buggy variant expected to pass: the sweep says so and exits 1.
+    let path = write(
+        "wrong.toml",
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/register/lost-update.toml"))
+            .expect("read")
+            .replace("expect = { violation = \"linearizable\" }", "expect = \"pass\""),
+    );
+    let o = faultline(&["sweep", &path, "--seeds", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).contains("UNEXPECTED"), "{}", out(&o));
+    assert!(out(&o).contains("--seed 0"), "{}", out(&o));
+    // Shards split the scenarios between machines: together they cover all.
+    let count = |shard: &str| {
+        faultline(&["sweep", "scenarios/register", "--seeds", "1", "--json", "--shard", shard])
+            .stdout
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+    assert_eq!(count("1/2") + count("2/2"), 3);
+    assert_eq!(faultline(&["sweep", "--shard", "3/2"]).status.code(), Some(2));
+}
+
+#[test]
+fn shrink_writes_a_file_that_fails_when_run() {
+    let target = scratch("shrunk.toml");
+    let o = faultline(&[
+        "shrink",
+        "scenarios/register/ack-before-sync.toml",
+        "--seed",
+        "2",
+        "--out",
+        target.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains("removed"), "{}", out(&o));
+    let text = std::fs::read_to_string(&target).expect("written");
+    assert!(!text.contains("[nemesis]") && text.contains("seed = 2") && text.contains("[[fault]]"), "{text}");
+    let run = faultline(&["run", target.to_str().expect("utf-8"), "--json"]);
+    let line: serde_json::Value = serde_json::from_str(out(&run).trim()).expect("json");
+    assert_eq!(line["outcome"], "violation", "{line}");
+    assert_eq!(run.status.code(), Some(0));
+    // Shrinking a passing seed is bad input.
+    assert_eq!(faultline(&["shrink", "scenarios/register/correct-faults.toml", "--seed", "0"]).status.code(), Some(2));
+}
+
+#[test]
+fn broken_scenario_files_name_file_line_and_column_and_exit_2() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("syntax", "title = \"t\"\nsystem = \"register\nduration = \"5s\"\n", ":2:"),
+        ("unknown-key", &format!("{GOOD}colour = \"red\"\n"), "unknown field `colour`"),
+        ("bad-duration", &GOOD.replace("\"5s\"", "\"5 parsecs\""), ":4:12: unknown unit"),
+        ("unknown-system", &GOOD.replace("\"register\"", "\"raft\""), ":2:10: unknown system \"raft\"; the systems are: register"),
+        ("unknown-variant", &format!("variant = \"fast\"\n{GOOD}"), ":1:11: system \"register\" has no variant \"fast\"; its variants are: correct, lost-update, ack-before-sync"),
+        ("late-fault", &format!("{GOOD}[[fault]]\nat = \"9s\"\nkind = \"crash\"\nnode = \"n1\"\n"), ":8:6: this fault is at 9s but the run's fault phase ends at 5s"),
+        ("no-such-node", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"n4\"\n"), ":10:8: node n4 does not exist: this scenario has 1 server (n1..n1)"),
+        ("probability", &format!("{GOOD}[network]\nloss = 1.5\n"), ":8:8: loss is a probability"),
+        ("bad-check", &format!("expect = {{ violation = \"fast\" }}\n{GOOD}"), "no check is named \"fast\"; this system's checks are: linearizable"),
+        ("config-key", &format!("{GOOD}[config]\nspeed = 3\n"), "[config] speed: unknown key"),
+        ("fault-key", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"pause\"\nnode = \"n1\"\nppm = 3\n"), "a pause fault does not take `ppm`"),
+    ];
+    for (name, text, want) in cases {
+        let path = write(&format!("{name}.toml"), text);
+        let o = faultline(&["run", &path]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", err(&o));
+        let e = err(&o);
+        assert!(e.contains(&path), "{name}: the error names the file: {e}");
+        assert!(e.contains(want), "{name}: wanted `{want}` in: {e}");
+    }
+}
