@@ -16,6 +16,8 @@ pub mod ring;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
+#[cfg(feature = "strategies")]
+pub mod strategies;
 pub mod sim;
 pub mod time;
 pub mod trace;
