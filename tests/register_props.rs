@@ -45,12 +45,15 @@ proptest! {
 fn the_same_property_catches_a_planted_bug_and_shrinks_its_fault_plan() {
     // ack-before-sync loses acknowledged writes only when the server crashes.
     let s = scenario("ack-before-sync");
-    let clients = registry::plan(&{
-        let mut w = s.clone();
-        w.ops = 150;
-        w.keys = 1;
-        w
-    }, 1)
+    let clients = registry::plan(
+        &{
+            let mut w = s.clone();
+            w.ops = 150;
+            w.keys = 1;
+            w
+        },
+        1,
+    )
     .clients;
     let menu = Menu { kinds: vec!["crash", "pause"], ..Menu::all_but_kill(1, 3) };
     let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });

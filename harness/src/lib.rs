@@ -16,9 +16,9 @@ pub mod ring;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
+pub mod sim;
 #[cfg(feature = "strategies")]
 pub mod strategies;
-pub mod sim;
 pub mod time;
 pub mod trace;
 

@@ -71,7 +71,16 @@ pub fn timed_fault(menu: &Menu, run: Duration) -> impl Strategy<Value = TimedFau
     let run_ms = run.as_millis().max(2) as u64;
     let servers = menu.servers;
     let kinds = menu.kinds.clone();
-    (prop::sample::select(kinds), 0..run_ms - 1, 1..run_ms, target(servers), shape(servers), -5_000i64..5_000, 1u64..500, -200i64..200)
+    (
+        prop::sample::select(kinds),
+        0..run_ms - 1,
+        1..run_ms,
+        target(servers),
+        shape(servers),
+        -5_000i64..5_000,
+        1u64..500,
+        -200i64..200,
+    )
         .prop_map(move |(kind, at, len, target, shape, delta_ms, period_ms, ppm)| {
             let at_d = Duration::from_millis(at);
             let window = Some(Duration::from_millis(len.min(run_ms - at)));
@@ -110,8 +119,10 @@ pub fn fault_plan(menu: &Menu, run: Duration, max: usize) -> impl Strategy<Value
 pub fn link_config() -> impl Strategy<Value = LinkConfig> {
     let latency = prop_oneof![
         (1u64..20).prop_map(|ms| Latency::Constant(Duration::from_millis(ms))),
-        (0u64..10, 10u64..50).prop_map(|(a, b)| Latency::Uniform { min: Duration::from_millis(a), max: Duration::from_millis(b) }),
-        (1u64..10).prop_map(|m| Latency::Exponential { mean: Duration::from_millis(m), max: Duration::from_millis(200) }),
+        (0u64..10, 10u64..50)
+            .prop_map(|(a, b)| Latency::Uniform { min: Duration::from_millis(a), max: Duration::from_millis(b) }),
+        (1u64..10)
+            .prop_map(|m| Latency::Exponential { mean: Duration::from_millis(m), max: Duration::from_millis(200) }),
         (1u64..5, 11u32..30).prop_map(|(m, a)| Latency::HeavyTail {
             min: Duration::from_millis(m),
             alpha: f64::from(a) / 10.0,
