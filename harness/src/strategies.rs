@@ -83,7 +83,8 @@ pub fn timed_fault(menu: &Menu, run: Duration) -> impl Strategy<Value = TimedFau
     )
         .prop_map(move |(kind, at, len, target, shape, delta_ms, period_ms, ppm)| {
             let at_d = Duration::from_millis(at);
-            let window = Some(Duration::from_millis(len.min(run_ms - at)));
+            let length = Duration::from_millis(len.min(run_ms - at));
+            let window = Some(length);
             let (fault, duration) = match kind {
                 "partition" => (Fault::Partition(shape), window),
                 "crash" => (Fault::Crash(target), window),
@@ -95,7 +96,7 @@ pub fn timed_fault(menu: &Menu, run: Duration) -> impl Strategy<Value = TimedFau
                         target,
                         delta_ns: delta_ms.abs() * 1_000_000,
                         period: Duration::from_millis(period_ms),
-                        duration: window.unwrap_or_default(),
+                        duration: length,
                     },
                     None,
                 ),
