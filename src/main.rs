@@ -96,6 +96,7 @@ fn default_sweep() -> sweep::SweepArgs {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -124,5 +125,16 @@ fn main() -> ExitCode {
             eprintln!("faultline: {}", e.message);
             ExitCode::from(2)
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `faultline sweep | head` would panic on the
+/// closed pipe; like other Unix tools, let the pipe end the process quietly.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; it only
+    // resets one signal's disposition to the system default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -10,6 +10,7 @@ use harness::rng::Rng;
 use harness::runner::{ok_after_heal, run, RunOptions, RunOutput, Spec};
 use harness::scenario::{Catalog, ClientOp, Dur, Plan, Scenario};
 use harness::{NodeId, Value};
+use systems::election::{self, ElectionNode, ElectionObs, OneLeaderPerTerm, OneLeaseHolder};
 use systems::register::{self, RegisterNode};
 
 /// One system as the runner sees it.
@@ -22,9 +23,12 @@ pub trait SystemEntry: Sync {
     /// Draws one client operation over `keys` keys.
     fn generate(&self, rng: &mut Rng, keys: u32) -> ClientOp;
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput;
+    fn has_clients(&self) -> bool {
+        true
+    }
 }
 
-pub static SYSTEMS: &[&dyn SystemEntry] = &[&RegisterSystem];
+pub static SYSTEMS: &[&dyn SystemEntry] = &[&RegisterSystem, &ElectionSystem];
 
 pub fn find(name: &str) -> Option<&'static dyn SystemEntry> {
     SYSTEMS.iter().copied().find(|s| s.name() == name)
@@ -46,6 +50,9 @@ impl Catalog for Registry {
     fn check_config(&self, system: &str, config: &toml::Table) -> Result<(), (String, String)> {
         find(system).map_or(Ok(()), |s| s.check_config(config))
     }
+    fn has_clients(&self, system: &str) -> bool {
+        find(system).is_some_and(|s| s.has_clients())
+    }
 }
 
 /// Reads the plan of a scenario for a seed, with the system's workload.
@@ -62,13 +69,15 @@ fn check_keys(config: &toml::Table, known: &[(&str, KeyKind)]) -> Result<(), (St
             return Err((key.clone(), format!("unknown key; expected one of {}", names.join(", "))));
         };
         let ok = match kind {
-            KeyKind::Duration => value.clone().try_into::<Dur>().is_ok(),
+            KeyKind::Duration => value.clone().try_into::<Dur>().is_ok_and(|d| !d.0.is_zero()),
             KeyKind::Count(max) => value.as_integer().is_some_and(|i| (0..=*max).contains(&i)),
+            KeyKind::Number(max) => number(value).is_some_and(|x| (0.0..=*max).contains(&x)),
         };
         if !ok {
             let what = match kind {
-                KeyKind::Duration => "a duration like \"200ms\"".to_owned(),
+                KeyKind::Duration => "a positive duration like \"200ms\"".to_owned(),
                 KeyKind::Count(max) => format!("an integer from 0 to {max}"),
+                KeyKind::Number(max) => format!("a number from 0 to {max}"),
             };
             return Err((key.clone(), format!("expected {what}, found {value}")));
         }
@@ -79,6 +88,11 @@ fn check_keys(config: &toml::Table, known: &[(&str, KeyKind)]) -> Result<(), (St
 enum KeyKind {
     Duration,
     Count(i64),
+    Number(f64),
+}
+
+fn number(value: &toml::Value) -> Option<f64> {
+    value.as_float().or_else(|| value.as_integer().map(|i| i as f64))
 }
 
 fn duration_key(config: &toml::Table, key: &str) -> Option<Duration> {
@@ -150,6 +164,82 @@ impl SystemEntry for RegisterSystem {
                     .unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
             })),
             progress: ok_after_heal(),
+        };
+        run(scenario, plan, seed, spec, options)
+    }
+}
+
+struct ElectionSystem;
+
+const ELECTION_KEYS: &[(&str, KeyKind)] = &[
+    ("election_timeout", KeyKind::Duration),
+    ("heartbeat", KeyKind::Duration),
+    ("max_drift_ppm", KeyKind::Number(100_000.0)),
+];
+
+fn election_config(scenario: &Scenario) -> election::Config {
+    let d = election::Config::default();
+    election::Config {
+        variant: election::Variant::parse(&scenario.variant).expect("validated variant"),
+        election_timeout: duration_key(&scenario.config, "election_timeout").unwrap_or(d.election_timeout),
+        heartbeat: duration_key(&scenario.config, "heartbeat").unwrap_or(d.heartbeat),
+        max_drift_ppm: scenario.config.get("max_drift_ppm").and_then(number).unwrap_or(d.max_drift_ppm),
+    }
+}
+
+/// Progress: a leader elected that stays leader, and up, for three
+/// heartbeats, all of them after the heal.
+fn stable_leader(heartbeat: Duration) -> harness::runner::Progress<ElectionNode> {
+    let hold = heartbeat * 3;
+    Box::new(move |view, healed| {
+        let now = view.now();
+        if now < healed.saturating_add(hold) {
+            return false;
+        }
+        let obs = view.observations();
+        let Some(last) = obs.iter().rposition(|o| matches!(o.obs, ElectionObs::BecameLeader { .. })) else {
+            return false;
+        };
+        let leader = obs[last].node;
+        let stepped_down =
+            obs[last..].iter().any(|o| o.node == leader && matches!(o.obs, ElectionObs::SteppedDown { .. }));
+        !stepped_down && now.saturating_sub(obs[last].time) >= hold && view.status(leader) == harness::Status::Up
+    })
+}
+
+impl SystemEntry for ElectionSystem {
+    fn name(&self) -> &'static str {
+        "election"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        election::Variant::NAMES
+    }
+    fn checks(&self) -> Vec<&'static str> {
+        vec![election::ONE_LEADER_PER_TERM, election::ONE_LEASE_HOLDER]
+    }
+    fn check_config(&self, config: &toml::Table) -> Result<(), (String, String)> {
+        check_keys(config, ELECTION_KEYS)
+    }
+    fn has_clients(&self) -> bool {
+        false
+    }
+    fn generate(&self, _rng: &mut Rng, _keys: u32) -> ClientOp {
+        unreachable!("election scenarios have no clients, so no workload is drawn")
+    }
+    fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
+        let config = election_config(scenario);
+        let heartbeat = config.heartbeat;
+        let spec = Spec {
+            factory: Box::new(move |_id: NodeId, disk: &harness::Disk| ElectionNode::new(config.clone(), disk)),
+            invariants: vec![
+                Box::new(OneLeaderPerTerm::new(|o: &ElectionObs| match o {
+                    ElectionObs::BecameLeader { term } => Some(*term),
+                    _ => None,
+                })),
+                Box::new(OneLeaseHolder::default()),
+            ],
+            linearizability: None,
+            progress: stable_leader(heartbeat),
         };
         run(scenario, plan, seed, spec, options)
     }

@@ -50,6 +50,10 @@ pub trait Catalog {
     fn min_nodes(&self, _system: &str) -> u32 {
         1
     }
+    /// Whether the system has client nodes at all.
+    fn has_clients(&self, _system: &str) -> bool {
+        true
+    }
 }
 
 // ------------------------------------------------------------------ durations
@@ -502,6 +506,9 @@ impl Scenario {
                 raw.nodes.span(),
                 format!("nodes must be between {min} and 99 for system \"{system}\", not {}", cx.nodes),
             ));
+        }
+        if cx.clients > 0 && !catalog.has_clients(&system) {
+            return Err(cx.err(raw.clients.span(), format!("system \"{system}\" has no clients; leave `clients` out")));
         }
         if cx.clients > 99 {
             return Err(cx.err(raw.clients.span(), format!("clients must be at most 99, not {}", cx.clients)));

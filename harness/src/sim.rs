@@ -341,6 +341,15 @@ impl<N: Node> World<N> {
         self.core.push_event(at.0, Event::Fault { fault: Box::new(fault), undo_after: Some(duration) });
     }
 
+    /// Delivers `msg` to `to` as if `from` sent it, at the current time and
+    /// past the network (no latency, loss or partition): for unit tests of
+    /// protocol handlers ("a vote for a stale term is refused").
+    pub fn inject(&mut self, from: NodeId, to: NodeId, msg: N::Msg) {
+        let (from, to) = (self.core.slot_of(from) as u32, self.core.slot_of(to) as u32);
+        let now = self.core.now.0;
+        self.core.push_event(now, Event::Deliver { from, to, epoch: ARRIVED, msg });
+    }
+
     /// Applies a fault now, outside the schedule.
     pub fn apply(&mut self, fault: Fault) {
         self.apply_fault(fault, None);

@@ -2,4 +2,5 @@
 //! written against `harness::node`, reporting to `harness::history` and
 //! `harness::check`. Each system ships a correct variant and planted bugs.
 
+pub mod election;
 pub mod register;

@@ -1,0 +1,655 @@
+//! `election`: Raft-style leader election, with optional leader leases.
+//!
+//! Servers keep `current_term` and `voted_for` on disk and sync them before
+//! replying to a vote request or campaigning. A follower that hears no
+//! leader for a randomized election timeout (on its monotonic clock)
+//! becomes a candidate: it increments its term, votes for itself, and asks
+//! its peers (re-asking silent ones every heartbeat interval). A majority
+//! makes it leader; it then sends heartbeats every `heartbeat`.
+//!
+//! Leases (variants `lease` and `lease-no-drift-margin`): a follower that
+//! acknowledges a heartbeat promises, for the minimum election timeout on
+//! its own monotonic clock, to ignore vote requests. The leader, once a
+//! majority acknowledged a heartbeat round, holds a lease from when it
+//! *sent* that round, for the minimum election timeout shortened by the
+//! configured maximum drift: `emin * (1 - 3 * max_drift)`. With clocks
+//! drifting by at most `max_drift`, the lease ends before every promise
+//! that made it, so no two nodes hold a valid lease at one true instant.
+//!
+//! # Planted bugs
+//!
+//! - `vote-not-persisted`: the vote lives only in memory. A node that votes,
+//!   crashes and restarts can vote again in the same term: two leaders.
+//! - `fixed-timeout`: every node waits exactly `election_timeout`. Nodes that
+//!   start together (first boot, or a restart after a cluster-wide outage)
+//!   split the vote, time out together, and split it again, forever.
+//! - `lease-no-drift-margin`: the lease is measured on the wall clock with no
+//!   margin. A backward clock jump, or drift, keeps an old leader believing
+//!   in its lease after the others elected a new leader.
+//!
+//! How fast the harness finds each one is recorded in `scenarios/election/`
+//! (each bug's scenario says so in a comment) and in BENCHMARKS.md.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use harness::check::{Invariant, Observed};
+use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
+use harness::time::{MonoTime, WallTime};
+
+/// A Raft term. Terms only grow, on every node.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Term(pub u64);
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which implementation runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Correct,
+    Lease,
+    VoteNotPersisted,
+    FixedTimeout,
+    LeaseNoDriftMargin,
+}
+
+impl Variant {
+    pub const NAMES: &'static [&'static str] =
+        &["correct", "lease", "vote-not-persisted", "fixed-timeout", "lease-no-drift-margin"];
+
+    pub fn parse(name: &str) -> Option<Variant> {
+        Some(match name {
+            "correct" => Variant::Correct,
+            "lease" => Variant::Lease,
+            "vote-not-persisted" => Variant::VoteNotPersisted,
+            "fixed-timeout" => Variant::FixedTimeout,
+            "lease-no-drift-margin" => Variant::LeaseNoDriftMargin,
+            _ => return None,
+        })
+    }
+
+    pub fn has_leases(self) -> bool {
+        matches!(self, Variant::Lease | Variant::LeaseNoDriftMargin)
+    }
+}
+
+/// Settings from the scenario's `[config]`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub variant: Variant,
+    /// The minimum election timeout; timeouts are drawn from [emin, 2 * emin).
+    pub election_timeout: Duration,
+    pub heartbeat: Duration,
+    /// The largest clock drift the lease must survive, in parts per million.
+    pub max_drift_ppm: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            variant: Variant::Correct,
+            election_timeout: Duration::from_millis(150),
+            heartbeat: Duration::from_millis(50),
+            max_drift_ppm: 200.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    RequestVote { term: Term },
+    RequestVoteReply { term: Term, granted: bool },
+    Heartbeat { term: Term, round: u64 },
+    HeartbeatReply { term: Term, round: u64 },
+}
+
+#[derive(Clone, Debug, Hash)]
+pub enum Timer {
+    Election,
+    Heartbeat,
+}
+
+/// Facts for the checkers.
+#[derive(Clone, Debug, Hash, Serialize, PartialEq, Eq)]
+pub enum ElectionObs {
+    BecameLeader {
+        term: Term,
+    },
+    SteppedDown {
+        term: Term,
+    },
+    /// The leader's lease now runs until this reading of its own clock
+    /// (monotonic for `lease`, wall for `lease-no-drift-margin`).
+    HoldsLeaseUntil {
+        term: Term,
+        until_ns: i64,
+    },
+    /// The leader acted on its lease: it believes it is valid right now.
+    LeaseValid {
+        term: Term,
+    },
+}
+
+impl Observation for ElectionObs {
+    fn leadership(&self) -> Option<Leadership> {
+        match self {
+            ElectionObs::BecameLeader { .. } => Some(Leadership::Elected),
+            ElectionObs::SteppedDown { .. } => Some(Leadership::SteppedDown),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// A point on the clock the lease is measured on.
+#[derive(Clone, Copy, Debug)]
+enum LeaseClock {
+    Mono(MonoTime),
+    Wall(WallTime),
+}
+
+pub struct ElectionNode {
+    config: Config,
+    term: Term,
+    voted_for: Option<NodeId>,
+    role: Role,
+    votes: BTreeSet<NodeId>,
+    election_timer: Option<TimerId>,
+    /// When this node last acknowledged a leader (its monotonic clock).
+    promised_at: Option<MonoTime>,
+    /// Leader: the current heartbeat round, when each recent round was sent,
+    /// and who acknowledged it.
+    round: u64,
+    sent: BTreeMap<u64, (LeaseClock, BTreeSet<NodeId>)>,
+    lease_until: Option<LeaseClock>,
+}
+
+impl ElectionNode {
+    /// Rebuilds a node from its disk: term and vote (unless the vote is the
+    /// planted bug's in-memory one).
+    pub fn new(config: Config, disk: &harness::Disk) -> Self {
+        let term = disk.get::<u64>("term").map(Term).unwrap_or_default();
+        let voted_for = if config.variant == Variant::VoteNotPersisted { None } else { disk.get::<NodeId>("vote") };
+        ElectionNode {
+            config,
+            term,
+            voted_for,
+            role: Role::Follower,
+            votes: BTreeSet::new(),
+            election_timer: None,
+            promised_at: None,
+            round: 0,
+            sent: BTreeMap::new(),
+            lease_until: None,
+        }
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    fn majority(ctx: &Ctx<'_, Self>) -> usize {
+        ctx.servers().len() / 2 + 1
+    }
+
+    /// Makes term and vote durable: a reply or a campaign may depend on them.
+    fn persist(&self, ctx: &mut Ctx<'_, Self>) {
+        ctx.disk().put("term", &self.term.0);
+        if self.config.variant != Variant::VoteNotPersisted {
+            match self.voted_for {
+                Some(v) => ctx.disk().put("vote", &v),
+                None => ctx.disk().remove("vote"),
+            }
+        }
+        ctx.disk().sync();
+    }
+
+    fn reset_election_timer(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if let Some(t) = self.election_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let emin = self.config.election_timeout;
+        let after = if self.config.variant == Variant::FixedTimeout {
+            emin
+        } else {
+            ctx.rng().duration_between(emin, emin * 2 - Duration::from_nanos(1))
+        };
+        self.election_timer = Some(ctx.set_timer(after, Timer::Election));
+    }
+
+    /// Moves to a newer term as a follower; steps down if leading.
+    fn adopt_term(&mut self, ctx: &mut Ctx<'_, Self>, term: Term) {
+        assert!(term > self.term, "adopt_term needs a newer term: {term} after {}", self.term);
+        if self.role == Role::Leader {
+            ctx.observe(ElectionObs::SteppedDown { term: self.term });
+        }
+        self.term = term;
+        self.voted_for = None;
+        self.role = Role::Follower;
+        self.lease_until = None;
+        self.persist(ctx);
+    }
+
+    fn within_promise(&self, ctx: &Ctx<'_, Self>) -> bool {
+        self.config.variant.has_leases()
+            && self.promised_at.is_some_and(|p| ctx.mono_now() < p.saturating_add(self.config.election_timeout))
+    }
+
+    fn on_request_vote(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term) {
+        if self.within_promise(ctx) {
+            return; // a leader was heard recently: its lease may still be valid
+        }
+        if term > self.term {
+            self.adopt_term(ctx, term);
+        }
+        let granted = term == self.term && self.voted_for.is_none_or(|v| v == from);
+        if granted {
+            self.voted_for = Some(from);
+            self.persist(ctx);
+            self.reset_election_timer(ctx);
+        }
+        ctx.send(from, Msg::RequestVoteReply { term: self.term, granted });
+    }
+
+    fn on_request_vote_reply(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term, granted: bool) {
+        if term > self.term {
+            self.adopt_term(ctx, term);
+            return;
+        }
+        if self.role != Role::Candidate || term < self.term || !granted {
+            return;
+        }
+        self.votes.insert(from);
+        if self.votes.len() >= Self::majority(ctx) {
+            self.become_leader(ctx);
+        }
+    }
+
+    fn become_leader(&mut self, ctx: &mut Ctx<'_, Self>) {
+        debug_assert_eq!(self.voted_for, Some(ctx.me()), "a leader voted for itself");
+        self.role = Role::Leader;
+        self.sent.clear();
+        self.lease_until = None;
+        if let Some(t) = self.election_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        ctx.observe(ElectionObs::BecameLeader { term: self.term });
+        self.send_heartbeats(ctx);
+    }
+
+    fn on_election_timeout(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.election_timer = None;
+        if self.role == Role::Leader {
+            return;
+        }
+        self.term = Term(self.term.0 + 1);
+        self.role = Role::Candidate;
+        self.voted_for = Some(ctx.me());
+        self.votes = BTreeSet::from([ctx.me()]);
+        self.persist(ctx);
+        self.reset_election_timer(ctx);
+        if self.votes.len() >= Self::majority(ctx) {
+            self.become_leader(ctx);
+            return;
+        }
+        self.ask_for_votes(ctx);
+        ctx.set_timer(self.config.heartbeat, Timer::Heartbeat);
+    }
+
+    fn ask_for_votes(&mut self, ctx: &mut Ctx<'_, Self>) {
+        for peer in ctx.peers().to_vec() {
+            if !self.votes.contains(&peer) {
+                ctx.send(peer, Msg::RequestVote { term: self.term });
+            }
+        }
+    }
+
+    fn lease_clock(&self, ctx: &Ctx<'_, Self>) -> LeaseClock {
+        match self.config.variant {
+            Variant::LeaseNoDriftMargin => LeaseClock::Wall(ctx.wall_now()),
+            _ => LeaseClock::Mono(ctx.mono_now()),
+        }
+    }
+
+    fn send_heartbeats(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.round += 1;
+        let now = self.lease_clock(ctx);
+        self.sent.insert(self.round, (now, BTreeSet::from([ctx.me()])));
+        // Rounds older than a lease are no use for one.
+        let keep = (self.config.election_timeout.as_nanos() / self.config.heartbeat.as_nanos().max(1)) as u64 + 2;
+        self.sent.retain(|&r, _| r + keep > self.round);
+        for peer in ctx.peers().to_vec() {
+            ctx.send(peer, Msg::Heartbeat { term: self.term, round: self.round });
+        }
+        ctx.set_timer(self.config.heartbeat, Timer::Heartbeat);
+    }
+
+    fn on_heartbeat_timeout(&mut self, ctx: &mut Ctx<'_, Self>) {
+        match self.role {
+            Role::Leader => {
+                if self.lease_is_valid(ctx) {
+                    ctx.observe(ElectionObs::LeaseValid { term: self.term });
+                }
+                self.send_heartbeats(ctx);
+            }
+            Role::Candidate => {
+                self.ask_for_votes(ctx);
+                ctx.set_timer(self.config.heartbeat, Timer::Heartbeat);
+            }
+            Role::Follower => {}
+        }
+    }
+
+    fn on_heartbeat(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term, round: u64) {
+        if term < self.term {
+            ctx.send(from, Msg::HeartbeatReply { term: self.term, round });
+            return;
+        }
+        if term > self.term {
+            self.adopt_term(ctx, term);
+        }
+        if self.role != Role::Follower {
+            assert_ne!(self.role, Role::Leader, "two leaders in term {term}: {} and {from}", ctx.me());
+            self.role = Role::Follower;
+        }
+        self.promised_at = Some(ctx.mono_now());
+        self.reset_election_timer(ctx);
+        ctx.send(from, Msg::HeartbeatReply { term, round });
+    }
+
+    fn on_heartbeat_reply(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term, round: u64) {
+        if term > self.term {
+            self.adopt_term(ctx, term);
+            return;
+        }
+        if self.role != Role::Leader || term < self.term {
+            return;
+        }
+        let majority = Self::majority(ctx);
+        let Some((sent_at, acks)) = self.sent.get_mut(&round) else { return };
+        acks.insert(from);
+        if acks.len() >= majority && self.config.variant.has_leases() {
+            let sent_at = *sent_at;
+            self.extend_lease(ctx, sent_at);
+        }
+    }
+
+    /// A majority acknowledged a round sent at `sent_at`: the lease runs
+    /// from then, for a length that leaves room for drift (or, in the
+    /// planted bug, none).
+    fn extend_lease(&mut self, ctx: &mut Ctx<'_, Self>, sent_at: LeaseClock) {
+        let emin = self.config.election_timeout;
+        let until = match sent_at {
+            LeaseClock::Mono(m) => {
+                let margin = 1.0 - 3.0 * self.config.max_drift_ppm / 1e6;
+                LeaseClock::Mono(m.saturating_add(emin.mul_f64(margin.max(0.0))))
+            }
+            LeaseClock::Wall(w) => LeaseClock::Wall(w.saturating_add(emin)),
+        };
+        let later = match (self.lease_until, until) {
+            (Some(LeaseClock::Mono(a)), LeaseClock::Mono(b)) => b > a,
+            (Some(LeaseClock::Wall(a)), LeaseClock::Wall(b)) => b > a,
+            _ => true,
+        };
+        if later {
+            self.lease_until = Some(until);
+            let until_ns = match until {
+                LeaseClock::Mono(m) => m.0 as i64,
+                LeaseClock::Wall(w) => w.0,
+            };
+            ctx.observe(ElectionObs::HoldsLeaseUntil { term: self.term, until_ns });
+        }
+    }
+
+    fn lease_is_valid(&self, ctx: &Ctx<'_, Self>) -> bool {
+        match self.lease_until {
+            Some(LeaseClock::Mono(until)) => ctx.mono_now() < until,
+            Some(LeaseClock::Wall(until)) => ctx.wall_now() < until,
+            None => false,
+        }
+    }
+}
+
+impl Node for ElectionNode {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = ElectionObs;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.reset_election_timer(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::RequestVote { term } => self.on_request_vote(ctx, from, term),
+            Msg::RequestVoteReply { term, granted } => self.on_request_vote_reply(ctx, from, term, granted),
+            Msg::Heartbeat { term, round } => self.on_heartbeat(ctx, from, term, round),
+            Msg::HeartbeatReply { term, round } => self.on_heartbeat_reply(ctx, from, term, round),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::Election => self.on_election_timeout(ctx),
+            Timer::Heartbeat => self.on_heartbeat_timeout(ctx),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ invariants
+
+pub const ONE_LEADER_PER_TERM: &str = "at most one leader per term";
+pub const ONE_LEASE_HOLDER: &str = "at most one valid lease holder at any instant";
+
+/// "at most one leader per term", for any observation type that reports
+/// leadership with a term.
+pub struct OneLeaderPerTerm<F> {
+    leaders: BTreeMap<Term, NodeId>,
+    term_of: F,
+}
+
+impl<F> OneLeaderPerTerm<F> {
+    pub fn new(term_of: F) -> Self {
+        OneLeaderPerTerm { leaders: BTreeMap::new(), term_of }
+    }
+}
+
+impl<O, F: FnMut(&O) -> Option<Term>> Invariant<O> for OneLeaderPerTerm<F> {
+    fn name(&self) -> &str {
+        ONE_LEADER_PER_TERM
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some(term) = (self.term_of)(&o.obs) else { return Ok(()) };
+        match self.leaders.get(&term) {
+            Some(&first) if first != o.node => {
+                Err(format!("{} became leader of term {term}, which {first} already leads", o.node))
+            }
+            _ => {
+                self.leaders.insert(term, o.node);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// "at most one valid lease holder at any instant", judged on true time.
+///
+/// A lease granted in a term starts before any lease of a later term (the
+/// majorities that granted them intersect, and a node acknowledges a later
+/// term only after the earlier one). So if the leader of an older term acts
+/// on its lease after the leader of a newer term first acted on one, both
+/// leases were valid at that first instant.
+#[derive(Default)]
+pub struct OneLeaseHolder {
+    first_use: BTreeMap<Term, (harness::SimTime, NodeId)>,
+}
+
+impl Invariant<ElectionObs> for OneLeaseHolder {
+    fn name(&self) -> &str {
+        ONE_LEASE_HOLDER
+    }
+    fn on_observation(&mut self, o: &Observed<ElectionObs>) -> Result<(), String> {
+        let ElectionObs::LeaseValid { term } = o.obs else { return Ok(()) };
+        if let Some((&newer, &(since, holder))) = self.first_use.range(Term(term.0 + 1)..).next() {
+            return Err(format!(
+                "{} acted on its lease for term {term} at {}, but {holder} had held the lease for term {newer} since {since}",
+                o.node, o.time
+            ));
+        }
+        self.first_use.entry(term).or_insert((o.time, o.node));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::{Latency, LinkConfig, SimTime, World, WorldConfig};
+
+    fn world(variant: Variant, servers: u32) -> World<ElectionNode> {
+        let config = Config { variant, ..Config::default() };
+        let cfg = WorldConfig {
+            seed: 7,
+            servers,
+            network: LinkConfig { latency: Latency::Constant(Duration::from_millis(2)), ..LinkConfig::default() },
+            ..WorldConfig::default()
+        };
+        World::new(cfg, Box::new(move |_, disk| ElectionNode::new(config.clone(), disk)))
+    }
+
+    fn leaders(w: &World<ElectionNode>) -> Vec<(NodeId, Term)> {
+        w.observations()
+            .iter()
+            .filter_map(|o| match o.obs {
+                ElectionObs::BecameLeader { term } => Some((o.node, term)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn traced(variant: Variant) -> World<ElectionNode> {
+        let config = Config { variant, ..Config::default() };
+        let cfg = WorldConfig {
+            seed: 7,
+            servers: 3,
+            network: LinkConfig { latency: Latency::Constant(Duration::from_millis(2)), ..LinkConfig::default() },
+            keep_trace: true,
+            ..WorldConfig::default()
+        };
+        World::new(cfg, Box::new(move |_, disk| ElectionNode::new(config.clone(), disk)))
+    }
+
+    /// The trace lines of messages delivered to `to` after event `after`.
+    fn delivered_to(w: &World<ElectionNode>, to: NodeId, after: u64) -> Vec<String> {
+        let prefix = format!("{to} <- ");
+        w.trace()
+            .entries()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.index >= after && e.text.starts_with(&prefix))
+            .map(|e| e.text.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_vote_for_a_stale_term_is_refused() {
+        let mut w = traced(Variant::Correct);
+        w.run_until(SimTime::from_duration(Duration::from_secs(2)));
+        let (leader, term) = *leaders(&w).last().expect("a leader");
+        let others: Vec<NodeId> = (0..3).map(NodeId::server).filter(|&n| n != leader).collect();
+        let mark = w.events();
+        w.inject(others[0], others[1], Msg::RequestVote { term: Term(term.0 - 1) });
+        w.run_for(Duration::from_millis(10));
+        let replies = delivered_to(&w, others[0], mark);
+        let want = format!("RequestVoteReply {{ term: Term({}), granted: false }}", term.0);
+        assert!(replies.iter().any(|r| r.contains(&want)), "{replies:?}");
+        assert!(w.node(leader).expect("up").is_leader(), "a stale candidate does not disturb the leader");
+    }
+
+    #[test]
+    fn a_node_votes_once_per_term_even_across_a_restart() {
+        for (variant, second_granted) in [(Variant::Correct, false), (Variant::VoteNotPersisted, true)] {
+            let mut w = traced(variant);
+            // Keep everyone a follower: isolate nobody, but ask before any timeout fires.
+            let (a, b, c) = (NodeId::server(0), NodeId::server(1), NodeId::server(2));
+            w.inject(a, c, Msg::RequestVote { term: Term(1) });
+            w.run_for(Duration::from_millis(5));
+            w.apply(harness::Fault::Crash(harness::Target::Node(c)));
+            w.apply(harness::Fault::Restart(harness::Target::Node(c)));
+            let mark = w.events();
+            w.inject(b, c, Msg::RequestVote { term: Term(1) });
+            w.run_for(Duration::from_millis(5));
+            let want = format!("RequestVoteReply {{ term: Term(1), granted: {second_granted} }}");
+            let replies = delivered_to(&w, b, mark);
+            assert!(replies.iter().any(|r| r.contains(&want)), "{variant:?}: {replies:?}");
+        }
+    }
+
+    #[test]
+    fn a_follower_with_a_live_lease_promise_ignores_vote_requests() {
+        let mut w = traced(Variant::Lease);
+        w.run_until(SimTime::from_duration(Duration::from_secs(2)));
+        let (leader, term) = *leaders(&w).last().expect("a leader");
+        let others: Vec<NodeId> = (0..3).map(NodeId::server).filter(|&n| n != leader).collect();
+        let mark = w.events();
+        w.inject(others[0], others[1], Msg::RequestVote { term: Term(term.0 + 1) });
+        w.run_for(Duration::from_millis(10));
+        assert!(
+            delivered_to(&w, others[0], mark).iter().all(|r| !r.contains("RequestVoteReply")),
+            "no reply within the promise"
+        );
+        assert_eq!(w.node(others[1]).expect("up").term(), term, "and no term change");
+    }
+
+    #[test]
+    fn one_leader_emerges_and_stays() {
+        let mut w = world(Variant::Correct, 5);
+        w.add_invariant(Box::new(OneLeaderPerTerm::new(|o: &ElectionObs| match o {
+            ElectionObs::BecameLeader { term } => Some(*term),
+            _ => None,
+        })));
+        w.run_until(SimTime::from_duration(Duration::from_secs(10)));
+        assert!(!w.stopped());
+        assert_eq!(leaders(&w).len(), 1, "a stable cluster elects once: {:?}", leaders(&w));
+    }
+
+    #[test]
+    fn fixed_timeouts_split_the_vote_forever_when_nodes_start_together() {
+        let mut w = world(Variant::FixedTimeout, 3);
+        w.run_until(SimTime::from_duration(Duration::from_secs(10)));
+        assert!(leaders(&w).is_empty(), "symmetric candidates should never win: {:?}", leaders(&w));
+        let mut w = world(Variant::Correct, 3);
+        w.run_until(SimTime::from_duration(Duration::from_secs(10)));
+        assert!(!leaders(&w).is_empty(), "randomized timeouts break the tie");
+    }
+
+    #[test]
+    fn the_lease_invariant_flags_an_older_term_acting_after_a_newer_one() {
+        let mut inv = OneLeaseHolder::default();
+        let obs = |t: u64, node: u32, term: u64| Observed {
+            time: SimTime(t),
+            event: t,
+            node: NodeId::server(node),
+            obs: ElectionObs::LeaseValid { term: Term(term) },
+        };
+        assert!(inv.on_observation(&obs(10, 0, 1)).is_ok());
+        assert!(inv.on_observation(&obs(20, 1, 2)).is_ok());
+        let err = inv.on_observation(&obs(30, 0, 1)).unwrap_err();
+        assert!(err.contains("for term 1") && err.contains("term 2"), "{err}");
+    }
+}
