@@ -28,7 +28,7 @@ pub trait SystemEntry: Sync {
     }
 }
 
-pub static SYSTEMS: &[&dyn SystemEntry] = &[&RegisterSystem, &ElectionSystem];
+pub static SYSTEMS: &[&dyn SystemEntry] = &[&RegisterSystem, &ElectionSystem, &ReplicationSystem];
 
 pub fn find(name: &str) -> Option<&'static dyn SystemEntry> {
     SYSTEMS.iter().copied().find(|s| s.name() == name)
@@ -240,6 +240,154 @@ impl SystemEntry for ElectionSystem {
             ],
             linearizability: None,
             progress: stable_leader(heartbeat),
+        };
+        run(scenario, plan, seed, spec, options)
+    }
+}
+
+struct ReplicationSystem;
+
+const REPLICATION_KEYS: &[(&str, KeyKind)] = &[
+    ("election_timeout", KeyKind::Duration),
+    ("heartbeat", KeyKind::Duration),
+    ("request_timeout", KeyKind::Duration),
+    ("tries", KeyKind::Count(100)),
+];
+
+/// The history the linearizability checker judges: leader reads (their
+/// version dropped) and every write; session reads are judged only by the
+/// session guarantees.
+fn linearizable_part(history: &harness::History) -> harness::History {
+    let ops = history
+        .ops
+        .iter()
+        .filter(|op| op.f != "session-read")
+        .map(|op| {
+            let mut op = op.clone();
+            if op.f == "read" && op.kind == harness::OpType::Ok {
+                op.value = op.value.as_pair().map_or(op.value.clone(), |(v, _)| v.clone());
+            }
+            op
+        })
+        .collect();
+    harness::History { ops }
+}
+
+/// A session guarantee as an end-of-run check.
+fn session_check(guarantee: &'static str) -> Box<dyn harness::Invariant<systems::replication::ReplObs>> {
+    use harness::check::session::{check_guarantee, SessionFunctions};
+    let functions = SessionFunctions {
+        reads: vec!["read".into(), "session-read".into()],
+        writes: vec!["write".into(), "cas".into()],
+    };
+    Box::new(harness::check::at_end(guarantee, move |end: &harness::check::RunEnd<'_, _>| {
+        check_guarantee(end.history, &functions, Some(guarantee)).map_err(|v| v.explanation)
+    }))
+}
+
+/// Progress: after the heal, a write completes and a read completes.
+fn write_and_read_after_heal<N: harness::Node>() -> harness::runner::Progress<N> {
+    Box::new(|view, healed| {
+        let since = view.history().ops.iter().rev().take_while(|op| op.time.is_some_and(|t| t >= healed.0));
+        let (mut wrote, mut read) = (false, false);
+        for op in since.filter(|op| op.kind == harness::OpType::Ok) {
+            wrote |= op.f == "write";
+            read |= op.f == "read";
+        }
+        wrote && read
+    })
+}
+
+impl SystemEntry for ReplicationSystem {
+    fn name(&self) -> &'static str {
+        "replication"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        systems::replication::Variant::NAMES
+    }
+    fn checks(&self) -> Vec<&'static str> {
+        vec![
+            election::ONE_LEADER_PER_TERM,
+            systems::raft::COMMITTED_NEVER_CHANGE,
+            harness::check::session::READ_YOUR_WRITES,
+            harness::check::session::MONOTONIC_READS,
+            harness::runner::LINEARIZABLE,
+        ]
+    }
+    fn check_config(&self, config: &toml::Table) -> Result<(), (String, String)> {
+        check_keys(config, REPLICATION_KEYS)
+    }
+    fn generate(&self, rng: &mut Rng, keys: u32) -> ClientOp {
+        let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
+        match rng.below(20) {
+            0..=6 => ClientOp { f: "write".into(), key, value: Value::Int(rng.below(1_000_000) as i64) },
+            7..=9 => ClientOp {
+                f: "cas".into(),
+                key,
+                value: Value::pair(Value::Null, Value::Int(rng.below(1_000_000) as i64)),
+            },
+            10..=14 => ClientOp { f: "read".into(), key, value: Value::Null },
+            _ => ClientOp { f: "session-read".into(), key, value: Value::Null },
+        }
+    }
+    fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
+        use systems::raft::{CommittedNeverChange, RaftObs};
+        use systems::replication::{self as repl, ReplObs, ReplicaNode};
+        let d = repl::Config::default();
+        let config = repl::Config {
+            variant: repl::Variant::parse(&scenario.variant).expect("validated variant"),
+            raft: systems::raft::RaftConfig {
+                election_timeout: duration_key(&scenario.config, "election_timeout").unwrap_or(d.raft.election_timeout),
+                heartbeat: duration_key(&scenario.config, "heartbeat").unwrap_or(d.raft.heartbeat),
+                ..d.raft.clone()
+            },
+            request_timeout: duration_key(&scenario.config, "request_timeout").unwrap_or(d.request_timeout),
+            tries: scenario.config.get("tries").and_then(|v| v.as_integer()).map_or(d.tries, |t| t as u32),
+            think: scenario.think,
+        };
+        let scripts: Vec<Vec<repl::Op>> = plan
+            .clients
+            .iter()
+            .map(|ops| {
+                ops.iter()
+                    .map(|op| repl::Op {
+                        f: op.f.clone(),
+                        key: op.key.clone().unwrap_or_default(),
+                        value: op.value.clone(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let spec = Spec {
+            factory: Box::new(move |id: NodeId, disk: &harness::Disk| {
+                if id.is_server() {
+                    ReplicaNode::Server(Box::new(repl::Server::new(config.clone(), disk)))
+                } else {
+                    let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
+                    ReplicaNode::Client(Box::new(repl::Client::new(config.clone(), script)))
+                }
+            }),
+            invariants: vec![
+                Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.0 {
+                    RaftObs::BecameLeader { term } => Some(term),
+                    _ => None,
+                })),
+                Box::new(CommittedNeverChange::new(|o: &ReplObs| match o.0 {
+                    RaftObs::Applied { index, term, digest } => Some((index, term, digest)),
+                    _ => None,
+                })),
+                session_check(harness::check::session::READ_YOUR_WRITES),
+                session_check(harness::check::session::MONOTONIC_READS),
+            ],
+            linearizability: Some(Box::new(|h| {
+                harness::check::linearizability::check(
+                    &harness::check::models::Kv,
+                    &linearizable_part(h),
+                    &Options::default(),
+                )
+                .unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
+            })),
+            progress: write_and_read_after_heal(),
         };
         run(scenario, plan, seed, spec, options)
     }

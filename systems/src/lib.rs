@@ -3,4 +3,6 @@
 //! `harness::check`. Each system ships a correct variant and planted bugs.
 
 pub mod election;
+pub mod raft;
 pub mod register;
+pub mod replication;

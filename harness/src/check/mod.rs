@@ -4,6 +4,7 @@
 
 pub mod linearizability;
 pub mod models;
+pub mod session;
 
 use serde::Serialize;
 use std::fmt;

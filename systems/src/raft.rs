@@ -1,0 +1,690 @@
+//! A Raft-style replicated log over a command type chosen by its user, as a
+//! sans-IO component embedded in a host node: the host forwards Raft's
+//! messages and timers to it, proposes commands, and applies what
+//! [`Raft::take_committed`] hands back to its own state machine.
+//!
+//! What it keeps: `current_term`, `voted_for` and the log on disk, synced
+//! before any reply that depends on them; elections with the log
+//! up-to-date check; `AppendEntries` with the consistency check (a follower
+//! truncates a conflicting suffix); commit on a majority of matching logs,
+//! only for entries of the leader's own term (a leader starts its term with
+//! a no-op); heartbeat rounds that confirm leadership for read-index reads.
+//!
+//! The host's message, timer and observation types wrap Raft's through
+//! `From`, so one host node can carry Raft and its own protocol.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Debug};
+use std::hash::Hash;
+use std::time::Duration;
+
+use harness::check::{Invariant, Observed};
+use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
+use harness::trace::stable_hash;
+
+pub use crate::election::Term;
+
+/// A position in the log, from 1.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LogIndex(pub u64);
+
+impl fmt::Display for LogIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a log entry carries: the user's command, or the no-op a new leader
+/// appends to commit its term.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Payload<C> {
+    Noop,
+    Command(C),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entry<C> {
+    pub term: Term,
+    pub payload: Payload<C>,
+}
+
+#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
+pub enum RaftMsg<C> {
+    RequestVote {
+        term: Term,
+        last_index: LogIndex,
+        last_term: Term,
+    },
+    RequestVoteReply {
+        term: Term,
+        granted: bool,
+    },
+    AppendEntries {
+        term: Term,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry<C>>,
+        commit: LogIndex,
+        round: u64,
+    },
+    AppendEntriesReply {
+        term: Term,
+        success: bool,
+        match_index: LogIndex,
+        round: u64,
+    },
+}
+
+#[derive(Clone, Debug, Hash)]
+pub enum RaftTimer {
+    Election,
+    Heartbeat,
+}
+
+/// Facts for the checkers.
+#[derive(Clone, Debug, Hash, Serialize, PartialEq, Eq)]
+pub enum RaftObs {
+    BecameLeader {
+        term: Term,
+    },
+    SteppedDown {
+        term: Term,
+    },
+    /// This node applied the entry at `index` (`digest` identifies its content).
+    Applied {
+        index: LogIndex,
+        term: Term,
+        digest: u64,
+    },
+}
+
+impl Observation for RaftObs {
+    fn leadership(&self) -> Option<Leadership> {
+        match self {
+            RaftObs::BecameLeader { .. } => Some(Leadership::Elected),
+            RaftObs::SteppedDown { .. } => Some(Leadership::SteppedDown),
+            RaftObs::Applied { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    pub election_timeout: Duration,
+    pub heartbeat: Duration,
+    /// Most entries in one `AppendEntries`.
+    pub max_batch: usize,
+    /// Planted bug: the leader commits an entry as soon as it appends it.
+    pub commit_without_majority: bool,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            election_timeout: Duration::from_millis(150),
+            heartbeat: Duration::from_millis(50),
+            max_batch: 64,
+            commit_without_majority: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+pub struct Raft<C> {
+    config: RaftConfig,
+    term: Term,
+    voted_for: Option<NodeId>,
+    /// Entry `i` (from 1) is `log[i - 1]`.
+    log: Vec<Entry<C>>,
+    commit: LogIndex,
+    applied: LogIndex,
+    role: Role,
+    leader: Option<NodeId>,
+    votes: BTreeSet<NodeId>,
+    election_timer: Option<TimerId>,
+    heartbeat_timer: Option<TimerId>,
+    next_index: BTreeMap<NodeId, LogIndex>,
+    match_index: BTreeMap<NodeId, LogIndex>,
+    /// Heartbeat rounds: the latest sent, and acknowledgements of recent ones.
+    round: u64,
+    acks: BTreeMap<u64, BTreeSet<NodeId>>,
+    confirmed_round: u64,
+}
+
+const TERM_KEY: &str = "raft/term";
+const VOTE_KEY: &str = "raft/vote";
+
+fn entry_key(i: u64) -> String {
+    format!("raft/log/{i:012}")
+}
+
+impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'static> Raft<C> {
+    /// Rebuilds from the disk: term, vote and log survive; commit and
+    /// applied start at 0 and are relearned.
+    pub fn new(config: RaftConfig, disk: &harness::Disk) -> Self {
+        let log: Vec<Entry<C>> =
+            disk.keys_with_prefix("raft/log/").iter().map(|k| disk.get(k).expect("listed key exists")).collect();
+        Raft {
+            config,
+            term: disk.get::<u64>(TERM_KEY).map(Term).unwrap_or_default(),
+            voted_for: disk.get(VOTE_KEY),
+            log,
+            commit: LogIndex(0),
+            applied: LogIndex(0),
+            role: Role::Follower,
+            leader: None,
+            votes: BTreeSet::new(),
+            election_timer: None,
+            heartbeat_timer: None,
+            next_index: BTreeMap::new(),
+            match_index: BTreeMap::new(),
+            round: 0,
+            acks: BTreeMap::new(),
+            confirmed_round: 0,
+        }
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+    /// The leader this node last heard from (itself when leading).
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+    pub fn last_index(&self) -> LogIndex {
+        LogIndex(self.log.len() as u64)
+    }
+    /// The term of the entry at `i` (term 0 before the log starts).
+    pub fn entry_term(&self, i: LogIndex) -> Term {
+        self.term_at(i)
+    }
+    /// The latest heartbeat round a majority acknowledged.
+    pub fn confirmed_round(&self) -> u64 {
+        self.confirmed_round
+    }
+
+    fn term_at(&self, i: LogIndex) -> Term {
+        if i.0 == 0 {
+            Term(0)
+        } else {
+            self.log[i.0 as usize - 1].term
+        }
+    }
+
+    fn majority<N: Node>(ctx: &Ctx<'_, N>) -> usize {
+        ctx.servers().len() / 2 + 1
+    }
+
+    pub fn start<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
+    where
+        N::Timer: From<RaftTimer>,
+    {
+        self.reset_election_timer(ctx);
+    }
+
+    fn persist_state<N: Node>(&self, ctx: &mut Ctx<'_, N>) {
+        ctx.disk().put(TERM_KEY, &self.term.0);
+        match self.voted_for {
+            Some(v) => ctx.disk().put(VOTE_KEY, &v),
+            None => ctx.disk().remove(VOTE_KEY),
+        }
+    }
+
+    fn reset_election_timer<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
+    where
+        N::Timer: From<RaftTimer>,
+    {
+        if let Some(t) = self.election_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let emin = self.config.election_timeout;
+        let after = ctx.rng().duration_between(emin, emin * 2 - Duration::from_nanos(1));
+        self.election_timer = Some(ctx.set_timer(after, RaftTimer::Election.into()));
+    }
+
+    fn adopt_term<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, term: Term)
+    where
+        N::Obs: From<RaftObs>,
+        N::Timer: From<RaftTimer>,
+    {
+        assert!(term > self.term, "terms only grow: {term} after {}", self.term);
+        if self.role == Role::Leader {
+            ctx.observe(RaftObs::SteppedDown { term: self.term }.into());
+            if let Some(t) = self.heartbeat_timer.take() {
+                ctx.cancel_timer(t);
+            }
+        }
+        if self.election_timer.is_none() {
+            self.reset_election_timer(ctx); // a leader had none
+        }
+        self.term = term;
+        self.voted_for = None;
+        self.role = Role::Follower;
+        self.leader = None;
+        self.persist_state(ctx);
+        ctx.disk().sync();
+    }
+
+    pub fn on_message<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, from: NodeId, msg: RaftMsg<C>)
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        match msg {
+            RaftMsg::RequestVote { term, last_index, last_term } => {
+                self.on_request_vote(ctx, from, term, last_index, last_term)
+            }
+            RaftMsg::RequestVoteReply { term, granted } => self.on_request_vote_reply(ctx, from, term, granted),
+            RaftMsg::AppendEntries { term, prev_index, prev_term, entries, commit, round } => {
+                self.on_append_entries(ctx, from, term, prev_index, prev_term, entries, commit, round)
+            }
+            RaftMsg::AppendEntriesReply { term, success, match_index, round } => {
+                self.on_append_entries_reply(ctx, from, term, success, match_index, round)
+            }
+        }
+    }
+
+    pub fn on_timer<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, timer: RaftTimer)
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        match timer {
+            RaftTimer::Election => self.on_election_timeout(ctx),
+            RaftTimer::Heartbeat => self.on_heartbeat_timeout(ctx),
+        }
+    }
+
+    fn on_request_vote<N: Node>(
+        &mut self,
+        ctx: &mut Ctx<'_, N>,
+        from: NodeId,
+        term: Term,
+        last_index: LogIndex,
+        last_term: Term,
+    ) where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        if term > self.term {
+            self.adopt_term(ctx, term);
+        }
+        let mine = (self.term_at(self.last_index()), self.last_index());
+        let up_to_date = (last_term, last_index) >= mine;
+        let granted = term == self.term && up_to_date && self.voted_for.is_none_or(|v| v == from);
+        if granted {
+            self.voted_for = Some(from);
+            self.persist_state(ctx);
+            ctx.disk().sync();
+            self.reset_election_timer(ctx);
+        }
+        ctx.send(from, RaftMsg::RequestVoteReply { term: self.term, granted }.into());
+    }
+
+    fn on_request_vote_reply<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, from: NodeId, term: Term, granted: bool)
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        if term > self.term {
+            self.adopt_term(ctx, term);
+            return;
+        }
+        if self.role == Role::Candidate && term == self.term && granted {
+            self.votes.insert(from);
+            if self.votes.len() >= Self::majority(ctx) {
+                self.become_leader(ctx);
+            }
+        }
+    }
+
+    fn on_election_timeout<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        self.election_timer = None;
+        if self.role == Role::Leader {
+            return;
+        }
+        self.term = Term(self.term.0 + 1);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.voted_for = Some(ctx.me());
+        self.votes = BTreeSet::from([ctx.me()]);
+        self.persist_state(ctx);
+        ctx.disk().sync();
+        self.reset_election_timer(ctx);
+        if self.votes.len() >= Self::majority(ctx) {
+            self.become_leader(ctx);
+            return;
+        }
+        let (last_index, last_term) = (self.last_index(), self.term_at(self.last_index()));
+        for peer in ctx.peers().to_vec() {
+            ctx.send(peer, RaftMsg::RequestVote { term: self.term, last_index, last_term }.into());
+        }
+    }
+
+    fn become_leader<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        self.role = Role::Leader;
+        self.leader = Some(ctx.me());
+        if let Some(t) = self.election_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let next = LogIndex(self.last_index().0 + 1);
+        self.next_index = ctx.peers().iter().map(|&p| (p, next)).collect();
+        self.match_index = ctx.peers().iter().map(|&p| (p, LogIndex(0))).collect();
+        self.acks.clear();
+        ctx.observe(RaftObs::BecameLeader { term: self.term }.into());
+        // A no-op commits this term, so earlier entries commit with it.
+        self.append(ctx, Payload::Noop);
+        self.send_heartbeats(ctx);
+        if let Some(t) = self.heartbeat_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        self.heartbeat_timer = Some(ctx.set_timer(self.config.heartbeat, RaftTimer::Heartbeat.into()));
+    }
+
+    /// Appends to the leader's log and makes it durable.
+    fn append<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, payload: Payload<C>) -> LogIndex {
+        debug_assert!(self.is_leader());
+        self.log.push(Entry { term: self.term, payload });
+        let index = self.last_index();
+        ctx.disk().put(&entry_key(index.0), &self.log[index.0 as usize - 1]);
+        ctx.disk().sync();
+        if self.config.commit_without_majority {
+            self.commit = index; // the planted bug: no one else has it yet
+        } else {
+            self.advance_commit(ctx); // a single server is its own majority
+        }
+        index
+    }
+
+    /// Proposes a command; `None` when this node is not the leader.
+    pub fn propose<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, command: C) -> Option<LogIndex>
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+    {
+        if !self.is_leader() {
+            return None;
+        }
+        let index = self.append(ctx, Payload::Command(command));
+        for peer in ctx.peers().to_vec() {
+            self.replicate(ctx, peer);
+        }
+        Some(index)
+    }
+
+    /// Starts a read-index read: returns the commit index to wait for and
+    /// the heartbeat round whose acknowledgement by a majority proves this
+    /// node was still leader. `None` if not leader or if its term has not
+    /// committed an entry yet.
+    pub fn start_read<N: Node>(&mut self, ctx: &mut Ctx<'_, N>) -> Option<(LogIndex, u64)>
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+    {
+        if !self.is_leader() || self.term_at(self.commit) != self.term {
+            return None;
+        }
+        let read_index = self.commit;
+        self.send_heartbeats(ctx);
+        Some((read_index, self.round))
+    }
+
+    fn send_heartbeats<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+    {
+        self.round += 1;
+        self.acks.insert(self.round, BTreeSet::from([ctx.me()]));
+        self.acks.retain(|&r, _| r + 64 > self.round);
+        if self.acks[&self.round].len() >= Self::majority(ctx) {
+            self.confirmed_round = self.round;
+        }
+        for peer in ctx.peers().to_vec() {
+            self.replicate(ctx, peer);
+        }
+    }
+
+    /// Sends `peer` the entries it lacks (or an empty heartbeat).
+    fn replicate<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, peer: NodeId)
+    where
+        N::Msg: From<RaftMsg<C>>,
+    {
+        let next = self.next_index.get(&peer).copied().unwrap_or(LogIndex(1));
+        let prev_index = LogIndex(next.0 - 1);
+        let end = (self.log.len()).min(prev_index.0 as usize + self.config.max_batch);
+        let entries = self.log[prev_index.0 as usize..end].to_vec();
+        let msg = RaftMsg::AppendEntries {
+            term: self.term,
+            prev_index,
+            prev_term: self.term_at(prev_index),
+            entries,
+            commit: self.commit,
+            round: self.round,
+        };
+        ctx.send(peer, msg.into());
+    }
+
+    fn on_heartbeat_timeout<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
+    where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+    {
+        self.heartbeat_timer = None;
+        if self.is_leader() {
+            self.send_heartbeats(ctx);
+            self.heartbeat_timer = Some(ctx.set_timer(self.config.heartbeat, RaftTimer::Heartbeat.into()));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_entries<N: Node>(
+        &mut self,
+        ctx: &mut Ctx<'_, N>,
+        from: NodeId,
+        term: Term,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry<C>>,
+        commit: LogIndex,
+        round: u64,
+    ) where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        if term < self.term {
+            let reply =
+                RaftMsg::AppendEntriesReply { term: self.term, success: false, match_index: LogIndex(0), round };
+            ctx.send(from, reply.into());
+            return;
+        }
+        if term > self.term {
+            self.adopt_term(ctx, term);
+        }
+        assert!(self.role != Role::Leader, "{} leads term {term} and heard another leader {from}", ctx.me());
+        self.role = Role::Follower;
+        self.leader = Some(from);
+        self.reset_election_timer(ctx);
+        // The consistency check: the entry before the new ones must match.
+        if prev_index > self.last_index() || self.term_at(prev_index) != prev_term {
+            let hint = LogIndex(prev_index.0.min(self.last_index().0 + 1).saturating_sub(1));
+            let reply = RaftMsg::AppendEntriesReply { term, success: false, match_index: hint, round };
+            ctx.send(from, reply.into());
+            return;
+        }
+        let count = entries.len() as u64;
+        self.store_entries(ctx, prev_index, entries);
+        let matched = LogIndex(prev_index.0 + count);
+        if commit > self.commit {
+            self.commit = commit.min(matched);
+        }
+        ctx.disk().sync();
+        let reply = RaftMsg::AppendEntriesReply { term, success: true, match_index: matched, round };
+        ctx.send(from, reply.into());
+    }
+
+    /// Writes entries after `prev`, truncating a conflicting suffix first.
+    fn store_entries<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, prev: LogIndex, entries: Vec<Entry<C>>) {
+        for (k, entry) in entries.into_iter().enumerate() {
+            let i = prev.0 as usize + k; // zero-based position
+            if let Some(existing) = self.log.get(i) {
+                if existing.term == entry.term {
+                    continue;
+                }
+                // A conflict: everything from here on goes. Committed
+                // entries never conflict, unless commits skip the majority.
+                assert!(
+                    i as u64 >= self.commit.0 || self.config.commit_without_majority,
+                    "truncating committed entry {} (commit index {})",
+                    i + 1,
+                    self.commit
+                );
+                for j in i..self.log.len() {
+                    ctx.disk().remove(&entry_key(j as u64 + 1));
+                }
+                self.log.truncate(i);
+            }
+            ctx.disk().put(&entry_key(i as u64 + 1), &entry);
+            self.log.push(entry);
+        }
+    }
+
+    fn on_append_entries_reply<N: Node>(
+        &mut self,
+        ctx: &mut Ctx<'_, N>,
+        from: NodeId,
+        term: Term,
+        success: bool,
+        match_index: LogIndex,
+        round: u64,
+    ) where
+        N::Msg: From<RaftMsg<C>>,
+        N::Timer: From<RaftTimer>,
+        N::Obs: From<RaftObs>,
+    {
+        if term > self.term {
+            self.adopt_term(ctx, term);
+            return;
+        }
+        if !self.is_leader() || term < self.term {
+            return;
+        }
+        if let Some(acks) = self.acks.get_mut(&round) {
+            acks.insert(from);
+            if acks.len() >= Self::majority(ctx) && round > self.confirmed_round {
+                self.confirmed_round = round;
+            }
+        }
+        if success {
+            let m = self.match_index.entry(from).or_default();
+            *m = (*m).max(match_index);
+            self.next_index.insert(from, LogIndex(match_index.0 + 1));
+            self.advance_commit(ctx);
+            if match_index < self.last_index() {
+                self.replicate(ctx, from);
+            }
+        } else {
+            // Back up to just after what the follower says it may hold.
+            let next = LogIndex(match_index.0 + 1).max(LogIndex(1));
+            self.next_index.insert(from, next);
+            self.replicate(ctx, from);
+        }
+    }
+
+    /// Commits the highest index a majority holds, if it is of this term.
+    fn advance_commit<N: Node>(&mut self, ctx: &Ctx<'_, N>) {
+        let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
+        matched.push(self.last_index());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[Self::majority(ctx) - 1];
+        if candidate > self.commit && self.term_at(candidate) == self.term {
+            self.commit = candidate;
+        }
+    }
+
+    /// Entries committed but not yet applied, in order; marks them applied
+    /// and reports each to the checkers.
+    pub fn take_committed<N: Node>(&mut self, ctx: &mut Ctx<'_, N>) -> Vec<(LogIndex, Entry<C>)>
+    where
+        N::Obs: From<RaftObs>,
+    {
+        let mut out = Vec::new();
+        let upto = self.commit.min(self.last_index());
+        while self.applied < upto {
+            self.applied = LogIndex(self.applied.0 + 1);
+            let entry = self.log[self.applied.0 as usize - 1].clone();
+            let digest = stable_hash(&entry);
+            ctx.observe(RaftObs::Applied { index: self.applied, term: entry.term, digest }.into());
+            out.push((self.applied, entry));
+        }
+        out
+    }
+}
+
+pub const COMMITTED_NEVER_CHANGE: &str = "committed entries are never lost or changed";
+
+/// "committed entries are never lost or changed": no two nodes apply
+/// different entries at one index. `applied_of` picks Raft's `Applied`
+/// facts out of the host's observations.
+pub struct CommittedNeverChange<F> {
+    applied: BTreeMap<LogIndex, (Term, u64, NodeId)>,
+    applied_of: F,
+}
+
+impl<F> CommittedNeverChange<F> {
+    pub fn new(applied_of: F) -> Self {
+        CommittedNeverChange { applied: BTreeMap::new(), applied_of }
+    }
+}
+
+impl<O, F: FnMut(&O) -> Option<(LogIndex, Term, u64)>> Invariant<O> for CommittedNeverChange<F> {
+    fn name(&self) -> &str {
+        COMMITTED_NEVER_CHANGE
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some((index, term, digest)) = (self.applied_of)(&o.obs) else { return Ok(()) };
+        match self.applied.get(&index) {
+            Some(&(t, d, first)) if (t, d) != (term, digest) => Err(format!(
+                "{} applied an entry of term {term} at index {index}, where {first} had applied a different entry of term {t}",
+                o.node
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.applied.insert(index, (term, digest, o.node));
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! `replication`: a key-value store replicated with [`crate::raft`].
+//!
+//! Writes and compare-and-sets go through the leader's log; the store
+//! applies committed commands and remembers each client's last request, so
+//! a retried request (same id, possibly at a new leader) is answered, not
+//! applied twice. Every value carries its version: the index of the log
+//! entry that wrote it.
+//!
+//! Reads come in two kinds, both used by the `correct` variant:
+//! - `read` goes to the leader, which confirms it still leads with a
+//!   heartbeat round (read-index) and answers once it has applied that far:
+//!   linearizable;
+//! - `session-read` goes to any server with the client's session token (the
+//!   highest log index it has seen, from its writes and reads); a server
+//!   answers only once it has applied at least that index: read-your-writes
+//!   and monotonic reads.
+//!
+//! # Planted bugs
+//!
+//! - `follower-any`: servers answer session reads from whatever they have
+//!   applied, ignoring the token: a client can miss its own write.
+//! - `commit-without-majority`: the leader counts an entry committed as soon
+//!   as it is in its own log and acknowledges the client; a leader change
+//!   then loses or replaces acknowledged entries.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::history::Value;
+use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
+
+use crate::raft::{LogIndex, Payload, Raft, RaftConfig, RaftMsg, RaftObs, RaftTimer};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Correct,
+    FollowerAny,
+    CommitWithoutMajority,
+}
+
+impl Variant {
+    pub const NAMES: &'static [&'static str] = &["correct", "follower-any", "commit-without-majority"];
+
+    pub fn parse(name: &str) -> Option<Variant> {
+        Some(match name {
+            "correct" => Variant::Correct,
+            "follower-any" => Variant::FollowerAny,
+            "commit-without-majority" => Variant::CommitWithoutMajority,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub variant: Variant,
+    pub raft: RaftConfig,
+    pub request_timeout: Duration,
+    /// Tries per request (new servers on timeouts and redirects) before giving up.
+    pub tries: u32,
+    pub think: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            variant: Variant::Correct,
+            raft: RaftConfig::default(),
+            request_timeout: Duration::from_millis(300),
+            tries: 6,
+            think: Duration::from_millis(20),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvOp {
+    Write { key: String, value: i64 },
+    Cas { key: String, from: Option<i64>, to: i64 },
+}
+
+/// A command in the log: which client's which request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KvCommand {
+    pub client: NodeId,
+    pub id: u64,
+    pub op: KvOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Reply {
+    Written { version: u64 },
+    Swapped { version: u64 },
+    Mismatch,
+    Value { value: Option<i64>, version: u64, applied: LogIndex },
+}
+
+#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    Raft(RaftMsg<KvCommand>),
+    Write { id: u64, op: KvOp },
+    LeaderRead { id: u64, key: String },
+    SessionRead { id: u64, key: String, token: LogIndex },
+    Reply { id: u64, reply: Reply },
+    NotLeader { id: u64, hint: Option<NodeId> },
+}
+
+impl From<RaftMsg<KvCommand>> for Msg {
+    fn from(m: RaftMsg<KvCommand>) -> Self {
+        Msg::Raft(m)
+    }
+}
+
+#[derive(Clone, Debug, Hash)]
+pub enum Timer {
+    Raft(RaftTimer),
+    Think,
+    Request(u64),
+}
+
+impl From<RaftTimer> for Timer {
+    fn from(t: RaftTimer) -> Self {
+        Timer::Raft(t)
+    }
+}
+
+/// Replication reports Raft's facts.
+#[derive(Clone, Debug, Hash, Serialize, PartialEq, Eq)]
+pub struct ReplObs(pub RaftObs);
+
+impl From<RaftObs> for ReplObs {
+    fn from(o: RaftObs) -> Self {
+        ReplObs(o)
+    }
+}
+
+impl Observation for ReplObs {
+    fn leadership(&self) -> Option<Leadership> {
+        self.0.leadership()
+    }
+}
+
+/// The replicated state machine: values with versions, and each client's
+/// last request and its reply.
+#[derive(Default)]
+struct Store {
+    values: BTreeMap<String, (i64, u64)>,
+    sessions: BTreeMap<NodeId, (u64, Reply)>,
+}
+
+impl Store {
+    fn apply(&mut self, index: LogIndex, command: &KvCommand) -> Reply {
+        if let Some((id, reply)) = self.sessions.get(&command.client) {
+            if *id == command.id {
+                return reply.clone(); // a retried request committed twice
+            }
+        }
+        let reply = match &command.op {
+            KvOp::Write { key, value } => {
+                self.values.insert(key.clone(), (*value, index.0));
+                Reply::Written { version: index.0 }
+            }
+            KvOp::Cas { key, from, to } => {
+                if self.values.get(key).map(|v| v.0) == *from {
+                    self.values.insert(key.clone(), (*to, index.0));
+                    Reply::Swapped { version: index.0 }
+                } else {
+                    Reply::Mismatch
+                }
+            }
+        };
+        self.sessions.insert(command.client, (command.id, reply.clone()));
+        reply
+    }
+
+    fn read(&self, key: &str, applied: LogIndex) -> Reply {
+        let (value, version) = self.values.get(key).map_or((None, 0), |&(v, ver)| (Some(v), ver));
+        Reply::Value { value, version, applied }
+    }
+}
+
+pub struct Server {
+    config: Config,
+    raft: Raft<KvCommand>,
+    store: Store,
+    /// Proposed by this node as leader: log index -> (client, request id).
+    proposed: BTreeMap<LogIndex, (NodeId, u64)>,
+    /// Read-index reads: (read index, heartbeat round, client, id, key).
+    leader_reads: Vec<(LogIndex, u64, NodeId, u64, String)>,
+    /// Session reads waiting to apply up to the token: (token, client, id, key).
+    session_reads: Vec<(LogIndex, NodeId, u64, String)>,
+}
+
+impl Server {
+    pub fn new(config: Config, disk: &harness::Disk) -> Self {
+        let mut raft_config = config.raft.clone();
+        raft_config.commit_without_majority = config.variant == Variant::CommitWithoutMajority;
+        Server {
+            raft: Raft::new(raft_config, disk),
+            config,
+            store: Store::default(),
+            proposed: BTreeMap::new(),
+            leader_reads: Vec::new(),
+            session_reads: Vec::new(),
+        }
+    }
+
+    /// The Raft log underneath (for tests and tools).
+    pub fn raft(&self) -> &Raft<KvCommand> {
+        &self.raft
+    }
+
+    fn on_write(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, id: u64, op: KvOp) {
+        match self.raft.propose(ctx, KvCommand { client: from, id, op }) {
+            Some(index) => {
+                self.proposed.insert(index, (from, id));
+            }
+            None => ctx.send(from, Msg::NotLeader { id, hint: self.raft.leader_hint() }),
+        }
+    }
+
+    fn on_leader_read(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, id: u64, key: String) {
+        match self.raft.start_read(ctx) {
+            Some((index, round)) => self.leader_reads.push((index, round, from, id, key)),
+            None => ctx.send(from, Msg::NotLeader { id, hint: self.raft.leader_hint() }),
+        }
+    }
+
+    fn on_session_read(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, id: u64, key: String, token: LogIndex) {
+        let token = if self.config.variant == Variant::FollowerAny { LogIndex(0) } else { token };
+        self.session_reads.push((token, from, id, key));
+        let _ = ctx;
+    }
+
+    /// Applies what committed, answers what can be answered.
+    fn pump(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        for (index, entry) in self.raft.take_committed(ctx) {
+            let Payload::Command(command) = entry.payload else { continue };
+            let reply = self.store.apply(index, &command);
+            if self.proposed.remove(&index) == Some((command.client, command.id)) {
+                ctx.send(command.client, Msg::Reply { id: command.id, reply });
+            }
+        }
+        let applied = self.raft.applied();
+        if !self.raft.is_leader() {
+            self.proposed.clear();
+            for (_, _, client, id, _) in self.leader_reads.drain(..) {
+                ctx.send(client, Msg::NotLeader { id, hint: self.raft.leader_hint() });
+            }
+        }
+        let confirmed = self.raft.confirmed_round();
+        let store = &self.store;
+        self.leader_reads.retain(|(index, round, client, id, key)| {
+            if *round <= confirmed && *index <= applied {
+                ctx.send(*client, Msg::Reply { id: *id, reply: store.read(key, applied) });
+                return false;
+            }
+            true
+        });
+        self.session_reads.retain(|(token, client, id, key)| {
+            if *token <= applied {
+                ctx.send(*client, Msg::Reply { id: *id, reply: store.read(key, applied) });
+                return false;
+            }
+            true
+        });
+    }
+}
+
+/// One client operation as the workload gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub f: String,
+    pub key: String,
+    pub value: Value,
+}
+
+struct Pending {
+    id: u64,
+    msg: Msg,
+    to: NodeId,
+    tries: u32,
+    timer: TimerId,
+    /// Reads that time out did nothing: they fail rather than stay open.
+    is_read: bool,
+}
+
+pub struct Client {
+    config: Config,
+    script: Vec<Op>,
+    next: usize,
+    next_id: u64,
+    leader: NodeId,
+    /// The session token: the highest log index this client has seen.
+    token: LogIndex,
+    pending: Option<Pending>,
+    /// After the script: alternate probe writes and reads.
+    probes: u64,
+}
+
+impl Client {
+    pub fn new(config: Config, script: Vec<Op>) -> Self {
+        Client {
+            config,
+            script,
+            next: 0,
+            next_id: 0,
+            leader: NodeId::server(0),
+            token: LogIndex(0),
+            pending: None,
+            probes: 0,
+        }
+    }
+
+    fn next_op(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) -> Op {
+        if let Some(op) = self.script.get(self.next) {
+            self.next += 1;
+            return op.clone();
+        }
+        // Liveness probes: a write, then a read, of key k0.
+        self.probes += 1;
+        if self.probes % 2 == 1 {
+            let value = ctx.rng().below(1_000_000_000) as i64;
+            Op { f: "write".into(), key: "k0".into(), value: Value::Int(value) }
+        } else {
+            Op { f: "read".into(), key: "k0".into(), value: Value::Null }
+        }
+    }
+
+    fn on_think_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        let op = self.next_op(ctx);
+        self.next_id += 1;
+        let id = self.next_id;
+        let (msg, to) = match (op.f.as_str(), &op.value) {
+            ("write", Value::Int(v)) => {
+                (Msg::Write { id, op: KvOp::Write { key: op.key.clone(), value: *v } }, self.leader)
+            }
+            ("cas", v) => {
+                let (from, to) = v.as_pair().expect("cas ops carry [from, to]");
+                let op =
+                    KvOp::Cas { key: op.key.clone(), from: from.as_int(), to: to.as_int().expect("integer target") };
+                (Msg::Write { id, op }, self.leader)
+            }
+            ("read", _) => (Msg::LeaderRead { id, key: op.key.clone() }, self.leader),
+            ("session-read", _) => {
+                let servers = ctx.servers().to_vec();
+                let to = *ctx.rng().pick(&servers).expect("servers exist");
+                (Msg::SessionRead { id, key: op.key.clone(), token: self.token }, to)
+            }
+            (f, v) => panic!("the replication client cannot run `{f}` with {v}"),
+        };
+        ctx.invoke(&op.f, Some(&op.key), op.value.clone());
+        let is_read = matches!(msg, Msg::LeaderRead { .. } | Msg::SessionRead { .. });
+        ctx.send(to, msg.clone());
+        let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
+        self.pending = Some(Pending { id, msg, to, tries: 1, timer, is_read });
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        if let Some(p) = self.pending.take() {
+            ctx.cancel_timer(p.timer);
+        }
+        let pause = if self.next < self.script.len() { self.config.think } else { Duration::from_millis(500) };
+        ctx.set_timer(pause, Timer::Think);
+    }
+
+    fn on_reply(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, id: u64, reply: Reply) {
+        if self.pending.as_ref().is_none_or(|p| p.id != id) {
+            return;
+        }
+        match reply {
+            Reply::Written { version } | Reply::Swapped { version } => {
+                self.token = self.token.max(LogIndex(version));
+                self.leader = from;
+                ctx.ok(Value::Int(version as i64));
+            }
+            Reply::Mismatch => ctx.fail(Value::Bool(false)),
+            Reply::Value { value, version, applied } => {
+                self.token = self.token.max(applied);
+                ctx.ok(Value::pair(value.map_or(Value::Null, Value::Int), Value::Int(version as i64)));
+            }
+        }
+        self.finish(ctx);
+    }
+
+    /// Sends the pending request again, to `to`, or gives up after its tries.
+    fn retry(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, to: NodeId) {
+        let Some(mut p) = self.pending.take() else { return };
+        ctx.cancel_timer(p.timer);
+        if p.tries >= self.config.tries {
+            if p.is_read {
+                ctx.fail(Value::Null);
+            } else {
+                ctx.info(Value::Null);
+            }
+            self.pending = Some(p);
+            self.finish(ctx);
+            return;
+        }
+        p.tries += 1;
+        p.to = to;
+        ctx.send(to, p.msg.clone());
+        p.timer = ctx.set_timer(self.config.request_timeout, Timer::Request(p.id));
+        self.pending = Some(p);
+    }
+
+    fn on_not_leader(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, id: u64, hint: Option<NodeId>) {
+        let Some(p) = &self.pending else { return };
+        if p.id != id {
+            return;
+        }
+        let next = hint.filter(|&h| h != p.to).unwrap_or_else(|| following(ctx.servers(), p.to));
+        self.leader = next;
+        self.retry(ctx, next);
+    }
+
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, id: u64) {
+        let Some(p) = &self.pending else { return };
+        assert_eq!(p.id, id, "a request timer outlived its request");
+        let next = following(ctx.servers(), p.to);
+        if !matches!(p.msg, Msg::SessionRead { .. }) {
+            self.leader = next;
+        }
+        self.retry(ctx, next);
+    }
+}
+
+/// The server after `current`, round-robin.
+fn following(servers: &[NodeId], current: NodeId) -> NodeId {
+    let i = servers.iter().position(|&s| s == current).map_or(0, |i| (i + 1) % servers.len());
+    servers[i]
+}
+
+pub enum ReplicaNode {
+    Server(Box<Server>),
+    Client(Box<Client>),
+}
+
+impl Node for ReplicaNode {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = ReplObs;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            ReplicaNode::Server(s) => s.raft.start(ctx),
+            ReplicaNode::Client(c) => {
+                ctx.set_timer(c.config.think, Timer::Think);
+            }
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
+        match (self, msg) {
+            (ReplicaNode::Server(s), msg) => {
+                match msg {
+                    Msg::Raft(m) => s.raft.on_message(ctx, from, m),
+                    Msg::Write { id, op } => s.on_write(ctx, from, id, op),
+                    Msg::LeaderRead { id, key } => s.on_leader_read(ctx, from, id, key),
+                    Msg::SessionRead { id, key, token } => s.on_session_read(ctx, from, id, key, token),
+                    other => panic!("{} got a client's message: {other:?}", ctx.me()),
+                }
+                s.pump(ctx);
+            }
+            (ReplicaNode::Client(c), Msg::Reply { id, reply }) => c.on_reply(ctx, from, id, reply),
+            (ReplicaNode::Client(c), Msg::NotLeader { id, hint }) => c.on_not_leader(ctx, id, hint),
+            (ReplicaNode::Client(_), other) => panic!("{} got a server's message: {other:?}", ctx.me()),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
+        match (self, timer) {
+            (ReplicaNode::Server(s), Timer::Raft(t)) => {
+                s.raft.on_timer(ctx, t);
+                s.pump(ctx);
+            }
+            (ReplicaNode::Client(c), Timer::Think) => c.on_think_timeout(ctx),
+            (ReplicaNode::Client(c), Timer::Request(id)) => c.on_request_timeout(ctx, id),
+            (_, timer) => panic!("{} got a timer it never sets: {timer:?}", ctx.me()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Entry, Term};
+    use harness::{Fault, Latency, LinkConfig, SimTime, Target, World, WorldConfig};
+
+    fn world() -> World<ReplicaNode> {
+        let config = Config::default();
+        let cfg = WorldConfig {
+            seed: 3,
+            servers: 3,
+            network: LinkConfig { latency: Latency::Constant(Duration::from_millis(1)), ..LinkConfig::default() },
+            keep_trace: true,
+            ..WorldConfig::default()
+        };
+        World::new(cfg, Box::new(move |_, disk| ReplicaNode::Server(Box::new(Server::new(config.clone(), disk)))))
+    }
+
+    fn raft(w: &World<ReplicaNode>, id: NodeId) -> &Raft<KvCommand> {
+        match w.node(id) {
+            Some(ReplicaNode::Server(s)) => s.raft(),
+            _ => panic!("{id} is not a running server"),
+        }
+    }
+
+    fn entry(term: u64, value: i64) -> Entry<KvCommand> {
+        let op = KvOp::Write { key: "k".into(), value };
+        Entry {
+            term: Term(term),
+            payload: Payload::Command(KvCommand { client: NodeId::client(0), id: value as u64, op }),
+        }
+    }
+
+    fn append(term: u64, prev: (u64, u64), entries: Vec<Entry<KvCommand>>) -> Msg {
+        Msg::Raft(RaftMsg::AppendEntries {
+            term: Term(term),
+            prev_index: LogIndex(prev.0),
+            prev_term: Term(prev.1),
+            entries,
+            commit: LogIndex(0),
+            round: 1,
+        })
+    }
+
+    #[test]
+    fn a_follower_truncates_a_conflicting_suffix_and_keeps_it_truncated() {
+        let mut w = world();
+        let (n1, n2, n3) = (NodeId::server(0), NodeId::server(1), NodeId::server(2));
+        // Before any election timeout (150ms): n1 as leader of term 1 sends three entries.
+        w.inject(n1, n2, append(1, (0, 0), vec![entry(1, 1), entry(1, 2), entry(1, 3)]));
+        w.run_until(SimTime::from_duration(Duration::from_millis(5)));
+        assert_eq!(raft(&w, n2).last_index(), LogIndex(3));
+        // n3, leader of term 2, agrees on entry 1 only and replaces the rest.
+        w.inject(n3, n2, append(2, (1, 1), vec![entry(2, 9)]));
+        w.run_until(SimTime::from_duration(Duration::from_millis(10)));
+        assert_eq!(raft(&w, n2).last_index(), LogIndex(2));
+        assert_eq!(raft(&w, n2).entry_term(LogIndex(2)), Term(2));
+        // The truncation is durable: a restart rebuilds the same log.
+        w.apply(Fault::Crash(Target::Node(n2)));
+        w.apply(Fault::Restart(Target::Node(n2)));
+        assert_eq!(raft(&w, n2).last_index(), LogIndex(2));
+        assert_eq!(raft(&w, n2).term(), Term(2));
+    }
+
+    #[test]
+    fn appends_from_a_stale_term_are_refused_and_a_gap_is_reported() {
+        let mut w = world();
+        let (n1, n2) = (NodeId::server(0), NodeId::server(1));
+        w.inject(n1, n2, append(2, (0, 0), vec![entry(2, 1)]));
+        w.run_until(SimTime::from_duration(Duration::from_millis(5)));
+        let mark = w.events();
+        w.inject(n1, n2, append(1, (1, 2), vec![entry(1, 5)]));
+        w.inject(n1, n2, append(2, (7, 2), vec![entry(2, 6)]));
+        w.run_until(SimTime::from_duration(Duration::from_millis(10)));
+        assert_eq!(raft(&w, n2).last_index(), LogIndex(1), "neither append was taken");
+        let replies: Vec<String> = w
+            .trace()
+            .entries()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.index >= mark && e.text.starts_with("n1 <- n2"))
+            .map(|e| e.text.clone())
+            .collect();
+        assert!(
+            replies.iter().any(|r| r.contains("term: Term(2), success: false, match_index: LogIndex(0)")),
+            "{replies:?}"
+        );
+        assert!(replies.iter().any(|r| r.contains("success: false, match_index: LogIndex(1)")), "{replies:?}");
+    }
+
+    #[test]
+    fn a_candidate_with_an_older_log_gets_no_vote() {
+        let mut w = world();
+        let (n1, n2, n3) = (NodeId::server(0), NodeId::server(1), NodeId::server(2));
+        w.inject(n1, n2, append(1, (0, 0), vec![entry(1, 1), entry(1, 2)]));
+        w.run_until(SimTime::from_duration(Duration::from_millis(5)));
+        let mark = w.events();
+        let vote = RaftMsg::RequestVote { term: Term(2), last_index: LogIndex(1), last_term: Term(1) };
+        w.inject(n3, n2, Msg::Raft(vote));
+        w.run_until(SimTime::from_duration(Duration::from_millis(10)));
+        let granted = w
+            .trace()
+            .entries()
+            .unwrap_or_default()
+            .iter()
+            .any(|e| e.index >= mark && e.text.starts_with("n3 <- n2") && e.text.contains("granted: true"));
+        assert!(!granted, "a shorter log must not win a vote");
+        assert_eq!(raft(&w, n2).term(), Term(2), "but the newer term is adopted");
+    }
+}
