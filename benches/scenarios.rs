@@ -38,5 +38,39 @@ think = "200ms"
     group.finish();
 }
 
-criterion_group!(benches, register);
+fn replication(c: &mut Criterion) {
+    // 5 nodes, 4 clients, 1,000 operations, 60 s of virtual time under the nemesis.
+    let text = r#"
+title = "bench"
+system = "replication"
+nodes = 5
+clients = 4
+duration = "60s"
+[network]
+loss = 0.02
+duplicate = 0.01
+[nemesis]
+kinds = ["partition", "crash", "pause", "clock-bump", "clock-drift", "network"]
+every = "3s"
+[workload]
+ops = 1000
+keys = 3
+think = "200ms"
+"#;
+    let scenario = Scenario::parse("bench.toml", text, &Registry).expect("valid");
+    let system = registry::find("replication").expect("registered");
+    let mut group = c.benchmark_group("replication");
+    group.sample_size(20);
+    group.bench_function("5-nodes-4-clients-1000-ops-60s-nemesis", |b| {
+        let mut seed = 0;
+        b.iter(|| {
+            seed += 1;
+            let plan = registry::plan(&scenario, seed);
+            system.run(&scenario, &plan, seed, &RunOptions::default()).report.events
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, register, replication);
 criterion_main!(benches);

@@ -252,6 +252,7 @@ const REPLICATION_KEYS: &[(&str, KeyKind)] = &[
     ("heartbeat", KeyKind::Duration),
     ("request_timeout", KeyKind::Duration),
     ("tries", KeyKind::Count(100)),
+    ("sticky_window", KeyKind::Duration),
 ];
 
 /// The history the linearizability checker judges: leader reads (their
@@ -344,6 +345,7 @@ impl SystemEntry for ReplicationSystem {
             request_timeout: duration_key(&scenario.config, "request_timeout").unwrap_or(d.request_timeout),
             tries: scenario.config.get("tries").and_then(|v| v.as_integer()).map_or(d.tries, |t| t as u32),
             think: scenario.think,
+            sticky_window: duration_key(&scenario.config, "sticky_window").unwrap_or(d.sticky_window),
         };
         let scripts: Vec<Vec<repl::Op>> = plan
             .clients

@@ -144,7 +144,7 @@ impl Report {
 pub fn meets(expect: &Expect, outcome: &Outcome) -> bool {
     match (expect, outcome) {
         (Expect::Pass, Outcome::Pass) => true,
-        (Expect::Violation(name), Outcome::Violation(v)) => v.invariant == *name,
+        (Expect::Violation(names), Outcome::Violation(v)) => names.contains(&v.invariant),
         (Expect::Liveness, Outcome::Liveness { .. }) => true,
         _ => false,
     }
@@ -176,6 +176,8 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
             None => world.schedule(at, f.fault.clone()),
         }
     }
+    // Linearizability, the strongest check, is judged before the other
+    // end-of-run checks, so a lost write is reported as what it is.
     let mut outcome = run_phases(&mut world, scenario, &mut progress);
     let mut lin_report = None;
     if let (Outcome::Pass, Some(check)) = (&outcome, &linearizability) {
@@ -195,6 +197,9 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
                 }
             }
         }
+    }
+    if outcome == Outcome::Pass {
+        outcome = world.finish();
     }
     let checks = check_results(&names, linearizability.is_some(), &outcome, lin_report.as_ref());
     let report = Report {
@@ -228,7 +233,7 @@ fn run_phases<N: Node>(world: &mut World<N>, scenario: &Scenario, progress: &mut
     if let Err(reason) = world.run_until_progress(scenario.liveness, |view| progress(view, healed)) {
         return world.stop_outcome().unwrap_or(Outcome::Liveness { reason });
     }
-    world.finish()
+    Outcome::Pass
 }
 
 fn linearizability_violation(report: &LinearizabilityReport) -> Option<Violation> {

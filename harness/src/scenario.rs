@@ -325,7 +325,8 @@ pub struct ClientScript {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     Pass,
-    Violation(String),
+    /// A violation of one of these checks (a bug may show as any of them).
+    Violation(Vec<String>),
     Liveness,
 }
 
@@ -333,7 +334,10 @@ impl fmt::Display for Expect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expect::Pass => f.write_str("pass"),
-            Expect::Violation(name) => write!(f, "violation of \"{name}\""),
+            Expect::Violation(names) => {
+                let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                write!(f, "violation of {}", quoted.join(" or "))
+            }
             Expect::Liveness => f.write_str("liveness"),
         }
     }
@@ -602,20 +606,25 @@ impl Scenario {
 
 fn parse_expect(cx: &Ctx<'_>, expect: Option<&Spanned<toml::Value>>, checks: &[&str]) -> Result<Expect, ScenarioError> {
     let Some(e) = expect else { return Ok(Expect::Pass) };
-    let what = "expected \"pass\", { violation = \"<check name>\" } or { outcome = \"liveness\" }";
+    let what = "expected \"pass\", { violation = \"<check name>\" } (or a list of names) or { outcome = \"liveness\" }";
+    let known = |name: &str| {
+        if checks.contains(&name) {
+            Ok(name.to_owned())
+        } else {
+            Err(cx.err(
+                e.span(),
+                format!("no check is named \"{name}\"; this system's checks are: {}", checks.join(", ")),
+            ))
+        }
+    };
     match e.get_ref() {
         toml::Value::String(s) if s == "pass" => Ok(Expect::Pass),
         toml::Value::String(s) if s == "liveness" => Ok(Expect::Liveness),
         toml::Value::Table(t) if t.len() == 1 => match t.iter().next() {
-            Some((k, toml::Value::String(name))) if k == "violation" => {
-                if checks.contains(&name.as_str()) {
-                    Ok(Expect::Violation(name.clone()))
-                } else {
-                    Err(cx.err(
-                        e.span(),
-                        format!("no check is named \"{name}\"; this system's checks are: {}", checks.join(", ")),
-                    ))
-                }
+            Some((k, toml::Value::String(name))) if k == "violation" => Ok(Expect::Violation(vec![known(name)?])),
+            Some((k, toml::Value::Array(names))) if k == "violation" && !names.is_empty() => {
+                let names = names.iter().map(|n| n.as_str().ok_or_else(|| cx.err(e.span(), what)).and_then(known));
+                Ok(Expect::Violation(names.collect::<Result<_, _>>()?))
             }
             Some((k, toml::Value::String(o))) if k == "outcome" && o == "liveness" => Ok(Expect::Liveness),
             Some((k, toml::Value::String(o))) if k == "outcome" && o == "pass" => Ok(Expect::Pass),

@@ -22,6 +22,10 @@
 //! - `commit-without-majority`: the leader counts an entry committed as soon
 //!   as it is in its own log and acknowledges the client; a leader change
 //!   then loses or replaces acknowledged entries.
+//! - `sticky-leader-window`: the common advice "after a write, send that
+//!   user's reads to the leader for a while, then to any replica", with no
+//!   session token. It breaks when a replica lags more than the window, and
+//!   when the window is measured on a clock that jumps forward.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -37,16 +41,19 @@ pub enum Variant {
     Correct,
     FollowerAny,
     CommitWithoutMajority,
+    StickyLeaderWindow,
 }
 
 impl Variant {
-    pub const NAMES: &'static [&'static str] = &["correct", "follower-any", "commit-without-majority"];
+    pub const NAMES: &'static [&'static str] =
+        &["correct", "follower-any", "commit-without-majority", "sticky-leader-window"];
 
     pub fn parse(name: &str) -> Option<Variant> {
         Some(match name {
             "correct" => Variant::Correct,
             "follower-any" => Variant::FollowerAny,
             "commit-without-majority" => Variant::CommitWithoutMajority,
+            "sticky-leader-window" => Variant::StickyLeaderWindow,
             _ => return None,
         })
     }
@@ -60,6 +67,8 @@ pub struct Config {
     /// Tries per request (new servers on timeouts and redirects) before giving up.
     pub tries: u32,
     pub think: Duration,
+    /// `sticky-leader-window`: how long after a write reads stick to the leader.
+    pub sticky_window: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +79,7 @@ impl Default for Config {
             request_timeout: Duration::from_millis(300),
             tries: 6,
             think: Duration::from_millis(20),
+            sticky_window: Duration::from_secs(60),
         }
     }
 }
@@ -297,6 +307,8 @@ pub struct Client {
     pending: Option<Pending>,
     /// After the script: alternate probe writes and reads.
     probes: u64,
+    /// `sticky-leader-window`: when this client last wrote (its wall clock).
+    last_write: Option<harness::time::WallTime>,
 }
 
 impl Client {
@@ -310,6 +322,7 @@ impl Client {
             token: LogIndex(0),
             pending: None,
             probes: 0,
+            last_write: None,
         }
     }
 
@@ -345,8 +358,18 @@ impl Client {
             ("read", _) => (Msg::LeaderRead { id, key: op.key.clone() }, self.leader),
             ("session-read", _) => {
                 let servers = ctx.servers().to_vec();
-                let to = *ctx.rng().pick(&servers).expect("servers exist");
-                (Msg::SessionRead { id, key: op.key.clone(), token: self.token }, to)
+                let any = *ctx.rng().pick(&servers).expect("servers exist");
+                if self.config.variant == Variant::StickyLeaderWindow {
+                    // No token: the leader for a while after a write, then anyone.
+                    let window = self.config.sticky_window;
+                    let sticky = self.last_write.is_some_and(|w| ctx.wall_now() < w.saturating_add(window));
+                    (
+                        Msg::SessionRead { id, key: op.key.clone(), token: LogIndex(0) },
+                        if sticky { self.leader } else { any },
+                    )
+                } else {
+                    (Msg::SessionRead { id, key: op.key.clone(), token: self.token }, any)
+                }
             }
             (f, v) => panic!("the replication client cannot run `{f}` with {v}"),
         };
@@ -373,6 +396,7 @@ impl Client {
             Reply::Written { version } | Reply::Swapped { version } => {
                 self.token = self.token.max(LogIndex(version));
                 self.leader = from;
+                self.last_write = Some(ctx.wall_now());
                 ctx.ok(Value::Int(version as i64));
             }
             Reply::Mismatch => ctx.fail(Value::Bool(false)),
