@@ -72,12 +72,14 @@ fn check_keys(config: &toml::Table, known: &[(&str, KeyKind)]) -> Result<(), (St
             KeyKind::Duration => value.clone().try_into::<Dur>().is_ok_and(|d| !d.0.is_zero()),
             KeyKind::Count(max) => value.as_integer().is_some_and(|i| (0..=*max).contains(&i)),
             KeyKind::Number(max) => number(value).is_some_and(|x| (0.0..=*max).contains(&x)),
+            KeyKind::Choice(options) => value.as_str().is_some_and(|v| options.contains(&v)),
         };
         if !ok {
             let what = match kind {
                 KeyKind::Duration => "a positive duration like \"200ms\"".to_owned(),
                 KeyKind::Count(max) => format!("an integer from 0 to {max}"),
                 KeyKind::Number(max) => format!("a number from 0 to {max}"),
+                KeyKind::Choice(options) => format!("one of {}", options.join(", ")),
             };
             return Err((key.clone(), format!("expected {what}, found {value}")));
         }
@@ -89,6 +91,7 @@ enum KeyKind {
     Duration,
     Count(i64),
     Number(f64),
+    Choice(&'static [&'static str]),
 }
 
 fn number(value: &toml::Value) -> Option<f64> {
@@ -253,6 +256,8 @@ const REPLICATION_KEYS: &[(&str, KeyKind)] = &[
     ("request_timeout", KeyKind::Duration),
     ("tries", KeyKind::Count(100)),
     ("sticky_window", KeyKind::Duration),
+    ("leader_reads", KeyKind::Choice(&["read-index", "lease"])),
+    ("max_drift_ppm", KeyKind::Number(100_000.0)),
 ];
 
 /// The history the linearizability checker judges: leader reads (their
@@ -340,12 +345,14 @@ impl SystemEntry for ReplicationSystem {
             raft: systems::raft::RaftConfig {
                 election_timeout: duration_key(&scenario.config, "election_timeout").unwrap_or(d.raft.election_timeout),
                 heartbeat: duration_key(&scenario.config, "heartbeat").unwrap_or(d.raft.heartbeat),
+                max_drift_ppm: scenario.config.get("max_drift_ppm").and_then(number).unwrap_or(d.raft.max_drift_ppm),
                 ..d.raft.clone()
             },
             request_timeout: duration_key(&scenario.config, "request_timeout").unwrap_or(d.request_timeout),
             tries: scenario.config.get("tries").and_then(|v| v.as_integer()).map_or(d.tries, |t| t as u32),
             think: scenario.think,
             sticky_window: duration_key(&scenario.config, "sticky_window").unwrap_or(d.sticky_window),
+            lease_reads: scenario.config.get("leader_reads").and_then(|v| v.as_str()) == Some("lease"),
         };
         let scripts: Vec<Vec<repl::Op>> = plan
             .clients

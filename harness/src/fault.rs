@@ -29,6 +29,9 @@ pub enum Target {
 pub enum Shape {
     /// The target nodes are cut from every other node, clients included.
     Isolate(Target),
+    /// The target servers are cut from the other servers only: clients
+    /// still reach them (a leader cut off from its peers, not its users).
+    IsolateFromPeers(Target),
     /// The servers split at random into two halves that cannot talk.
     Halves,
     /// Servers on a random ring each see only their nearest majority: every

@@ -859,7 +859,7 @@ fn parse_shape(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Shape, ScenarioError> {
             "a partition needs `shape` (isolate, halves, majority-ring, bridge, one-way) or `groups`",
         ));
     };
-    let needs_target = matches!(shape.get_ref().as_str(), "isolate" | "one-way");
+    let needs_target = matches!(shape.get_ref().as_str(), "isolate" | "isolate-from-peers" | "one-way");
     if !needs_target && (e.node.is_some() || e.target.is_some() || e.nodes.is_some()) {
         return Err(cx.err(
             shape.span(),
@@ -868,6 +868,7 @@ fn parse_shape(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Shape, ScenarioError> {
     }
     Ok(match shape.get_ref().as_str() {
         "isolate" => Shape::Isolate(parse_target(cx, e)?),
+        "isolate-from-peers" => Shape::IsolateFromPeers(parse_target(cx, e)?),
         "one-way" => Shape::OneWay(parse_target(cx, e)?),
         "halves" => Shape::Halves,
         "majority-ring" => Shape::MajorityRing,
@@ -875,7 +876,7 @@ fn parse_shape(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Shape, ScenarioError> {
         other => {
             return Err(cx.err(
                 shape.span(),
-                format!("unknown shape \"{other}\"; expected isolate, halves, majority-ring, bridge or one-way"),
+                format!("unknown shape \"{other}\"; expected isolate, isolate-from-peers, halves, majority-ring, bridge or one-way"),
             ))
         }
     })
@@ -1031,12 +1032,13 @@ fn draw_fault(rng: &mut Rng, kind: &str, at: Duration, len: Duration) -> TimedFa
     let timed = |fault, duration| TimedFault { at, fault, duration };
     match kind {
         "partition" => {
-            let shape = match rng.below(6) {
+            let shape = match rng.below(7) {
                 0 => Shape::Isolate(Target::Leader),
                 1 => Shape::Isolate(Target::Random),
                 2 => Shape::Halves,
                 3 => Shape::MajorityRing,
                 4 => Shape::Bridge,
+                5 => Shape::IsolateFromPeers(Target::Leader),
                 _ => Shape::OneWay(Target::Random),
             };
             timed(Fault::Partition(shape), Some(len))
@@ -1158,8 +1160,13 @@ pub fn fault_entry(f: &TimedFault) -> FaultEntry {
     };
     match &f.fault {
         Fault::Partition(shape) => match shape {
-            Shape::Isolate(t) | Shape::OneWay(t) => {
-                e.shape = Some(sp(if matches!(shape, Shape::Isolate(_)) { "isolate" } else { "one-way" }.to_owned()));
+            Shape::Isolate(t) | Shape::IsolateFromPeers(t) | Shape::OneWay(t) => {
+                let name = match shape {
+                    Shape::Isolate(_) => "isolate",
+                    Shape::IsolateFromPeers(_) => "isolate-from-peers",
+                    _ => "one-way",
+                };
+                e.shape = Some(sp(name.to_owned()));
                 target_keys(t, &mut e);
             }
             Shape::Halves => e.shape = Some(sp("halves".into())),

@@ -1132,6 +1132,13 @@ impl<N: Node + ?Sized> Core<N> {
                 cut_between(&inside, &outside, &mut pairs);
                 hit
             }
+            Shape::IsolateFromPeers(target) => {
+                let hit = self.resolve(target);
+                let inside: Vec<u32> = hit.iter().map(|&id| self.slot_of(id) as u32).collect();
+                let outside: Vec<u32> = servers.iter().copied().filter(|s| !inside.contains(s)).collect();
+                cut_between(&inside, &outside, &mut pairs);
+                hit
+            }
             Shape::Halves => {
                 let mut s = servers.clone();
                 self.fault_rng.shuffle(&mut s);

@@ -60,6 +60,7 @@ fn shape(servers: u32) -> impl Strategy<Value = Shape> {
     prop_oneof![
         target(servers).prop_map(Shape::Isolate),
         target(servers).prop_map(Shape::OneWay),
+        target(servers).prop_map(Shape::IsolateFromPeers),
         Just(Shape::Halves),
         Just(Shape::MajorityRing),
         Just(Shape::Bridge),

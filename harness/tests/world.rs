@@ -588,3 +588,29 @@ fn the_ring_example_replays_a_seed_in_a_separate_process() {
     let bad = std::process::Command::new(&ring).args(["--loss", "2"]).output().expect("runs");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn isolate_from_peers_cuts_servers_but_not_clients() {
+    let cfg = WorldConfig { clients: 1, ..config(LinkConfig::default()) };
+    let mut world = probe_world(cfg, |ctx| {
+        ctx.set_timer(ms(10), BROADCAST);
+    });
+    world.apply(Fault::Partition(Shape::IsolateFromPeers(Target::Node(N1))));
+    world.run_for(ms(50));
+    let heard = |at: NodeId| -> Vec<NodeId> {
+        let mut from: Vec<NodeId> = world
+            .observations()
+            .iter()
+            .filter(|o| o.node == at)
+            .filter_map(|o| match o.obs {
+                Seen::Got { from, .. } => Some(from),
+                _ => None,
+            })
+            .collect();
+        from.sort();
+        from
+    };
+    // Peers of a client are the servers: c1 still reaches n1, and n1 hears c1.
+    assert_eq!(heard(N1), vec![NodeId::client(0)]);
+    assert_eq!(heard(N2), vec![N3, NodeId::client(0)]);
+}

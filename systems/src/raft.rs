@@ -118,6 +118,21 @@ pub struct RaftConfig {
     pub max_batch: usize,
     /// Planted bug: the leader commits an entry as soon as it appends it.
     pub commit_without_majority: bool,
+    /// Leader leases for local reads: followers promise not to vote for
+    /// `election_timeout` after hearing the leader; the leader's lease runs
+    /// from an acknowledged round's send time.
+    pub leases: Option<LeaseClock>,
+    /// The clock drift the lease must survive, in parts per million.
+    pub max_drift_ppm: f64,
+}
+
+/// What a leader lease is measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseClock {
+    /// The monotonic clock, shortened by the drift margin: safe.
+    MonoWithMargin,
+    /// Planted bug: the wall clock with no margin (jumps and drift ignored).
+    WallNoMargin,
 }
 
 impl Default for RaftConfig {
@@ -127,6 +142,8 @@ impl Default for RaftConfig {
             heartbeat: Duration::from_millis(50),
             max_batch: 64,
             commit_without_majority: false,
+            leases: None,
+            max_drift_ppm: 200.0,
         }
     }
 }
@@ -153,10 +170,15 @@ pub struct Raft<C> {
     heartbeat_timer: Option<TimerId>,
     next_index: BTreeMap<NodeId, LogIndex>,
     match_index: BTreeMap<NodeId, LogIndex>,
-    /// Heartbeat rounds: the latest sent, and acknowledgements of recent ones.
+    /// Heartbeat rounds: the latest sent, and, for recent ones, when they
+    /// were sent (on the lease's clock) and who acknowledged them.
     round: u64,
-    acks: BTreeMap<u64, BTreeSet<NodeId>>,
+    acks: BTreeMap<u64, (i64, BTreeSet<NodeId>)>,
     confirmed_round: u64,
+    /// Leases: when this node last heard its leader (monotonic), and, as
+    /// leader, until when its lease runs (on the lease's clock).
+    heard_leader_at: Option<harness::time::MonoTime>,
+    lease_until: Option<i64>,
 }
 
 const TERM_KEY: &str = "raft/term";
@@ -189,6 +211,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             round: 0,
             acks: BTreeMap::new(),
             confirmed_round: 0,
+            heard_leader_at: None,
+            lease_until: None,
         }
     }
 
@@ -278,6 +302,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.voted_for = None;
         self.role = Role::Follower;
         self.leader = None;
+        self.lease_until = None;
         self.persist_state(ctx);
         ctx.disk().sync();
     }
@@ -326,6 +351,11 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         N::Timer: From<RaftTimer>,
         N::Obs: From<RaftObs>,
     {
+        let promised = self.config.leases.is_some()
+            && self.heard_leader_at.is_some_and(|h| ctx.mono_now() < h.saturating_add(self.config.election_timeout));
+        if promised {
+            return; // the leader's lease may still be valid: no votes, no term change
+        }
         if term > self.term {
             self.adopt_term(ctx, term);
         }
@@ -402,6 +432,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.next_index = ctx.peers().iter().map(|&p| (p, next)).collect();
         self.match_index = ctx.peers().iter().map(|&p| (p, LogIndex(0))).collect();
         self.acks.clear();
+        self.lease_until = None;
         ctx.observe(RaftObs::BecameLeader { term: self.term }.into());
         // A no-op commits this term, so earlier entries commit with it.
         self.append(ctx, Payload::Noop);
@@ -466,10 +497,12 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         N::Timer: From<RaftTimer>,
     {
         self.round += 1;
-        self.acks.insert(self.round, BTreeSet::from([ctx.me()]));
+        let sent = self.lease_now(ctx);
+        self.acks.insert(self.round, (sent, BTreeSet::from([ctx.me()])));
         self.acks.retain(|&r, _| r + 64 > self.round);
-        if self.acks[&self.round].len() >= Self::majority(ctx) {
+        if Self::majority(ctx) == 1 {
             self.confirmed_round = self.round;
+            self.extend_lease(sent);
         }
         for peer in ctx.peers().to_vec() {
             self.replicate(ctx, peer);
@@ -536,6 +569,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         assert!(self.role != Role::Leader, "{} leads term {term} and heard another leader {from}", ctx.me());
         self.role = Role::Follower;
         self.leader = Some(from);
+        self.heard_leader_at = Some(ctx.mono_now());
         self.reset_election_timer(ctx);
         // The consistency check: the entry before the new ones must match.
         if prev_index > self.last_index() || self.term_at(prev_index) != prev_term {
@@ -601,10 +635,13 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         if !self.is_leader() || term < self.term {
             return;
         }
-        if let Some(acks) = self.acks.get_mut(&round) {
+        let majority = Self::majority(ctx);
+        if let Some((sent, acks)) = self.acks.get_mut(&round) {
             acks.insert(from);
-            if acks.len() >= Self::majority(ctx) && round > self.confirmed_round {
-                self.confirmed_round = round;
+            if acks.len() >= majority {
+                let sent = *sent;
+                self.confirmed_round = self.confirmed_round.max(round);
+                self.extend_lease(sent);
             }
         }
         if success {
@@ -621,6 +658,34 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             self.next_index.insert(from, next);
             self.replicate(ctx, from);
         }
+    }
+
+    /// Now, on the clock the lease is measured on (nanoseconds).
+    fn lease_now<N: Node>(&self, ctx: &Ctx<'_, N>) -> i64 {
+        match self.config.leases {
+            Some(LeaseClock::WallNoMargin) => ctx.wall_now().0,
+            _ => ctx.mono_now().0 as i64,
+        }
+    }
+
+    /// A majority acknowledged a round sent at `sent`: the lease runs from
+    /// then, shortened by the drift margin (or, in the planted bug, not).
+    fn extend_lease(&mut self, sent: i64) {
+        let emin = self.config.election_timeout.as_nanos() as f64;
+        let length = match self.config.leases {
+            None => return,
+            Some(LeaseClock::MonoWithMargin) => emin * (1.0 - 3.0 * self.config.max_drift_ppm / 1e6),
+            Some(LeaseClock::WallNoMargin) => emin,
+        };
+        let until = sent + length as i64;
+        self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+    }
+
+    /// A lease read: the index to apply up to before answering, if this
+    /// node leads, has committed in its term, and holds a valid lease.
+    pub fn lease_read<N: Node>(&self, ctx: &Ctx<'_, N>) -> Option<LogIndex> {
+        let valid = self.lease_until.is_some_and(|u| self.lease_now(ctx) < u);
+        (self.is_leader() && valid && self.term_at(self.commit) == self.term).then_some(self.commit)
     }
 
     /// Commits the highest index a majority holds, if it is of this term.

@@ -26,6 +26,10 @@
 //!   user's reads to the leader for a while, then to any replica", with no
 //!   session token. It breaks when a replica lags more than the window, and
 //!   when the window is measured on a clock that jumps forward.
+//! - `lease-reads-no-drift-margin`: the leader answers reads from a lease
+//!   measured on its wall clock with no margin for drift or jumps; cut off
+//!   with its clock jumping back, it keeps answering after a new leader took
+//!   writes. (`[config] leader_reads = "lease"` runs correct lease reads.)
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,11 +46,12 @@ pub enum Variant {
     FollowerAny,
     CommitWithoutMajority,
     StickyLeaderWindow,
+    LeaseReadsNoDriftMargin,
 }
 
 impl Variant {
     pub const NAMES: &'static [&'static str] =
-        &["correct", "follower-any", "commit-without-majority", "sticky-leader-window"];
+        &["correct", "follower-any", "commit-without-majority", "sticky-leader-window", "lease-reads-no-drift-margin"];
 
     pub fn parse(name: &str) -> Option<Variant> {
         Some(match name {
@@ -54,6 +59,7 @@ impl Variant {
             "follower-any" => Variant::FollowerAny,
             "commit-without-majority" => Variant::CommitWithoutMajority,
             "sticky-leader-window" => Variant::StickyLeaderWindow,
+            "lease-reads-no-drift-margin" => Variant::LeaseReadsNoDriftMargin,
             _ => return None,
         })
     }
@@ -69,6 +75,8 @@ pub struct Config {
     pub think: Duration,
     /// `sticky-leader-window`: how long after a write reads stick to the leader.
     pub sticky_window: Duration,
+    /// Leader reads by lease instead of a heartbeat round (read-index).
+    pub lease_reads: bool,
 }
 
 impl Default for Config {
@@ -80,6 +88,7 @@ impl Default for Config {
             tries: 6,
             think: Duration::from_millis(20),
             sticky_window: Duration::from_secs(60),
+            lease_reads: false,
         }
     }
 }
@@ -206,6 +215,11 @@ impl Server {
     pub fn new(config: Config, disk: &harness::Disk) -> Self {
         let mut raft_config = config.raft.clone();
         raft_config.commit_without_majority = config.variant == Variant::CommitWithoutMajority;
+        raft_config.leases = match config.variant {
+            Variant::LeaseReadsNoDriftMargin => Some(crate::raft::LeaseClock::WallNoMargin),
+            _ if config.lease_reads => Some(crate::raft::LeaseClock::MonoWithMargin),
+            _ => None,
+        };
         Server {
             raft: Raft::new(raft_config, disk),
             config,
@@ -231,6 +245,11 @@ impl Server {
     }
 
     fn on_leader_read(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, id: u64, key: String) {
+        if let Some(index) = self.raft.lease_read(ctx) {
+            // Round 0 is confirmed already: only the apply index is awaited.
+            self.leader_reads.push((index, 0, from, id, key));
+            return;
+        }
         match self.raft.start_read(ctx) {
             Some((index, round)) => self.leader_reads.push((index, round, from, id, key)),
             None => ctx.send(from, Msg::NotLeader { id, hint: self.raft.leader_hint() }),
