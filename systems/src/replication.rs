@@ -30,6 +30,17 @@
 //!   measured on its wall clock with no margin for drift or jumps; cut off
 //!   with its clock jumping back, it keeps answering after a new leader took
 //!   writes. (`[config] leader_reads = "lease"` runs correct lease reads.)
+//! - `async-failover`: no Raft at all, but primary-backup with asynchronous
+//!   replication: the primary acknowledges writes at once and ships its
+//!   state to the backups with each ping; a backup that hears no ping for a
+//!   while promotes itself. Acknowledged writes not yet shipped vanish.
+//!
+//! How fast the harness finds them, over seeds 0..100 of each bug's scenario
+//! (median seeds to the first failure from every starting seed; worst case
+//! in brackets): `follower-any` 15 of 100, median 4 (14);
+//! `commit-without-majority` 56 of 100, median 1 (5); `sticky-leader-window`
+//! 17 of 100, median 4.5 (24); `lease-reads-no-drift-margin` 52 of 100,
+//! median 1 (6); `async-failover` 64 of 100, median 1 (6).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,11 +58,18 @@ pub enum Variant {
     CommitWithoutMajority,
     StickyLeaderWindow,
     LeaseReadsNoDriftMargin,
+    AsyncFailover,
 }
 
 impl Variant {
-    pub const NAMES: &'static [&'static str] =
-        &["correct", "follower-any", "commit-without-majority", "sticky-leader-window", "lease-reads-no-drift-margin"];
+    pub const NAMES: &'static [&'static str] = &[
+        "correct",
+        "follower-any",
+        "commit-without-majority",
+        "sticky-leader-window",
+        "lease-reads-no-drift-margin",
+        "async-failover",
+    ];
 
     pub fn parse(name: &str) -> Option<Variant> {
         Some(match name {
@@ -60,6 +78,7 @@ impl Variant {
             "commit-without-majority" => Variant::CommitWithoutMajority,
             "sticky-leader-window" => Variant::StickyLeaderWindow,
             "lease-reads-no-drift-margin" => Variant::LeaseReadsNoDriftMargin,
+            "async-failover" => Variant::AsyncFailover,
             _ => return None,
         })
     }
@@ -118,11 +137,32 @@ pub enum Reply {
 #[derive(Clone, Debug, Hash, Serialize, Deserialize)]
 pub enum Msg {
     Raft(RaftMsg<KvCommand>),
-    Write { id: u64, op: KvOp },
-    LeaderRead { id: u64, key: String },
-    SessionRead { id: u64, key: String, token: LogIndex },
-    Reply { id: u64, reply: Reply },
-    NotLeader { id: u64, hint: Option<NodeId> },
+    /// `async-failover`: the primary's whole state, sent with each ping.
+    Ping {
+        epoch: u64,
+        state: Snapshot,
+    },
+    Write {
+        id: u64,
+        op: KvOp,
+    },
+    LeaderRead {
+        id: u64,
+        key: String,
+    },
+    SessionRead {
+        id: u64,
+        key: String,
+        token: LogIndex,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
+    NotLeader {
+        id: u64,
+        hint: Option<NodeId>,
+    },
 }
 
 impl From<RaftMsg<KvCommand>> for Msg {
@@ -134,6 +174,9 @@ impl From<RaftMsg<KvCommand>> for Msg {
 #[derive(Clone, Debug, Hash)]
 pub enum Timer {
     Raft(RaftTimer),
+    /// `async-failover`: the primary pings; a backup suspects the primary.
+    Ping,
+    Suspect,
     Think,
     Request(u64),
 }
@@ -162,10 +205,17 @@ impl Observation for ReplObs {
 
 /// The replicated state machine: values with versions, and each client's
 /// last request and its reply.
-#[derive(Default)]
-struct Store {
+#[derive(Clone, Debug, Default, Hash, Serialize, Deserialize)]
+pub struct Store {
     values: BTreeMap<String, (i64, u64)>,
     sessions: BTreeMap<NodeId, (u64, Reply)>,
+}
+
+/// `async-failover`: a primary's state as it ships it.
+#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub index: u64,
+    pub store: Store,
 }
 
 impl Store {
@@ -209,6 +259,19 @@ pub struct Server {
     leader_reads: Vec<(LogIndex, u64, NodeId, u64, String)>,
     /// Session reads waiting to apply up to the token: (token, client, id, key).
     session_reads: Vec<(LogIndex, NodeId, u64, String)>,
+    /// `async-failover` only.
+    failover: Failover,
+}
+
+/// `async-failover`'s primary-backup state.
+#[derive(Default)]
+struct Failover {
+    /// Epochs are unique per node (`n * 100 + node index`), so two backups
+    /// that promote together never share one.
+    epoch: u64,
+    primary: Option<NodeId>,
+    index: u64,
+    suspect_timer: Option<TimerId>,
 }
 
 impl Server {
@@ -227,6 +290,99 @@ impl Server {
             proposed: BTreeMap::new(),
             leader_reads: Vec::new(),
             session_reads: Vec::new(),
+            failover: Failover::default(),
+        }
+    }
+
+    fn failover_mode(&self) -> bool {
+        self.config.variant == Variant::AsyncFailover
+    }
+
+    fn on_failover_start(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        if ctx.me() == NodeId::server(0) && self.failover.epoch == 0 {
+            self.promote(ctx);
+        } else {
+            self.suspect_later(ctx);
+        }
+    }
+
+    fn suspect_later(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        if let Some(t) = self.failover.suspect_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let emin = self.config.raft.election_timeout;
+        let after = ctx.rng().duration_between(emin, emin * 2);
+        self.failover.suspect_timer = Some(ctx.set_timer(after, Timer::Suspect));
+    }
+
+    /// Becomes primary with whatever this node has: the bug is that it may
+    /// lack writes the old primary acknowledged.
+    fn promote(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        let f = &mut self.failover;
+        f.epoch = (f.epoch / 100 + 1) * 100 + u64::from(ctx.me().index());
+        f.primary = Some(ctx.me());
+        // Versions keep ordering writes across primaries: a new epoch's
+        // writes all come after anything an earlier primary wrote.
+        f.index = f.index.max(f.epoch * 1_000_000);
+        f.suspect_timer = None;
+        ctx.observe(ReplObs(RaftObs::BecameLeader { term: crate::raft::Term(f.epoch) }));
+        self.on_ping_timeout(ctx);
+    }
+
+    fn on_ping_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        if self.failover.primary != Some(ctx.me()) {
+            return;
+        }
+        let state = Snapshot { index: self.failover.index, store: self.store.clone() };
+        for peer in ctx.peers().to_vec() {
+            ctx.send(peer, Msg::Ping { epoch: self.failover.epoch, state: state.clone() });
+        }
+        ctx.set_timer(self.config.raft.heartbeat, Timer::Ping);
+    }
+
+    fn on_ping(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, epoch: u64, state: Snapshot) {
+        if epoch < self.failover.epoch {
+            return;
+        }
+        if self.failover.primary == Some(ctx.me()) {
+            ctx.observe(ReplObs(RaftObs::SteppedDown { term: crate::raft::Term(self.failover.epoch) }));
+        }
+        // A backup takes the primary's state wholesale (losing anything else).
+        self.failover.epoch = epoch;
+        self.failover.primary = Some(from);
+        self.failover.index = state.index;
+        self.store = state.store;
+        self.suspect_later(ctx);
+    }
+
+    fn on_suspect_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
+        self.failover.suspect_timer = None;
+        if self.failover.primary != Some(ctx.me()) {
+            self.promote(ctx);
+        }
+    }
+
+    /// `async-failover`: the primary applies and answers at once.
+    fn on_failover_request(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, msg: Msg) {
+        if self.failover.primary != Some(ctx.me()) {
+            let id = match msg {
+                Msg::Write { id, .. } | Msg::LeaderRead { id, .. } | Msg::SessionRead { id, .. } => id,
+                _ => return,
+            };
+            ctx.send(from, Msg::NotLeader { id, hint: self.failover.primary });
+            return;
+        }
+        match msg {
+            Msg::Write { id, op } => {
+                self.failover.index += 1;
+                let reply = self.store.apply(LogIndex(self.failover.index), &KvCommand { client: from, id, op });
+                ctx.send(from, Msg::Reply { id, reply });
+            }
+            Msg::LeaderRead { id, key } | Msg::SessionRead { id, key, .. } => {
+                let reply = self.store.read(&key, LogIndex(self.failover.index));
+                ctx.send(from, Msg::Reply { id, reply });
+            }
+            _ => {}
         }
     }
 
@@ -392,7 +548,14 @@ impl Client {
             }
             (f, v) => panic!("the replication client cannot run `{f}` with {v}"),
         };
-        ctx.invoke(&op.f, Some(&op.key), op.value.clone());
+        // Primary-backup has no sessions: every read is a read at the primary.
+        let (f, msg, to) = match msg {
+            Msg::SessionRead { id, key, .. } if self.config.variant == Variant::AsyncFailover => {
+                ("read", Msg::LeaderRead { id, key }, self.leader)
+            }
+            msg => (op.f.as_str(), msg, to),
+        };
+        ctx.invoke(f, Some(&op.key), op.value.clone());
         let is_read = matches!(msg, Msg::LeaderRead { .. } | Msg::SessionRead { .. });
         ctx.send(to, msg.clone());
         let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
@@ -487,6 +650,7 @@ impl Node for ReplicaNode {
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         match self {
+            ReplicaNode::Server(s) if s.failover_mode() => s.on_failover_start(ctx),
             ReplicaNode::Server(s) => s.raft.start(ctx),
             ReplicaNode::Client(c) => {
                 ctx.set_timer(c.config.think, Timer::Think);
@@ -496,6 +660,8 @@ impl Node for ReplicaNode {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
         match (self, msg) {
+            (ReplicaNode::Server(s), Msg::Ping { epoch, state }) => s.on_ping(ctx, from, epoch, state),
+            (ReplicaNode::Server(s), msg) if s.failover_mode() => s.on_failover_request(ctx, from, msg),
             (ReplicaNode::Server(s), msg) => {
                 match msg {
                     Msg::Raft(m) => s.raft.on_message(ctx, from, m),
@@ -514,6 +680,8 @@ impl Node for ReplicaNode {
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
         match (self, timer) {
+            (ReplicaNode::Server(s), Timer::Ping) => s.on_ping_timeout(ctx),
+            (ReplicaNode::Server(s), Timer::Suspect) => s.on_suspect_timeout(ctx),
             (ReplicaNode::Server(s), Timer::Raft(t)) => {
                 s.raft.on_timer(ctx, t);
                 s.pump(ctx);
