@@ -61,6 +61,16 @@ pub fn plan(scenario: &Scenario, seed: u64) -> Plan {
     scenario.plan(seed, &|rng, keys| system.generate(rng, keys))
 }
 
+/// Each client's operations, as the systems' clients take them.
+fn client_scripts(plan: &Plan) -> Vec<Vec<systems::ClientOp>> {
+    let convert = |op: &ClientOp| systems::ClientOp {
+        f: op.f.clone(),
+        key: op.key.clone().unwrap_or_default(),
+        value: op.value.clone(),
+    };
+    plan.clients.iter().map(|ops| ops.iter().map(convert).collect()).collect()
+}
+
 /// `[config]` keys: each with what it expects.
 fn check_keys(config: &toml::Table, known: &[(&str, KeyKind)]) -> Result<(), (String, String)> {
     for (key, value) in config {
@@ -138,19 +148,7 @@ impl SystemEntry for RegisterSystem {
             think: scenario.think,
             group_commit: duration_key(&scenario.config, "group_commit").unwrap_or(defaults.group_commit),
         };
-        let scripts: Vec<Vec<register::Op>> = plan
-            .clients
-            .iter()
-            .map(|ops| {
-                ops.iter()
-                    .map(|op| register::Op {
-                        f: op.f.clone(),
-                        key: op.key.clone().unwrap_or_default(),
-                        value: op.value.clone(),
-                    })
-                    .collect()
-            })
-            .collect();
+        let scripts = client_scripts(plan);
         let spec = Spec {
             factory: Box::new(move |id: NodeId, disk: &harness::Disk| {
                 if id.is_server() {
@@ -354,19 +352,7 @@ impl SystemEntry for ReplicationSystem {
             sticky_window: duration_key(&scenario.config, "sticky_window").unwrap_or(d.sticky_window),
             lease_reads: scenario.config.get("leader_reads").and_then(|v| v.as_str()) == Some("lease"),
         };
-        let scripts: Vec<Vec<repl::Op>> = plan
-            .clients
-            .iter()
-            .map(|ops| {
-                ops.iter()
-                    .map(|op| repl::Op {
-                        f: op.f.clone(),
-                        key: op.key.clone().unwrap_or_default(),
-                        value: op.value.clone(),
-                    })
-                    .collect()
-            })
-            .collect();
+        let scripts = client_scripts(plan);
         let spec = Spec {
             factory: Box::new(move |id: NodeId, disk: &harness::Disk| {
                 if id.is_server() {

@@ -63,24 +63,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutp
 }
 
 fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
-    let report = Report {
-        scenario: scenario.path.clone(),
-        title: scenario.title.clone(),
-        system: scenario.system.clone(),
-        variant: scenario.variant.clone(),
-        seed,
-        expected: scenario.expect.to_string(),
-        outcome: Outcome::Crash { node: None, time: harness::SimTime::ZERO, event: 0, message },
-        trace_hash: String::new(),
-        virtual_time_ns: 0,
-        events: 0,
-        history_events: 0,
-        stats: Default::default(),
-        faults: Vec::new(),
-        checks: Vec::new(),
-        linearizability: None,
-    };
-    RunOutput { report, trace: None, history: Default::default() }
+    RunOutput { report: Report::crashed(scenario, seed, message), trace: None, history: Default::default() }
 }
 
 /// Runs a seed twice and compares trace hashes; on a mismatch runs both

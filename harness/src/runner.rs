@@ -92,6 +92,28 @@ impl Report {
         serde_json::to_string_pretty(self).expect("reports serialise")
     }
 
+    /// The report of a run that panicked outside any node (the runner, a
+    /// system's wiring): a `crash` with nothing else to show.
+    pub fn crashed(scenario: &Scenario, seed: u64, message: String) -> Report {
+        Report {
+            scenario: scenario.path.clone(),
+            title: scenario.title.clone(),
+            system: scenario.system.clone(),
+            variant: scenario.variant.clone(),
+            seed,
+            expected: scenario.expect.to_string(),
+            outcome: Outcome::Crash { node: None, time: SimTime::ZERO, event: 0, message },
+            trace_hash: String::new(),
+            virtual_time_ns: 0,
+            events: 0,
+            history_events: 0,
+            stats: Stats::default(),
+            faults: Vec::new(),
+            checks: Vec::new(),
+            linearizability: None,
+        }
+    }
+
     /// The name of the check that failed, if one did.
     pub fn failed_check(&self) -> Option<&str> {
         match &self.outcome {

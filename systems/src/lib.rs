@@ -6,3 +6,14 @@ pub mod election;
 pub mod raft;
 pub mod register;
 pub mod replication;
+
+use harness::history::Value;
+
+/// One client operation of a workload, as a system's client runs it:
+/// function (`read`, `write`, `cas`, ...), key, and input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOp {
+    pub f: String,
+    pub key: String,
+    pub value: Value,
+}

@@ -148,6 +148,12 @@ impl Default for RaftConfig {
     }
 }
 
+/// A node that can carry Raft: its messages, timers and observations wrap
+/// Raft's. Every node type whose associated types convert qualifies.
+pub trait RaftHost<C>: Node<Msg: From<RaftMsg<C>>, Timer: From<RaftTimer>, Obs: From<RaftObs>> {}
+
+impl<C, N> RaftHost<C> for N where N: Node<Msg: From<RaftMsg<C>>, Timer: From<RaftTimer>, Obs: From<RaftObs>> {}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Follower,
@@ -252,18 +258,15 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
-    fn majority<N: Node>(ctx: &Ctx<'_, N>) -> usize {
+    fn majority<N: RaftHost<C>>(ctx: &Ctx<'_, N>) -> usize {
         ctx.servers().len() / 2 + 1
     }
 
-    pub fn start<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
-    where
-        N::Timer: From<RaftTimer>,
-    {
+    pub fn start<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         self.reset_election_timer(ctx);
     }
 
-    fn persist_state<N: Node>(&self, ctx: &mut Ctx<'_, N>) {
+    fn persist_state<N: RaftHost<C>>(&self, ctx: &mut Ctx<'_, N>) {
         ctx.disk().put(TERM_KEY, &self.term.0);
         match self.voted_for {
             Some(v) => ctx.disk().put(VOTE_KEY, &v),
@@ -271,10 +274,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
-    fn reset_election_timer<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
-    where
-        N::Timer: From<RaftTimer>,
-    {
+    fn reset_election_timer<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         if let Some(t) = self.election_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -283,11 +283,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.election_timer = Some(ctx.set_timer(after, RaftTimer::Election.into()));
     }
 
-    fn adopt_term<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, term: Term)
-    where
-        N::Obs: From<RaftObs>,
-        N::Timer: From<RaftTimer>,
-    {
+    fn adopt_term<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, term: Term) {
         assert!(term > self.term, "terms only grow: {term} after {}", self.term);
         if self.role == Role::Leader {
             ctx.observe(RaftObs::SteppedDown { term: self.term }.into());
@@ -307,12 +303,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         ctx.disk().sync();
     }
 
-    pub fn on_message<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, from: NodeId, msg: RaftMsg<C>)
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    pub fn on_message<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, from: NodeId, msg: RaftMsg<C>) {
         match msg {
             RaftMsg::RequestVote { term, last_index, last_term } => {
                 self.on_request_vote(ctx, from, term, last_index, last_term)
@@ -327,30 +318,21 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
-    pub fn on_timer<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, timer: RaftTimer)
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    pub fn on_timer<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, timer: RaftTimer) {
         match timer {
             RaftTimer::Election => self.on_election_timeout(ctx),
             RaftTimer::Heartbeat => self.on_heartbeat_timeout(ctx),
         }
     }
 
-    fn on_request_vote<N: Node>(
+    fn on_request_vote<N: RaftHost<C>>(
         &mut self,
         ctx: &mut Ctx<'_, N>,
         from: NodeId,
         term: Term,
         last_index: LogIndex,
         last_term: Term,
-    ) where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    ) {
         let promised = self.config.leases.is_some()
             && self.heard_leader_at.is_some_and(|h| ctx.mono_now() < h.saturating_add(self.config.election_timeout));
         if promised {
@@ -371,12 +353,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         ctx.send(from, RaftMsg::RequestVoteReply { term: self.term, granted }.into());
     }
 
-    fn on_request_vote_reply<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, from: NodeId, term: Term, granted: bool)
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    fn on_request_vote_reply<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, from: NodeId, term: Term, granted: bool) {
         if term > self.term {
             self.adopt_term(ctx, term);
             return;
@@ -389,12 +366,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
-    fn on_election_timeout<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    fn on_election_timeout<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         self.election_timer = None;
         if self.role == Role::Leader {
             return;
@@ -417,12 +389,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
-    fn become_leader<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    fn become_leader<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         self.role = Role::Leader;
         self.leader = Some(ctx.me());
         if let Some(t) = self.election_timer.take() {
@@ -444,7 +411,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     /// Appends to the leader's log and makes it durable.
-    fn append<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, payload: Payload<C>) -> LogIndex {
+    fn append<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, payload: Payload<C>) -> LogIndex {
         debug_assert!(self.is_leader());
         self.log.push(Entry { term: self.term, payload });
         let index = self.last_index();
@@ -459,11 +426,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     /// Proposes a command; `None` when this node is not the leader.
-    pub fn propose<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, command: C) -> Option<LogIndex>
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-    {
+    pub fn propose<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, command: C) -> Option<LogIndex> {
         if !self.is_leader() {
             return None;
         }
@@ -478,11 +441,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     /// the heartbeat round whose acknowledgement by a majority proves this
     /// node was still leader. `None` if not leader or if its term has not
     /// committed an entry yet.
-    pub fn start_read<N: Node>(&mut self, ctx: &mut Ctx<'_, N>) -> Option<(LogIndex, u64)>
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-    {
+    pub fn start_read<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) -> Option<(LogIndex, u64)> {
         if !self.is_leader() || self.term_at(self.commit) != self.term {
             return None;
         }
@@ -491,11 +450,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         Some((read_index, self.round))
     }
 
-    fn send_heartbeats<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-    {
+    fn send_heartbeats<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         self.round += 1;
         let sent = self.lease_now(ctx);
         self.acks.insert(self.round, (sent, BTreeSet::from([ctx.me()])));
@@ -510,10 +465,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     /// Sends `peer` the entries it lacks (or an empty heartbeat).
-    fn replicate<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, peer: NodeId)
-    where
-        N::Msg: From<RaftMsg<C>>,
-    {
+    fn replicate<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, peer: NodeId) {
         let next = self.next_index.get(&peer).copied().unwrap_or(LogIndex(1));
         let prev_index = LogIndex(next.0 - 1);
         let end = (self.log.len()).min(prev_index.0 as usize + self.config.max_batch);
@@ -529,11 +481,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         ctx.send(peer, msg.into());
     }
 
-    fn on_heartbeat_timeout<N: Node>(&mut self, ctx: &mut Ctx<'_, N>)
-    where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-    {
+    fn on_heartbeat_timeout<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         self.heartbeat_timer = None;
         if self.is_leader() {
             self.send_heartbeats(ctx);
@@ -542,7 +490,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_append_entries<N: Node>(
+    fn on_append_entries<N: RaftHost<C>>(
         &mut self,
         ctx: &mut Ctx<'_, N>,
         from: NodeId,
@@ -552,11 +500,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         entries: Vec<Entry<C>>,
         commit: LogIndex,
         round: u64,
-    ) where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    ) {
         if term < self.term {
             let reply =
                 RaftMsg::AppendEntriesReply { term: self.term, success: false, match_index: LogIndex(0), round };
@@ -590,7 +534,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     /// Writes entries after `prev`, truncating a conflicting suffix first.
-    fn store_entries<N: Node>(&mut self, ctx: &mut Ctx<'_, N>, prev: LogIndex, entries: Vec<Entry<C>>) {
+    fn store_entries<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, prev: LogIndex, entries: Vec<Entry<C>>) {
         for (k, entry) in entries.into_iter().enumerate() {
             let i = prev.0 as usize + k; // zero-based position
             if let Some(existing) = self.log.get(i) {
@@ -615,7 +559,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
-    fn on_append_entries_reply<N: Node>(
+    fn on_append_entries_reply<N: RaftHost<C>>(
         &mut self,
         ctx: &mut Ctx<'_, N>,
         from: NodeId,
@@ -623,11 +567,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         success: bool,
         match_index: LogIndex,
         round: u64,
-    ) where
-        N::Msg: From<RaftMsg<C>>,
-        N::Timer: From<RaftTimer>,
-        N::Obs: From<RaftObs>,
-    {
+    ) {
         if term > self.term {
             self.adopt_term(ctx, term);
             return;
@@ -661,7 +601,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     /// Now, on the clock the lease is measured on (nanoseconds).
-    fn lease_now<N: Node>(&self, ctx: &Ctx<'_, N>) -> i64 {
+    fn lease_now<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> i64 {
         match self.config.leases {
             Some(LeaseClock::WallNoMargin) => ctx.wall_now().0,
             _ => ctx.mono_now().0 as i64,
@@ -683,13 +623,13 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
 
     /// A lease read: the index to apply up to before answering, if this
     /// node leads, has committed in its term, and holds a valid lease.
-    pub fn lease_read<N: Node>(&self, ctx: &Ctx<'_, N>) -> Option<LogIndex> {
+    pub fn lease_read<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> Option<LogIndex> {
         let valid = self.lease_until.is_some_and(|u| self.lease_now(ctx) < u);
         (self.is_leader() && valid && self.term_at(self.commit) == self.term).then_some(self.commit)
     }
 
     /// Commits the highest index a majority holds, if it is of this term.
-    fn advance_commit<N: Node>(&mut self, ctx: &Ctx<'_, N>) {
+    fn advance_commit<N: RaftHost<C>>(&mut self, ctx: &Ctx<'_, N>) {
         let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
         matched.push(self.last_index());
         matched.sort_unstable_by(|a, b| b.cmp(a));
@@ -701,10 +641,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
 
     /// Entries committed but not yet applied, in order; marks them applied
     /// and reports each to the checkers.
-    pub fn take_committed<N: Node>(&mut self, ctx: &mut Ctx<'_, N>) -> Vec<(LogIndex, Entry<C>)>
-    where
-        N::Obs: From<RaftObs>,
-    {
+    pub fn take_committed<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) -> Vec<(LogIndex, Entry<C>)> {
         let mut out = Vec::new();
         let upto = self.commit.min(self.last_index());
         while self.applied < upto {

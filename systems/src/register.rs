@@ -252,13 +252,7 @@ impl Server {
     }
 }
 
-/// One client operation as the workload gives it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Op {
-    pub f: String,
-    pub key: String,
-    pub value: Value,
-}
+pub use crate::ClientOp as Op;
 
 pub struct Client {
     config: Config,
