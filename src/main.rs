@@ -97,6 +97,15 @@ fn default_sweep() -> sweep::SweepArgs {
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    // The world logs every event with its virtual time, one span per node:
+    // `RUST_LOG=debug faultline run FILE` shows them. Off (and free) otherwise.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .without_time()
+            .try_init();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
+        .without_time()
         .try_init();
     match parse(std::env::args().skip(1).collect()) {
         Ok((cfg, duration)) => {
