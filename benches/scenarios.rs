@@ -6,6 +6,23 @@ use faultline::registry::{self, Registry};
 use harness::runner::RunOptions;
 use harness::scenario::Scenario;
 
+/// Benchmarks whole runs of one scenario, a new seed each iteration.
+fn bench_runs(c: &mut Criterion, group: &str, name: &str, text: &str, samples: usize) {
+    let scenario = Scenario::parse("bench.toml", text, &Registry).expect("valid");
+    let system = registry::find(&scenario.system).expect("registered");
+    let mut group = c.benchmark_group(group);
+    group.sample_size(samples);
+    group.bench_function(name, |b| {
+        let mut seed = 0;
+        b.iter(|| {
+            seed += 1;
+            let plan = registry::plan(&scenario, seed);
+            system.run(&scenario, &plan, seed, &RunOptions::default()).report.events
+        })
+    });
+    group.finish();
+}
+
 fn register(c: &mut Criterion) {
     // 4 clients, 500 operations, 30 s of virtual time, loss, duplication and a nemesis.
     let text = r#"
@@ -24,18 +41,7 @@ ops = 500
 keys = 3
 think = "200ms"
 "#;
-    let scenario = Scenario::parse("bench.toml", text, &Registry).expect("valid");
-    let system = registry::find("register").expect("registered");
-    let mut group = c.benchmark_group("register");
-    group.bench_function("4-clients-500-ops-30s", |b| {
-        let mut seed = 0;
-        b.iter(|| {
-            seed += 1;
-            let plan = registry::plan(&scenario, seed);
-            system.run(&scenario, &plan, seed, &RunOptions::default()).report.events
-        })
-    });
-    group.finish();
+    bench_runs(c, "register", "4-clients-500-ops-30s", text, 100);
 }
 
 fn replication(c: &mut Criterion) {
@@ -57,19 +63,7 @@ ops = 1000
 keys = 3
 think = "200ms"
 "#;
-    let scenario = Scenario::parse("bench.toml", text, &Registry).expect("valid");
-    let system = registry::find("replication").expect("registered");
-    let mut group = c.benchmark_group("replication");
-    group.sample_size(20);
-    group.bench_function("5-nodes-4-clients-1000-ops-60s-nemesis", |b| {
-        let mut seed = 0;
-        b.iter(|| {
-            seed += 1;
-            let plan = registry::plan(&scenario, seed);
-            system.run(&scenario, &plan, seed, &RunOptions::default()).report.events
-        })
-    });
-    group.finish();
+    bench_runs(c, "replication", "5-nodes-4-clients-1000-ops-60s-nemesis", text, 20);
 }
 
 criterion_group!(benches, register, replication);

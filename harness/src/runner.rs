@@ -92,9 +92,8 @@ impl Report {
         serde_json::to_string_pretty(self).expect("reports serialise")
     }
 
-    /// The report of a run that panicked outside any node (the runner, a
-    /// system's wiring): a `crash` with nothing else to show.
-    pub fn crashed(scenario: &Scenario, seed: u64, message: String) -> Report {
+    /// A report of `scenario` at `seed` with `outcome` and nothing measured yet.
+    pub fn new(scenario: &Scenario, seed: u64, outcome: Outcome) -> Report {
         Report {
             scenario: scenario.path.clone(),
             title: scenario.title.clone(),
@@ -102,7 +101,7 @@ impl Report {
             variant: scenario.variant.clone(),
             seed,
             expected: scenario.expect.to_string(),
-            outcome: Outcome::Crash { node: None, time: SimTime::ZERO, event: 0, message },
+            outcome,
             trace_hash: String::new(),
             virtual_time_ns: 0,
             events: 0,
@@ -112,6 +111,12 @@ impl Report {
             checks: Vec::new(),
             linearizability: None,
         }
+    }
+
+    /// The report of a run that panicked outside any node (the runner, a
+    /// system's wiring): a `crash` with nothing else to show.
+    pub fn crashed(scenario: &Scenario, seed: u64, message: String) -> Report {
+        Report::new(scenario, seed, Outcome::Crash { node: None, time: SimTime::ZERO, event: 0, message })
     }
 
     /// The name of the check that failed, if one did.
@@ -225,13 +230,6 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
     }
     let checks = check_results(&names, linearizability.is_some(), &outcome, lin_report.as_ref());
     let report = Report {
-        scenario: scenario.path.clone(),
-        title: scenario.title.clone(),
-        system: scenario.system.clone(),
-        variant: scenario.variant.clone(),
-        seed,
-        expected: scenario.expect.to_string(),
-        outcome,
         trace_hash: format!("{:016x}", world.trace_hash()),
         virtual_time_ns: world.now().0,
         events: world.events(),
@@ -240,6 +238,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         faults: world.applied_faults().to_vec(),
         checks,
         linearizability: lin_report,
+        ..Report::new(scenario, seed, outcome)
     };
     let trace = world.trace().entries().map(<[_]>::to_vec);
     RunOutput { report, trace, history: world.history().clone() }

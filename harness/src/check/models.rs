@@ -257,6 +257,36 @@ fn cell_read_only(op: &CellOp) -> bool {
     matches!(op, CellOp::Read(_) | CellOp::Get(_) | CellOp::Cas { outcome: CasOutcome::CompareFailed, .. })
 }
 
+/// The part of `Model` that `register` and `kv` share: everything but
+/// which functions they read (`prepare`) and their name.
+macro_rules! cell_model_steps {
+    () => {
+        type State = Cell;
+        type Op = CellOp;
+        type Reject = CellReject;
+        type Facts = CellFacts;
+
+        fn init(&self) -> Cell {
+            Cell::Absent
+        }
+        fn step(&self, state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
+            step_cell(state, op)
+        }
+        fn describe_state(&self, state: &Cell) -> String {
+            state.to_string()
+        }
+        fn facts(&self, ops: &[&CellOp]) -> CellFacts {
+            cell_facts(ops)
+        }
+        fn doomed(&self, facts: &CellFacts, state: &Cell, op: &CellOp) -> bool {
+            cell_doomed(facts, state, op)
+        }
+        fn read_only(&self, op: &CellOp) -> bool {
+            cell_read_only(op)
+        }
+    };
+}
+
 /// read / write / cas, shared by `register` and `kv`.
 fn prepare_register_op(call: &Call<'_>) -> Result<Option<CellOp>, String> {
     Ok(Some(match call.f {
@@ -289,35 +319,13 @@ fn prepare_register_op(call: &Call<'_>) -> Result<Option<CellOp>, String> {
 pub struct Register;
 
 impl Model for Register {
-    type State = Cell;
-    type Op = CellOp;
-    type Reject = CellReject;
-
     fn name(&self) -> &'static str {
         "register"
-    }
-    fn init(&self) -> Cell {
-        Cell::Absent
     }
     fn prepare(&self, call: &Call<'_>) -> Result<Option<CellOp>, String> {
         prepare_register_op(call)
     }
-    fn step(&self, state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
-        step_cell(state, op)
-    }
-    fn describe_state(&self, state: &Cell) -> String {
-        state.to_string()
-    }
-    type Facts = CellFacts;
-    fn facts(&self, ops: &[&CellOp]) -> CellFacts {
-        cell_facts(ops)
-    }
-    fn doomed(&self, facts: &CellFacts, state: &Cell, op: &CellOp) -> bool {
-        cell_doomed(facts, state, op)
-    }
-    fn read_only(&self, op: &CellOp) -> bool {
-        cell_read_only(op)
-    }
+    cell_model_steps!();
 }
 
 /// A key-value store, checked per key: the register's read / write / cas,
@@ -327,15 +335,8 @@ impl Model for Register {
 pub struct Kv;
 
 impl Model for Kv {
-    type State = Cell;
-    type Op = CellOp;
-    type Reject = CellReject;
-
     fn name(&self) -> &'static str {
         "kv"
-    }
-    fn init(&self) -> Cell {
-        Cell::Absent
     }
     fn prepare(&self, call: &Call<'_>) -> Result<Option<CellOp>, String> {
         let text = |v: &Value, what: &str| -> Result<Rc<str>, String> {
@@ -356,22 +357,7 @@ impl Model for Kv {
             }
         }))
     }
-    fn step(&self, state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
-        step_cell(state, op)
-    }
-    fn describe_state(&self, state: &Cell) -> String {
-        state.to_string()
-    }
-    type Facts = CellFacts;
-    fn facts(&self, ops: &[&CellOp]) -> CellFacts {
-        cell_facts(ops)
-    }
-    fn doomed(&self, facts: &CellFacts, state: &Cell, op: &CellOp) -> bool {
-        cell_doomed(facts, state, op)
-    }
-    fn read_only(&self, op: &CellOp) -> bool {
-        cell_read_only(op)
-    }
+    cell_model_steps!();
 }
 
 /// A mutex per key with fencing tokens: `acquire` (output: the fencing
