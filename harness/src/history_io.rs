@@ -115,83 +115,80 @@ fn check_pairing(parsed: &ParsedHistory) -> Result<(), ReadError> {
         .map_err(|e| err(parsed.line_of(e.event), None, e.message))
 }
 
+/// Parses every non-blank line with `parse_line` (given the 1-based line
+/// number), keeping each event's line for later error messages.
+fn read_lines(text: &str, parse_line: fn(usize, &str) -> Result<Op, ReadError>) -> Result<ParsedHistory, ReadError> {
+    let mut out = ParsedHistory::default();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        out.history.push(parse_line(i + 1, raw)?);
+        out.lines.push(i + 1);
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------- jsonl
 
 const JSONL_FIELDS: &[&str] = &["process", "type", "f", "key", "value", "time"];
 
 pub fn read_jsonl(text: &str) -> Result<ParsedHistory, ReadError> {
-    let mut out = ParsedHistory::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let json: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
-            err(line, Some(e.column()), format!("expected a JSON object: {}", strip_position(&e.to_string())))
-        })?;
-        let serde_json::Value::Object(map) = json else {
-            return Err(err(
-                line,
-                Some(1),
-                "expected a JSON object like {\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}",
-            ));
-        };
-        if let Some(unknown) = map.keys().find(|k| !JSONL_FIELDS.contains(&k.as_str())) {
-            return Err(err(
-                line,
-                None,
-                format!("unknown field `{unknown}`; expected one of {}", JSONL_FIELDS.join(", ")),
-            ));
-        }
-        let process = match map.get("process") {
-            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
-            Some(other) => {
-                return Err(err(line, None, format!("`process` must be a non-negative integer, not {other}")))
-            }
-            None => return Err(err(line, None, "missing field `process` (a non-negative integer)")),
-        };
-        let kind = match map.get("type").and_then(|v| v.as_str()) {
-            Some("invoke") => OpType::Invoke,
-            Some("ok") => OpType::Ok,
-            Some("fail") => OpType::Fail,
-            Some("info") => OpType::Info,
-            Some(other) => {
-                return Err(err(line, None, format!("`type` must be invoke, ok, fail or info, not {other:?}")))
-            }
-            None => return Err(err(line, None, "missing or non-string field `type` (invoke, ok, fail or info)")),
-        };
-        let f = match map.get("f") {
-            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(other) => {
-                return Err(err(line, None, format!("`f` must be a non-empty string naming the function, not {other}")))
-            }
-            None => return Err(err(line, None, "missing field `f` (the function, e.g. \"read\")")),
-        };
-        let key = match map.get("key") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => Some(n.to_string()),
-            Some(other) => return Err(err(line, None, format!("`key` must be a string or an integer, not {other}"))),
-        };
-        let value = match map.get("value") {
-            None => Value::Null,
-            Some(v) => json_to_value(v).map_err(|m| err(line, None, format!("`value`: {m}")))?,
-        };
-        let time = match map.get("time") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(other) => {
-                return Err(err(
-                    line,
-                    None,
-                    format!("`time` must be a non-negative integer (nanoseconds), not {other}"),
-                ))
-            }
-        };
-        out.history.push(Op { process, kind, f, key, value, time });
-        out.lines.push(line);
+    read_lines(text, parse_jsonl_line)
+}
+
+fn parse_jsonl_line(line: usize, raw: &str) -> Result<Op, ReadError> {
+    let json: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+        err(line, Some(e.column()), format!("expected a JSON object: {}", strip_position(&e.to_string())))
+    })?;
+    let serde_json::Value::Object(map) = json else {
+        return Err(err(
+            line,
+            Some(1),
+            "expected a JSON object like {\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}",
+        ));
+    };
+    if let Some(unknown) = map.keys().find(|k| !JSONL_FIELDS.contains(&k.as_str())) {
+        return Err(err(line, None, format!("unknown field `{unknown}`; expected one of {}", JSONL_FIELDS.join(", "))));
     }
-    Ok(out)
+    let process = match map.get("process") {
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
+        Some(other) => return Err(err(line, None, format!("`process` must be a non-negative integer, not {other}"))),
+        None => return Err(err(line, None, "missing field `process` (a non-negative integer)")),
+    };
+    let kind = match map.get("type").and_then(|v| v.as_str()) {
+        Some("invoke") => OpType::Invoke,
+        Some("ok") => OpType::Ok,
+        Some("fail") => OpType::Fail,
+        Some("info") => OpType::Info,
+        Some(other) => return Err(err(line, None, format!("`type` must be invoke, ok, fail or info, not {other:?}"))),
+        None => return Err(err(line, None, "missing or non-string field `type` (invoke, ok, fail or info)")),
+    };
+    let f = match map.get("f") {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(other) => {
+            return Err(err(line, None, format!("`f` must be a non-empty string naming the function, not {other}")))
+        }
+        None => return Err(err(line, None, "missing field `f` (the function, e.g. \"read\")")),
+    };
+    let key = match map.get("key") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => Some(n.to_string()),
+        Some(other) => return Err(err(line, None, format!("`key` must be a string or an integer, not {other}"))),
+    };
+    let value = match map.get("value") {
+        None => Value::Null,
+        Some(v) => json_to_value(v).map_err(|m| err(line, None, format!("`value`: {m}")))?,
+    };
+    let time = match map.get("time") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+        Some(other) => {
+            return Err(err(line, None, format!("`time` must be a non-negative integer (nanoseconds), not {other}")))
+        }
+    };
+    Ok(Op { process, kind, f, key, value, time })
 }
 
 /// serde_json appends " at line 1 column 5"; the caller reports its own position.
@@ -234,66 +231,51 @@ pub fn write_jsonl(history: &History) -> String {
 /// an `ok` cas whose output is `false` (the register model's "compare
 /// failed"), which is Porcupine's reading of these files.
 pub fn read_porcupine_etcd(text: &str) -> Result<ParsedHistory, ReadError> {
-    let mut out = ParsedHistory::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let Some(pos) = raw.find("jepsen.util - ") else {
-            return Err(err(
-                line,
-                Some(1),
-                "expected a Jepsen log line `INFO  jepsen.util - <process> <type> <f> <value>`",
-            ));
-        };
-        let rest = &raw[pos + "jepsen.util - ".len()..];
-        let col = |field: &str| Some(raw.find(field).map_or(1, |c| c + 1));
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() < 4 {
-            return Err(err(
-                line,
-                Some(pos + 1),
-                "expected four fields after `jepsen.util -`: process, type, f, value",
-            ));
-        }
-        let process: u64 = fields[0]
-            .parse()
-            .map_err(|_| err(line, col(fields[0]), format!("expected a process number, not `{}`", fields[0])))?;
-        let kind = match fields[1] {
-            ":invoke" => OpType::Invoke,
-            ":ok" => OpType::Ok,
-            ":fail" => OpType::Fail,
-            ":info" => OpType::Info,
-            other => {
-                return Err(err(line, col(other), format!("expected :invoke, :ok, :fail or :info, not `{other}`")))
-            }
-        };
-        let f = match fields[2] {
-            ":read" => "read",
-            ":write" => "write",
-            ":cas" => "cas",
-            other => {
-                return Err(err(
-                    line,
-                    col(other),
-                    format!("expected the function :read, :write or :cas, not `{other}`"),
-                ))
-            }
-        };
-        let value_text = fields[3..].join(" ");
-        let vcol = col(fields[3]);
-        let value = parse_etcd_value(&value_text).ok_or_else(|| {
-            err(line, vcol, format!("expected nil, an integer, `[from to]` or :timed-out, not `{value_text}`"))
-        })?;
-        let (kind, value) = match (kind, f) {
-            (OpType::Fail, "cas") if value.as_pair().is_some() => (OpType::Ok, Value::Bool(false)),
-            _ => (kind, value),
-        };
-        out.history.push(Op { process, kind, f: f.to_owned(), key: None, value, time: None });
-        out.lines.push(line);
+    read_lines(text, parse_porcupine_etcd_line)
+}
+
+fn parse_porcupine_etcd_line(line: usize, raw: &str) -> Result<Op, ReadError> {
+    let Some(pos) = raw.find("jepsen.util - ") else {
+        return Err(err(
+            line,
+            Some(1),
+            "expected a Jepsen log line `INFO  jepsen.util - <process> <type> <f> <value>`",
+        ));
+    };
+    let rest = &raw[pos + "jepsen.util - ".len()..];
+    let col = |field: &str| Some(raw.find(field).map_or(1, |c| c + 1));
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.len() < 4 {
+        return Err(err(line, Some(pos + 1), "expected four fields after `jepsen.util -`: process, type, f, value"));
     }
-    Ok(out)
+    let process: u64 = fields[0]
+        .parse()
+        .map_err(|_| err(line, col(fields[0]), format!("expected a process number, not `{}`", fields[0])))?;
+    let kind = match fields[1] {
+        ":invoke" => OpType::Invoke,
+        ":ok" => OpType::Ok,
+        ":fail" => OpType::Fail,
+        ":info" => OpType::Info,
+        other => return Err(err(line, col(other), format!("expected :invoke, :ok, :fail or :info, not `{other}`"))),
+    };
+    let f = match fields[2] {
+        ":read" => "read",
+        ":write" => "write",
+        ":cas" => "cas",
+        other => {
+            return Err(err(line, col(other), format!("expected the function :read, :write or :cas, not `{other}`")))
+        }
+    };
+    let value_text = fields[3..].join(" ");
+    let vcol = col(fields[3]);
+    let value = parse_etcd_value(&value_text).ok_or_else(|| {
+        err(line, vcol, format!("expected nil, an integer, `[from to]` or :timed-out, not `{value_text}`"))
+    })?;
+    let (kind, value) = match (kind, f) {
+        (OpType::Fail, "cas") if value.as_pair().is_some() => (OpType::Ok, Value::Bool(false)),
+        _ => (kind, value),
+    };
+    Ok(Op { process, kind, f: f.to_owned(), key: None, value, time: None })
 }
 
 fn parse_etcd_value(s: &str) -> Option<Value> {
@@ -317,49 +299,42 @@ fn parse_etcd_value(s: &str) -> Option<Value> {
 
 /// One EDN map per line: `{:process 3, :type :invoke, :f :append, :key "4", :value "x 3 1 y"}`.
 pub fn read_porcupine_kv(text: &str) -> Result<ParsedHistory, ReadError> {
-    let mut out = ParsedHistory::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let map = EdnLine::new(raw).map().map_err(|(c, m)| err(line, Some(c), m))?;
-        let get = |k: &str| map.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-        let missing =
-            |k: &str| err(line, None, format!("missing key :{k}; expected :process, :type, :f, :key and :value"));
-        if let Some((k, _)) = map.iter().find(|(k, _)| !["process", "type", "f", "key", "value"].contains(&k.as_str()))
-        {
-            return Err(err(line, None, format!("unknown key :{k}; expected :process, :type, :f, :key and :value")));
-        }
-        let process = match get("process").ok_or_else(|| missing("process"))? {
-            Edn::Int(n) if *n >= 0 => *n as u64,
-            other => return Err(err(line, None, format!(":process must be a non-negative integer, not {other}"))),
-        };
-        let kind = match get("type").ok_or_else(|| missing("type"))? {
-            Edn::Keyword(k) if k == "invoke" => OpType::Invoke,
-            Edn::Keyword(k) if k == "ok" => OpType::Ok,
-            Edn::Keyword(k) if k == "fail" => OpType::Fail,
-            Edn::Keyword(k) if k == "info" => OpType::Info,
-            other => return Err(err(line, None, format!(":type must be :invoke, :ok, :fail or :info, not {other}"))),
-        };
-        let f = match get("f").ok_or_else(|| missing("f"))? {
-            Edn::Keyword(k) if ["get", "put", "append"].contains(&k.as_str()) => k.clone(),
-            other => return Err(err(line, None, format!(":f must be :get, :put or :append, not {other}"))),
-        };
-        let key = match get("key").ok_or_else(|| missing("key"))? {
-            Edn::Str(s) => s.clone(),
-            Edn::Int(n) => n.to_string(),
-            other => return Err(err(line, None, format!(":key must be a string, not {other}"))),
-        };
-        let value = match get("value").ok_or_else(|| missing("value"))? {
-            Edn::Nil => Value::Null,
-            Edn::Str(s) => Value::Str(s.clone()),
-            other => return Err(err(line, None, format!(":value must be a string or nil, not {other}"))),
-        };
-        out.history.push(Op { process, kind, f, key: Some(key), value, time: None });
-        out.lines.push(line);
+    read_lines(text, parse_porcupine_kv_line)
+}
+
+fn parse_porcupine_kv_line(line: usize, raw: &str) -> Result<Op, ReadError> {
+    let map = EdnLine::new(raw).map().map_err(|(c, m)| err(line, Some(c), m))?;
+    let get = |k: &str| map.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    let missing = |k: &str| err(line, None, format!("missing key :{k}; expected :process, :type, :f, :key and :value"));
+    if let Some((k, _)) = map.iter().find(|(k, _)| !["process", "type", "f", "key", "value"].contains(&k.as_str())) {
+        return Err(err(line, None, format!("unknown key :{k}; expected :process, :type, :f, :key and :value")));
     }
-    Ok(out)
+    let process = match get("process").ok_or_else(|| missing("process"))? {
+        Edn::Int(n) if *n >= 0 => *n as u64,
+        other => return Err(err(line, None, format!(":process must be a non-negative integer, not {other}"))),
+    };
+    let kind = match get("type").ok_or_else(|| missing("type"))? {
+        Edn::Keyword(k) if k == "invoke" => OpType::Invoke,
+        Edn::Keyword(k) if k == "ok" => OpType::Ok,
+        Edn::Keyword(k) if k == "fail" => OpType::Fail,
+        Edn::Keyword(k) if k == "info" => OpType::Info,
+        other => return Err(err(line, None, format!(":type must be :invoke, :ok, :fail or :info, not {other}"))),
+    };
+    let f = match get("f").ok_or_else(|| missing("f"))? {
+        Edn::Keyword(k) if ["get", "put", "append"].contains(&k.as_str()) => k.clone(),
+        other => return Err(err(line, None, format!(":f must be :get, :put or :append, not {other}"))),
+    };
+    let key = match get("key").ok_or_else(|| missing("key"))? {
+        Edn::Str(s) => s.clone(),
+        Edn::Int(n) => n.to_string(),
+        other => return Err(err(line, None, format!(":key must be a string, not {other}"))),
+    };
+    let value = match get("value").ok_or_else(|| missing("value"))? {
+        Edn::Nil => Value::Null,
+        Edn::Str(s) => Value::Str(s.clone()),
+        other => return Err(err(line, None, format!(":value must be a string or nil, not {other}"))),
+    };
+    Ok(Op { process, kind, f, key: Some(key), value, time: None })
 }
 
 /// The few EDN values these files use.
