@@ -189,22 +189,27 @@ fn election_config(scenario: &Scenario) -> election::Config {
 }
 
 /// Progress: a leader elected that stays leader, and up, for three
-/// heartbeats, all of them after the heal.
+/// heartbeats, all of them after the heal. Called after every event, so it
+/// reads only the observations added since its last call.
 fn stable_leader(heartbeat: Duration) -> harness::runner::Progress<ElectionNode> {
     let hold = heartbeat * 3;
+    let mut seen = 0;
+    // The latest leader and when it was elected, unless it stepped down since.
+    let mut current: Option<(NodeId, harness::SimTime)> = None;
     Box::new(move |view, healed| {
-        let now = view.now();
-        if now < healed.saturating_add(hold) {
-            return false;
+        for o in &view.observations()[seen..] {
+            match o.obs {
+                ElectionObs::BecameLeader { .. } => current = Some((o.node, o.time)),
+                ElectionObs::SteppedDown { .. } if current.is_some_and(|(l, _)| l == o.node) => current = None,
+                _ => {}
+            }
         }
-        let obs = view.observations();
-        let Some(last) = obs.iter().rposition(|o| matches!(o.obs, ElectionObs::BecameLeader { .. })) else {
-            return false;
-        };
-        let leader = obs[last].node;
-        let stepped_down =
-            obs[last..].iter().any(|o| o.node == leader && matches!(o.obs, ElectionObs::SteppedDown { .. }));
-        !stepped_down && now.saturating_sub(obs[last].time) >= hold && view.status(leader) == harness::Status::Up
+        seen = view.observations().len();
+        let now = view.now();
+        now >= healed.saturating_add(hold)
+            && current.is_some_and(|(leader, since)| {
+                now.saturating_sub(since) >= hold && view.status(leader) == harness::Status::Up
+            })
     })
 }
 
