@@ -219,10 +219,18 @@ pub struct Snapshot {
 }
 
 impl Store {
-    fn apply(&mut self, index: LogIndex, command: &KvCommand) -> Reply {
-        if let Some((id, reply)) = self.sessions.get(&command.client) {
-            if *id == command.id {
-                return reply.clone(); // a retried request committed twice
+    /// Applies a committed command once. A client has one request open at
+    /// a time and numbers them upwards, so an id at or below its last one
+    /// is a retry or a network duplicate committed again: the same id gets
+    /// the same reply, an older id (whose client moved on) gets none, and
+    /// neither changes the store.
+    fn apply(&mut self, index: LogIndex, command: &KvCommand) -> Option<Reply> {
+        if let Some((last, reply)) = self.sessions.get(&command.client) {
+            if command.id == *last {
+                return Some(reply.clone());
+            }
+            if command.id < *last {
+                return None;
             }
         }
         let reply = match &command.op {
@@ -240,7 +248,7 @@ impl Store {
             }
         };
         self.sessions.insert(command.client, (command.id, reply.clone()));
-        reply
+        Some(reply)
     }
 
     fn read(&self, key: &str, applied: LogIndex) -> Reply {
@@ -375,8 +383,10 @@ impl Server {
         match msg {
             Msg::Write { id, op } => {
                 self.failover.index += 1;
-                let reply = self.store.apply(LogIndex(self.failover.index), &KvCommand { client: from, id, op });
-                ctx.send(from, Msg::Reply { id, reply });
+                let command = KvCommand { client: from, id, op };
+                if let Some(reply) = self.store.apply(LogIndex(self.failover.index), &command) {
+                    ctx.send(from, Msg::Reply { id, reply });
+                }
             }
             Msg::LeaderRead { id, key } | Msg::SessionRead { id, key, .. } => {
                 let reply = self.store.read(&key, LogIndex(self.failover.index));
@@ -423,7 +433,8 @@ impl Server {
         for (index, entry) in self.raft.take_committed(ctx) {
             let Payload::Command(command) = entry.payload else { continue };
             let reply = self.store.apply(index, &command);
-            if self.proposed.remove(&index) == Some((command.client, command.id)) {
+            let proposed_here = self.proposed.remove(&index) == Some((command.client, command.id));
+            if let (true, Some(reply)) = (proposed_here, reply) {
                 ctx.send(command.client, Msg::Reply { id: command.id, reply });
             }
         }
