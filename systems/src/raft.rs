@@ -525,12 +525,20 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         let count = entries.len() as u64;
         self.store_entries(ctx, prev_index, entries);
         let matched = LogIndex(prev_index.0 + count);
-        if commit > self.commit {
-            self.commit = commit.min(matched);
-        }
+        self.learn_commit(commit.min(matched));
         ctx.disk().sync();
         let reply = RaftMsg::AppendEntriesReply { term, success: true, match_index: matched, round };
         ctx.send(from, reply.into());
+    }
+
+    /// Moves the commit index up to `commit`, never down: a stale or
+    /// reordered `AppendEntries` vouches for a shorter prefix than one
+    /// this node already knows is committed.
+    fn learn_commit(&mut self, commit: LogIndex) {
+        let before = self.commit;
+        self.commit = self.commit.max(commit);
+        assert!(self.commit >= before, "the commit index went back from {before} to {}", self.commit);
+        assert!(self.applied <= self.commit, "applied {} beyond commit {}", self.applied, self.commit);
     }
 
     /// Writes entries after `prev`, truncating a conflicting suffix first.
