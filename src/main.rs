@@ -31,6 +31,9 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// States a linearizability partition may explore before it is `unknown`.
+        #[arg(long)]
+        max_states: Option<u64>,
     },
     /// Run scenarios over many seeds, in parallel.
     Sweep {
@@ -51,6 +54,9 @@ enum Command {
         /// One JSON object per scenario.
         #[arg(long)]
         json: bool,
+        /// States a linearizability partition may explore before it is `unknown`.
+        #[arg(long)]
+        max_states: Option<u64>,
     },
     /// Cut a failing run down to a minimal scenario file.
     Shrink {
@@ -92,6 +98,7 @@ fn default_sweep() -> sweep::SweepArgs {
         shard: None,
         determinism: false,
         json: false,
+        max_states: None,
     }
 }
 
@@ -115,12 +122,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         None => sweep::sweep_command(&default_sweep()),
-        Some(Command::Run { file, seed, trace, report, json }) => {
-            sweep::run_command(&sweep::RunArgs { file, seed, trace, report, json })
+        Some(Command::Run { file, seed, trace, report, json, max_states }) => {
+            sweep::run_command(&sweep::RunArgs { file, seed, trace, report, json, max_states })
         }
-        Some(Command::Sweep { paths, seeds, jobs, shard, determinism, json }) => {
+        Some(Command::Sweep { paths, seeds, jobs, shard, determinism, json, max_states }) => {
             let paths = if paths.is_empty() { default_sweep().paths } else { paths };
-            sweep::sweep_command(&sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json })
+            sweep::sweep_command(&sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json, max_states })
         }
         Some(Command::Shrink { file, seed, out }) => shrink::shrink_command(&shrink::ShrinkArgs { file, seed, out }),
         Some(Command::Check { files, model, format, json, report, max_states }) => {

@@ -4,14 +4,19 @@
 
 use std::time::Duration;
 
-use harness::check::linearizability::{check, Options};
+use harness::check::lease::LeasesNeverOverlap;
+use harness::check::linearizability::check;
 use harness::check::models::Register;
 use harness::rng::Rng;
 use harness::runner::{ok_after_heal, run, RunOptions, RunOutput, Spec};
 use harness::scenario::{Catalog, ClientOp, Dur, Plan, Scenario};
 use harness::{NodeId, Value};
-use systems::election::{self, ElectionNode, ElectionObs, OneLeaderPerTerm, OneLeaseHolder};
+use systems::election::{self, ElectionNode, ElectionObs, OneLeaderPerTerm};
 use systems::register::{self, RegisterNode};
+
+/// A workload generator: each call draws the next client operation over
+/// the given number of keys; it may remember what it drew.
+pub type Workload = Box<dyn FnMut(&mut Rng, u32) -> ClientOp>;
 
 /// One system as the runner sees it.
 pub trait SystemEntry: Sync {
@@ -20,8 +25,9 @@ pub trait SystemEntry: Sync {
     /// The checks a run can fail, in plain English.
     fn checks(&self) -> Vec<&'static str>;
     fn check_config(&self, config: &toml::Table) -> Result<(), (String, String)>;
-    /// Draws one client operation over `keys` keys.
-    fn generate(&self, rng: &mut Rng, keys: u32) -> ClientOp;
+    /// A fresh workload generator for one plan: each call draws the next
+    /// client operation over `keys` keys (it may remember what it drew).
+    fn workload(&self) -> Workload;
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput;
     fn has_clients(&self) -> bool {
         true
@@ -58,7 +64,7 @@ impl Catalog for Registry {
 /// Reads the plan of a scenario for a seed, with the system's workload.
 pub fn plan(scenario: &Scenario, seed: u64) -> Plan {
     let system = find(&scenario.system).expect("scenarios are validated against the registry");
-    scenario.plan(seed, &|rng, keys| system.generate(rng, keys))
+    scenario.plan(seed, &mut *system.workload())
 }
 
 /// Each client's operations, as the systems' clients take them.
@@ -130,14 +136,16 @@ impl SystemEntry for RegisterSystem {
     fn check_config(&self, config: &toml::Table) -> Result<(), (String, String)> {
         check_keys(config, REGISTER_KEYS)
     }
-    fn generate(&self, rng: &mut Rng, keys: u32) -> ClientOp {
-        let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
-        let small = |rng: &mut Rng| Value::Int(rng.below(5) as i64);
-        match rng.below(10) {
-            0..=3 => ClientOp { f: "read".into(), key, value: Value::Null },
-            4..=6 => ClientOp { f: "write".into(), key, value: small(rng) },
-            _ => ClientOp { f: "cas".into(), key, value: Value::pair(small(rng), small(rng)) },
-        }
+    fn workload(&self) -> Workload {
+        Box::new(|rng, keys| {
+            let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
+            let small = |rng: &mut Rng| Value::Int(rng.below(5) as i64);
+            match rng.below(10) {
+                0..=3 => ClientOp { f: "read".into(), key, value: Value::Null },
+                4..=6 => ClientOp { f: "write".into(), key, value: small(rng) },
+                _ => ClientOp { f: "cas".into(), key, value: Value::pair(small(rng), small(rng)) },
+            }
+        })
     }
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
         let defaults = register::Config::default();
@@ -159,10 +167,9 @@ impl SystemEntry for RegisterSystem {
                 }
             }),
             invariants: Vec::new(),
-            linearizability: Some(Box::new(|h| {
+            linearizability: Some(Box::new(|h, options| {
                 // A history the model cannot read is a bug in the client: a crash.
-                check(&Register, h, &Options::default())
-                    .unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
+                check(&Register, h, options).unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
             })),
             progress: ok_after_heal(),
         };
@@ -191,24 +198,35 @@ fn election_config(scenario: &Scenario) -> election::Config {
 /// Progress: a leader elected that stays leader, and up, for three
 /// heartbeats, all of them after the heal. Called after every event, so it
 /// reads only the observations added since its last call.
+///
+/// Every node that believes it leads is tracked, not only the latest one
+/// elected: a stale leader of an older term may win late (its vote replies
+/// held in a pause buffer) and step down at once, while the true leader
+/// of a newer term, elected earlier, carries on.
 fn stable_leader(heartbeat: Duration) -> harness::runner::Progress<ElectionNode> {
     let hold = heartbeat * 3;
     let mut seen = 0;
-    // The latest leader and when it was elected, unless it stepped down since.
-    let mut current: Option<(NodeId, harness::SimTime)> = None;
+    // Each node that leads now, and since when.
+    let mut leading: std::collections::BTreeMap<NodeId, harness::SimTime> = Default::default();
     Box::new(move |view, healed| {
         for o in &view.observations()[seen..] {
             match o.obs {
-                ElectionObs::BecameLeader { .. } => current = Some((o.node, o.time)),
-                ElectionObs::SteppedDown { .. } if current.is_some_and(|(l, _)| l == o.node) => current = None,
+                ElectionObs::BecameLeader { .. } => {
+                    leading.insert(o.node, o.time);
+                }
+                ElectionObs::SteppedDown { .. } => {
+                    leading.remove(&o.node);
+                }
                 _ => {}
             }
         }
         seen = view.observations().len();
         let now = view.now();
         now >= healed.saturating_add(hold)
-            && current.is_some_and(|(leader, since)| {
-                now.saturating_sub(since) >= hold && view.status(leader) == harness::Status::Up
+            && leading.iter().any(|(&leader, &since)| {
+                now.saturating_sub(since) >= hold
+                    && view.status(leader) == harness::Status::Up
+                    && view.started(leader) <= since
             })
     })
 }
@@ -229,21 +247,23 @@ impl SystemEntry for ElectionSystem {
     fn has_clients(&self) -> bool {
         false
     }
-    fn generate(&self, _rng: &mut Rng, _keys: u32) -> ClientOp {
-        unreachable!("election scenarios have no clients, so no workload is drawn")
+    fn workload(&self) -> Workload {
+        Box::new(|_, _| unreachable!("election scenarios have no clients, so no workload is drawn"))
     }
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
         let config = election_config(scenario);
         let heartbeat = config.heartbeat;
+        let mut invariants: Vec<Box<dyn harness::Invariant<ElectionObs>>> =
+            vec![Box::new(OneLeaderPerTerm::new(|o: &ElectionObs| match o {
+                ElectionObs::BecameLeader { term } => Some(*term),
+                _ => None,
+            }))];
+        if config.variant.has_leases() {
+            invariants.push(Box::new(LeasesNeverOverlap::new(election::ONE_LEASE_HOLDER)));
+        }
         let spec = Spec {
             factory: Box::new(move |_id: NodeId, disk: &harness::Disk| ElectionNode::new(config.clone(), disk)),
-            invariants: vec![
-                Box::new(OneLeaderPerTerm::new(|o: &ElectionObs| match o {
-                    ElectionObs::BecameLeader { term } => Some(*term),
-                    _ => None,
-                })),
-                Box::new(OneLeaseHolder::default()),
-            ],
+            invariants,
             linearizability: None,
             progress: stable_leader(heartbeat),
         };
@@ -263,35 +283,21 @@ const REPLICATION_KEYS: &[(&str, KeyKind)] = &[
     ("max_drift_ppm", KeyKind::Number(100_000.0)),
 ];
 
-/// The history the linearizability checker judges: leader reads (their
-/// version dropped) and every write; session reads are judged only by the
-/// session guarantees.
+/// The history the linearizability checker judges: leader reads and every
+/// write; session reads are judged only by the session guarantees.
 fn linearizable_part(history: &harness::History) -> harness::History {
-    let ops = history
-        .ops
-        .iter()
-        .filter(|op| op.f != "session-read")
-        .map(|op| {
-            let mut op = op.clone();
-            if op.f == "read" && op.kind == harness::OpType::Ok {
-                op.value = op.value.as_pair().map_or(op.value.clone(), |(v, _)| v.clone());
-            }
-            op
-        })
-        .collect();
-    harness::History { ops }
+    harness::History { ops: history.ops.iter().filter(|op| op.f != "session-read").cloned().collect() }
 }
 
 /// A session guarantee as an end-of-run check.
 fn session_check(guarantee: &'static str) -> Box<dyn harness::Invariant<systems::replication::ReplObs>> {
-    use harness::check::session::{check_guarantee, SessionFunctions};
+    use harness::check::session::{SessionFunctions, SessionGuarantee};
     let functions = SessionFunctions {
         reads: vec!["read".into(), "session-read".into()],
-        writes: vec!["write".into(), "cas".into()],
+        writes: vec!["write".into()],
+        cas: vec!["cas".into()],
     };
-    Box::new(harness::check::at_end(guarantee, move |end: &harness::check::RunEnd<'_, _>| {
-        check_guarantee(end.history, &functions, Some(guarantee)).map_err(|v| v.explanation)
-    }))
+    Box::new(SessionGuarantee::new(guarantee, functions))
 }
 
 /// Progress: after the heal, a write completes and a read completes.
@@ -318,6 +324,7 @@ impl SystemEntry for ReplicationSystem {
         vec![
             election::ONE_LEADER_PER_TERM,
             systems::raft::COMMITTED_NEVER_CHANGE,
+            election::ONE_LEASE_HOLDER,
             harness::check::session::READ_YOUR_WRITES,
             harness::check::session::MONOTONIC_READS,
             harness::runner::LINEARIZABLE,
@@ -326,18 +333,32 @@ impl SystemEntry for ReplicationSystem {
     fn check_config(&self, config: &toml::Table) -> Result<(), (String, String)> {
         check_keys(config, REPLICATION_KEYS)
     }
-    fn generate(&self, rng: &mut Rng, keys: u32) -> ClientOp {
-        let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
-        match rng.below(20) {
-            0..=6 => ClientOp { f: "write".into(), key, value: Value::Int(rng.below(1_000_000) as i64) },
-            7..=9 => ClientOp {
-                f: "cas".into(),
-                key,
-                value: Value::pair(Value::Null, Value::Int(rng.below(1_000_000) as i64)),
-            },
-            10..=14 => ClientOp { f: "read".into(), key, value: Value::Null },
-            _ => ClientOp { f: "session-read".into(), key, value: Value::Null },
-        }
+    /// Written values are unique within a plan (1, 2, 3, ...), so every
+    /// value read names the write that produced it; a cas usually expects
+    /// the value most recently drawn for its key, which is often current.
+    fn workload(&self) -> Workload {
+        let mut written = 0i64;
+        let mut latest: std::collections::BTreeMap<String, i64> = Default::default();
+        Box::new(move |rng, keys| {
+            let name = format!("k{}", rng.below(u64::from(keys.max(1))));
+            let key = Some(name.clone());
+            let draw = rng.below(20);
+            if draw > 9 {
+                let f = if draw <= 14 { "read" } else { "session-read" };
+                return ClientOp { f: f.into(), key, value: Value::Null };
+            }
+            written += 1;
+            let previous = latest.insert(name, written);
+            if draw <= 6 {
+                return ClientOp { f: "write".into(), key, value: Value::Int(written) };
+            }
+            // Mostly the latest value drawn for the key; sometimes nil.
+            let expected = match previous {
+                Some(v) if rng.below(4) != 0 => Value::Int(v),
+                _ => Value::Null,
+            };
+            ClientOp { f: "cas".into(), key, value: Value::pair(expected, Value::Int(written)) }
+        })
     }
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
         use systems::raft::{CommittedNeverChange, RaftObs};
@@ -357,6 +378,23 @@ impl SystemEntry for ReplicationSystem {
             sticky_window: duration_key(&scenario.config, "sticky_window").unwrap_or(d.sticky_window),
             lease_reads: scenario.config.get("leader_reads").and_then(|v| v.as_str()) == Some("lease"),
         };
+        // Each variant lists only the checks that apply to it.
+        let mut invariants: Vec<Box<dyn harness::Invariant<ReplObs>>> =
+            vec![Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.0 {
+                RaftObs::BecameLeader { term } => Some(term),
+                _ => None,
+            }))];
+        if config.variant != repl::Variant::AsyncFailover {
+            invariants.push(Box::new(CommittedNeverChange::new(|o: &ReplObs| match o.0 {
+                RaftObs::Applied { index, term, digest } => Some((index, term, digest)),
+                _ => None,
+            })));
+        }
+        if config.uses_leases() {
+            invariants.push(Box::new(LeasesNeverOverlap::new(election::ONE_LEASE_HOLDER)));
+        }
+        invariants.push(session_check(harness::check::session::READ_YOUR_WRITES));
+        invariants.push(session_check(harness::check::session::MONOTONIC_READS));
         let scripts = client_scripts(plan);
         let spec = Spec {
             factory: Box::new(move |id: NodeId, disk: &harness::Disk| {
@@ -367,25 +405,10 @@ impl SystemEntry for ReplicationSystem {
                     ReplicaNode::Client(Box::new(repl::Client::new(config.clone(), script)))
                 }
             }),
-            invariants: vec![
-                Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.0 {
-                    RaftObs::BecameLeader { term } => Some(term),
-                    _ => None,
-                })),
-                Box::new(CommittedNeverChange::new(|o: &ReplObs| match o.0 {
-                    RaftObs::Applied { index, term, digest } => Some((index, term, digest)),
-                    _ => None,
-                })),
-                session_check(harness::check::session::READ_YOUR_WRITES),
-                session_check(harness::check::session::MONOTONIC_READS),
-            ],
-            linearizability: Some(Box::new(|h| {
-                harness::check::linearizability::check(
-                    &harness::check::models::Kv,
-                    &linearizable_part(h),
-                    &Options::default(),
-                )
-                .unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
+            invariants,
+            linearizability: Some(Box::new(|h, options| {
+                harness::check::linearizability::check(&harness::check::models::Kv, &linearizable_part(h), options)
+                    .unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
             })),
             progress: write_and_read_after_heal(),
         };

@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use harness::check::CheckVerdict;
 use harness::determinism::first_difference;
 use harness::runner::{meets, Report, RunOptions, RunOutput};
 use harness::scenario::{Expect, Scenario};
@@ -68,14 +69,13 @@ fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
 
 /// Runs a seed twice and compares trace hashes; on a mismatch runs both
 /// again with full traces and names the first differing event.
-pub fn run_seed_twice(scenario: &Scenario, seed: u64) -> RunOutput {
-    let options = RunOptions::default();
-    let first = run_seed(scenario, seed, &options);
-    let second = run_seed(scenario, seed, &options);
+pub fn run_seed_twice(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
+    let first = run_seed(scenario, seed, options);
+    let second = run_seed(scenario, seed, options);
     if first.report.trace_hash == second.report.trace_hash {
         return first;
     }
-    let traced = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let traced = RunOptions { keep_trace: true, ..options.clone() };
     let a = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
     let b = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
     let mut out = first;
@@ -120,13 +120,15 @@ pub struct RunArgs {
     pub trace: bool,
     pub report: Option<PathBuf>,
     pub json: bool,
+    pub max_states: Option<u64>,
 }
 
 pub fn run_command(args: &RunArgs) -> Result<bool, CliError> {
     let scenario = load(&args.file)?;
     let report_path = args.report.as_deref().map(ReportPath::parse).transpose()?;
     let seed = args.seed.or(scenario.seed).unwrap_or(0);
-    let output = run_seed(&scenario, seed, &RunOptions { keep_trace: args.trace, ..RunOptions::default() });
+    let options = RunOptions { keep_trace: args.trace, max_states: args.max_states, ..RunOptions::default() };
+    let output = run_seed(&scenario, seed, &options);
     let report = &output.report;
     if args.trace {
         for e in output.trace.iter().flatten() {
@@ -169,6 +171,7 @@ pub struct SweepArgs {
     pub shard: Option<(usize, usize)>,
     pub determinism: bool,
     pub json: bool,
+    pub max_states: Option<u64>,
 }
 
 /// Per-scenario results of a sweep.
@@ -181,6 +184,9 @@ struct Summary {
     first_failing_seed: Option<u64>,
     outcomes: BTreeMap<&'static str, u64>,
     met_expectation: bool,
+    /// Checks that had nothing to judge on every seed: a pass that proves nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    vacuous_on_every_seed: Vec<String>,
 }
 
 /// Whether a whole scenario's seeds meet its expectation: a pass scenario
@@ -230,13 +236,14 @@ pub fn sweep_command(args: &SweepArgs) -> Result<bool, CliError> {
         .map_err(|e| CliError::usage(format!("--jobs: {e}")))?;
     let bar = progress_bar(work.len() as u64, args.json);
     let started = Instant::now();
+    let options = RunOptions { max_states: args.max_states, ..RunOptions::default() };
     let results: Vec<(usize, u64, Report)> = pool.install(|| {
         work.par_iter()
             .map(|&(k, seed)| {
                 let out = if args.determinism {
-                    run_seed_twice(&scenarios[k], seed)
+                    run_seed_twice(&scenarios[k], seed, &options)
                 } else {
-                    run_seed(&scenarios[k], seed, &RunOptions::default())
+                    run_seed(&scenarios[k], seed, &options)
                 };
                 if let Some(bar) = &bar {
                     bar.inc(1);
@@ -269,6 +276,7 @@ pub fn sweep_command(args: &SweepArgs) -> Result<bool, CliError> {
             first_failing_seed: failing.first().map(|r| r.1),
             outcomes: counts,
             met_expectation: met,
+            vacuous_on_every_seed: vacuous_on_every_seed(&mine.iter().map(|r| &r.2).collect::<Vec<_>>()),
         };
         if args.json {
             println!("{}", serde_json::to_string(&summary).expect("serialises"));
@@ -294,6 +302,23 @@ pub fn sweep_command(args: &SweepArgs) -> Result<bool, CliError> {
     Ok(all_met)
 }
 
+/// The checks whose verdict was `vacuous` on every seed that judged them
+/// at all (and on at least one).
+fn vacuous_on_every_seed(reports: &[&Report]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in reports {
+        for c in &r.checks {
+            let (vacuous, judged) = seen.entry(c.name.as_str()).or_default();
+            match c.verdict {
+                CheckVerdict::Vacuous => *vacuous += 1,
+                CheckVerdict::NotRun => {}
+                _ => *judged += 1,
+            }
+        }
+    }
+    seen.into_iter().filter(|(_, (v, j))| *v > 0 && *j == 0).map(|(name, _)| name.to_owned()).collect()
+}
+
 fn progress_bar(len: u64, json: bool) -> Option<indicatif::ProgressBar> {
     if json || !std::io::stderr().is_terminal() {
         return None;
@@ -312,6 +337,10 @@ fn print_table(table: &[Summary], runs: usize, elapsed: f64) {
     for s in table {
         let verdict = if s.met_expectation { "ok" } else { "UNEXPECTED" };
         println!("{:<width$}  {:>5}  {:>8}  {:<28}  {verdict}", s.scenario, s.seeds, s.failures, s.expect);
+    }
+    for s in table.iter().filter(|s| !s.vacuous_on_every_seed.is_empty()) {
+        let names: Vec<String> = s.vacuous_on_every_seed.iter().map(|n| format!("\"{n}\"")).collect();
+        println!("note: {}: vacuous on every seed (nothing to judge): {}", s.scenario, names.join(", "));
     }
     let met = table.iter().filter(|s| s.met_expectation).count();
     println!(

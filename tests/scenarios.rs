@@ -2,10 +2,10 @@
 //! path (`register/lost-update`), so `cargo test --test scenarios -- NAME`
 //! runs one.
 //!
-//! Seeds: a pass scenario runs a handful (5, or fewer if the file says so);
-//! a scenario that expects a failure runs seeds in order until one shows
-//! it, up to the file's `seeds`. `FAULTLINE_SEEDS=K` runs K seeds;
-//! `FAULTLINE_SEED=N` runs exactly seed N. A failure prints the outcome,
+//! Seeds: a pass scenario runs every one of the file's `seeds` (0..seeds),
+//! exactly as a sweep does; a scenario that expects a failure runs seeds in
+//! order until one shows it, up to the file's `seeds`. `FAULTLINE_SEEDS=K`
+//! runs K seeds instead; `FAULTLINE_SEED=N` runs exactly seed N. A failure prints the outcome,
 //! the check and its explanation, the seed, and both reproduction commands.
 //!
 //! Besides one test per file: `determinism/<name>` runs seeds 0 and 1 twice
@@ -18,8 +18,6 @@ use faultline::sweep::{discover, load, reproduce, run_seed, scenario_meets, test
 use harness::runner::{meets, RunOptions};
 use harness::scenario::{Expect, Scenario};
 use libtest_mimic::{Arguments, Failed, Trial};
-
-const HANDFUL: u64 = 5;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -35,7 +33,6 @@ fn run_scenario(scenario: &Scenario) -> Result<(), Failed> {
         (Some(seed), _, _) => vec![seed],
         (None, _, Some(fixed)) => vec![fixed],
         (None, Some(k), None) => (0..k).collect(),
-        (None, None, None) if scenario.expect == Expect::Pass => (0..scenario.seeds.min(HANDFUL)).collect(),
         (None, None, None) => (0..scenario.seeds).collect(),
     };
     let stop_at_first_hit = scenario.expect != Expect::Pass;

@@ -103,6 +103,11 @@ pub trait Observation: Clone + Debug + Hash + Serialize + 'static {
     fn leadership(&self) -> Option<Leadership> {
         None
     }
+    /// A lease this fact grants or ends, for the lease check, which judges
+    /// it in true time with the world's knowledge of the node's clock.
+    fn lease(&self) -> Option<crate::check::lease::LeaseEvent> {
+        None
+    }
 }
 
 /// A change of leadership reported by the node that observes it of itself.

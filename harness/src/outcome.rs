@@ -8,20 +8,36 @@ use crate::node::NodeId;
 use crate::time::SimTime;
 
 /// The outcome classes: safety (`violation`), progress (`liveness`), a
-/// panic in a node or checker (`crash`), and two traces for one seed
-/// (`nondeterminism`).
+/// panic in a node or checker (`crash`), two traces for one seed
+/// (`nondeterminism`), and a check that could not decide (`unknown`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Outcome {
     Pass,
     Violation(Violation),
-    Liveness { reason: String },
-    Crash { node: Option<NodeId>, time: SimTime, event: u64, message: String },
-    Nondeterminism { event: u64, first: String, second: String },
+    Liveness {
+        reason: String,
+    },
+    Crash {
+        node: Option<NodeId>,
+        time: SimTime,
+        event: u64,
+        message: String,
+    },
+    Nondeterminism {
+        event: u64,
+        first: String,
+        second: String,
+    },
+    /// No check failed, but one could not decide (the linearizability
+    /// search spent its budget): not a pass.
+    Unknown {
+        reason: String,
+    },
 }
 
 impl Outcome {
-    /// The class name: `pass`, `violation`, `liveness`, `crash`, `nondeterminism`.
+    /// The class name: `pass`, `violation`, `liveness`, `crash`, `nondeterminism`, `unknown`.
     pub fn class(&self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
@@ -29,6 +45,7 @@ impl Outcome {
             Outcome::Liveness { .. } => "liveness",
             Outcome::Crash { .. } => "crash",
             Outcome::Nondeterminism { .. } => "nondeterminism",
+            Outcome::Unknown { .. } => "unknown",
         }
     }
     pub fn is_pass(&self) -> bool {
@@ -51,6 +68,7 @@ impl fmt::Display for Outcome {
             Outcome::Nondeterminism { event, first, second } => {
                 write!(f, "nondeterminism: event {event} differs: first run `{first}`, second run `{second}`")
             }
+            Outcome::Unknown { reason } => write!(f, "unknown: {reason}"),
         }
     }
 }

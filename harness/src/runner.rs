@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::check::linearizability::Options;
 use crate::check::linearizability::{LinearizabilityReport, Verdict};
-use crate::check::{Invariant, Violation};
+use crate::check::{CheckVerdict, Invariant, Violation};
 use crate::history::History;
 use crate::node::{Factory, Node};
 use crate::outcome::Outcome;
@@ -23,8 +24,8 @@ use crate::trace::TraceEntry;
 /// The name under which linearizability failures are reported.
 pub const LINEARIZABLE: &str = "linearizable";
 
-/// Judges a whole client history (a linearizability check).
-pub type HistoryCheck = Box<dyn Fn(&History) -> LinearizabilityReport>;
+/// Judges a whole client history (a linearizability check) within a budget.
+pub type HistoryCheck = Box<dyn Fn(&History, &Options) -> LinearizabilityReport>;
 
 /// What the liveness phase waits for; it is told when the heal happened.
 pub type Progress<N> = Box<dyn FnMut(&View<'_, N>, SimTime) -> bool>;
@@ -44,15 +45,17 @@ pub struct RunOptions {
     pub keep_trace: bool,
     /// Overrides the event bound (default: 20 million).
     pub max_events: Option<u64>,
+    /// Overrides the linearizability search's budget per partition.
+    pub max_states: Option<u64>,
 }
 
 /// A check and what it said.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
     pub name: String,
-    /// pass, violation, unknown (linearizability budget spent) or not-run
-    /// (the run stopped before the check could judge it).
-    pub verdict: &'static str,
+    /// pass, violation, vacuous (nothing to judge), not-run (the run
+    /// stopped before the check could judge it) or unknown (its budget ran out).
+    pub verdict: CheckVerdict,
 }
 
 /// The canonical record of one run: same scenario and seed, same bytes.
@@ -191,7 +194,6 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         keep_trace: options.keep_trace,
     };
     let Spec { factory, invariants, linearizability, mut progress } = spec;
-    let names: Vec<String> = invariants.iter().map(|i| i.name().to_owned()).collect();
     let mut world = World::new(config, factory);
     for inv in invariants {
         world.add_invariant(inv);
@@ -203,12 +205,16 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
             None => world.schedule(at, f.fault.clone()),
         }
     }
+    let mut lin_options = Options::default();
+    if let Some(max) = options.max_states {
+        lin_options.max_states_per_partition = max;
+    }
+    let mut outcome = run_phases(&mut world, scenario, &mut progress);
     // Linearizability, the strongest check, is judged before the other
     // end-of-run checks, so a lost write is reported as what it is.
-    let mut outcome = run_phases(&mut world, scenario, &mut progress);
     let mut lin_report = None;
     if let (Outcome::Pass, Some(check)) = (&outcome, &linearizability) {
-        match catch_unwind(AssertUnwindSafe(|| check(world.history()))) {
+        match catch_unwind(AssertUnwindSafe(|| check(world.history(), &lin_options))) {
             Ok(report) => {
                 if let Some(v) = linearizability_violation(&report) {
                     outcome = Outcome::Violation(v);
@@ -228,7 +234,17 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
     if outcome == Outcome::Pass {
         outcome = world.finish();
     }
-    let checks = check_results(&names, linearizability.is_some(), &outcome, lin_report.as_ref());
+    // An undecided search is not a pass, but a definite violation found
+    // by another check says more.
+    if let (Outcome::Pass, Some(reason)) = (&outcome, lin_report.as_ref().and_then(undecided)) {
+        outcome = Outcome::Unknown { reason };
+    }
+    let mut checks: Vec<CheckResult> =
+        world.check_verdicts(&outcome).into_iter().map(|(name, verdict)| CheckResult { name, verdict }).collect();
+    if linearizability.is_some() {
+        checks
+            .push(CheckResult { name: LINEARIZABLE.to_owned(), verdict: linearizability_verdict(lin_report.as_ref()) });
+    }
     let report = Report {
         trace_hash: format!("{:016x}", world.trace_hash()),
         virtual_time_ns: world.now().0,
@@ -276,30 +292,33 @@ fn linearizability_violation(report: &LinearizabilityReport) -> Option<Violation
     })
 }
 
-fn check_results(
-    names: &[String],
-    linearizability: bool,
-    outcome: &Outcome,
-    lin: Option<&LinearizabilityReport>,
-) -> Vec<CheckResult> {
-    let judged = matches!(outcome, Outcome::Pass | Outcome::Violation(_));
-    let verdict_of = |name: &str| match outcome {
-        Outcome::Violation(v) if v.invariant == name => "violation",
-        _ if judged => "pass",
-        _ => "not-run",
-    };
-    let mut out: Vec<CheckResult> =
-        names.iter().map(|n| CheckResult { name: n.clone(), verdict: verdict_of(n) }).collect();
-    if linearizability {
-        let verdict = match lin.map(|l| l.verdict) {
-            Some(Verdict::Linearizable) => "pass",
-            Some(Verdict::NotLinearizable) => "violation",
-            Some(Verdict::Unknown) => "unknown",
-            None => "not-run",
-        };
-        out.push(CheckResult { name: LINEARIZABLE.to_owned(), verdict });
+/// Why a linearizability report decided nothing, naming the partitions
+/// whose search ran out of budget; `None` when every partition was decided.
+fn undecided(report: &LinearizabilityReport) -> Option<String> {
+    if report.verdict != Verdict::Unknown {
+        return None;
     }
-    out
+    let keys: Vec<String> = report
+        .partitions
+        .iter()
+        .filter(|p| p.verdict == Verdict::Unknown)
+        .map(|p| p.key.as_ref().map_or_else(|| "the keyless operations".to_owned(), |k| format!("{k:?}")))
+        .collect();
+    Some(format!(
+        "the linearizability search ran out of its budget of states on {} partition(s): {}",
+        keys.len(),
+        keys.join(", ")
+    ))
+}
+
+fn linearizability_verdict(report: Option<&LinearizabilityReport>) -> CheckVerdict {
+    match report {
+        None => CheckVerdict::NotRun,
+        Some(r) if r.verdict == Verdict::Unknown => CheckVerdict::Unknown,
+        Some(r) if r.verdict == Verdict::NotLinearizable => CheckVerdict::Violation,
+        Some(r) if r.operations == 0 => CheckVerdict::Vacuous,
+        Some(_) => CheckVerdict::Pass,
+    }
 }
 
 /// The usual progress condition for client-driven systems: some client

@@ -424,7 +424,7 @@ pub struct Plan {
 }
 
 /// Draws one client operation of a system's workload.
-pub type OpGenerator<'a> = &'a dyn Fn(&mut Rng, u32) -> ClientOp;
+pub type OpGenerator<'a> = &'a mut dyn FnMut(&mut Rng, u32) -> ClientOp;
 
 struct Ctx<'a> {
     file: &'a str,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::check::{Invariant, Observed, RunEnd, Violation};
+use crate::check::{CheckVerdict, ClockReadings, Invariant, Observed, RunEnd, Violation};
 use crate::clock::Clock;
 use crate::disk::Disk;
 use crate::fault::{join, Fault, Shape, Target};
@@ -25,7 +25,7 @@ use crate::net::{Link, LinkConfig, Ordering};
 use crate::node::{Ctx, Factory, Leadership, Node, NodeId, Observation, TimerId};
 use crate::outcome::Outcome;
 use crate::rng::{Rng, Stream};
-use crate::time::{nanos, MonoTime, SimTime};
+use crate::time::{nanos, MonoTime, SimTime, WallTime};
 use crate::trace::{stable_hash, Trace};
 
 /// Everything needed to build a world, besides the nodes.
@@ -121,16 +121,27 @@ enum Event<M> {
         fault: Box<Fault>,
         undo_after: Option<Duration>,
     },
-    /// Heals one partition: the end of a partition applied `for` a while.
-    Unblock {
-        partition: u64,
-    },
+    /// The end of a fault applied `for` a while.
+    Undo(Box<Undo>),
 }
 
-/// What undoes an applied fault at the end of its window.
+/// What undoes an applied fault at the end of its window: exactly what
+/// that fault did, node by node, and nothing another fault did.
 enum Undo {
+    /// Bump these clocks back.
     Fault(Fault),
+    /// Heal this partition.
     Unblock(u64),
+    /// Restart the nodes this crash took down, unless they came back and
+    /// went down again since (another fault's window).
+    Restart(Vec<(NodeId, u64)>),
+    /// Resume the nodes this pause stopped, likewise.
+    Resume(Vec<(NodeId, u64)>),
+    /// Give each node back its own earlier drift.
+    Drift(Vec<(NodeId, f64)>),
+    /// End this network storm: the network becomes the latest storm still
+    /// on, or the scenario's network.
+    EndStorm(u64),
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -150,6 +161,12 @@ struct ArmedTimer<T> {
 pub(crate) struct NodeState<N: Node + ?Sized> {
     pub(crate) id: NodeId,
     pub(crate) status: Status,
+    /// When the node last started (its current incarnation's birth).
+    started: SimTime,
+    /// How many times it went down, and was paused: an undo acts only on
+    /// the down or pause its own fault began.
+    downs: u64,
+    pauses: u64,
     pub(crate) paused: bool,
     /// Event slots held back while paused, in arrival order.
     deferred: Vec<u32>,
@@ -178,6 +195,9 @@ pub(crate) struct Core<N: Node + ?Sized> {
     links: Vec<Link>,
     link_configs: Vec<LinkConfig>,
     base_network: LinkConfig,
+    /// Network storms now on, oldest first, by id.
+    storms: Vec<(u64, LinkConfig)>,
+    next_storm: u64,
     net_rng: Rng,
     fault_rng: Rng,
     partitions: BTreeMap<u64, Vec<(u32, u32)>>,
@@ -190,6 +210,11 @@ pub(crate) struct Core<N: Node + ?Sized> {
     observations: Vec<Observed<N::Obs>>,
     history: History,
     invariants: Vec<Box<dyn Invariant<N::Obs>>>,
+    /// Each history process's session: the first process of its client.
+    sessions: BTreeMap<u64, u64>,
+    first_process: BTreeMap<NodeId, u64>,
+    /// How many invariants `finish` has run the end-of-run check of.
+    finished: usize,
     leader: Option<NodeId>,
     stop: Option<Stop>,
     healed: bool,
@@ -226,6 +251,11 @@ impl<N: Node> View<'_, N> {
     pub fn status(&self, id: NodeId) -> Status {
         self.core.nodes[self.core.slot_of(id)].status
     }
+    /// When the node last started: what it observed before then was
+    /// observed by an earlier incarnation, whose memory is gone.
+    pub fn started(&self, id: NodeId) -> SimTime {
+        self.core.nodes[self.core.slot_of(id)].started
+    }
 }
 
 impl<N: Node> World<N> {
@@ -248,6 +278,9 @@ impl<N: Node> World<N> {
                 NodeState {
                     id,
                     status: Status::Up,
+                    started: SimTime::ZERO,
+                    downs: 0,
+                    pauses: 0,
                     paused: false,
                     deferred: Vec::new(),
                     clock: Clock::new(offset, drift),
@@ -273,6 +306,8 @@ impl<N: Node> World<N> {
             links: vec![Link::default(); n * n],
             link_configs: vec![config.network.clone()],
             base_network: config.network.clone(),
+            storms: Vec::new(),
+            next_storm: 0,
             net_rng: Rng::new(config.seed, Stream::Network),
             fault_rng: Rng::new(config.seed, Stream::Faults),
             partitions: BTreeMap::new(),
@@ -285,6 +320,9 @@ impl<N: Node> World<N> {
             observations: Vec::new(),
             history: History::new(),
             invariants: Vec::new(),
+            sessions: BTreeMap::new(),
+            first_process: BTreeMap::new(),
+            finished: 0,
             leader: None,
             stop: None,
             healed: false,
@@ -395,6 +433,15 @@ impl<N: Node> World<N> {
     pub fn disk(&self, id: NodeId) -> &Disk {
         &self.core.nodes[self.core.slot_of(id)].disk
     }
+    /// The node's clock drift now, in parts per million.
+    pub fn drift_ppm(&self, id: NodeId) -> f64 {
+        self.core.nodes[self.core.slot_of(id)].clock.drift_ppm()
+    }
+    /// The network configuration every link has now (storms included),
+    /// unless a link was overridden with [`World::set_link`].
+    pub fn network(&self) -> &LinkConfig {
+        &self.core.link_configs[0]
+    }
     pub fn clock_readings(&self, id: NodeId) -> (crate::time::WallTime, MonoTime) {
         let c = &self.core.nodes[self.core.slot_of(id)].clock;
         (c.wall(self.core.now), c.mono(self.core.now))
@@ -467,6 +514,7 @@ impl<N: Node> World<N> {
     pub fn heal(&mut self) {
         self.core.healed = true;
         self.core.heal_partitions();
+        self.core.storms.clear();
         if self.core.link_configs[0] != self.core.base_network {
             let base = self.core.base_network.clone();
             self.core.set_all_links(base);
@@ -508,11 +556,16 @@ impl<N: Node> World<N> {
             return outcome;
         }
         let core = &mut self.core;
-        let end = RunEnd { now: core.now, history: &core.history, observations: &core.observations };
+        let end = RunEnd {
+            now: core.now,
+            history: &core.history,
+            observations: &core.observations,
+            sessions: &core.sessions,
+        };
         for inv in &mut core.invariants {
             let name = inv.name().to_owned();
             match catch_unwind(AssertUnwindSafe(|| inv.at_end(&end))) {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => core.finished += 1,
                 Ok(Err(explanation)) => {
                     return Outcome::Violation(Violation {
                         invariant: name,
@@ -533,6 +586,38 @@ impl<N: Node> World<N> {
             }
         }
         Outcome::Pass
+    }
+
+    /// Each invariant's verdict on the run as it stands, given the run's
+    /// outcome: an online check judged the run unless another check's
+    /// violation or a crash stopped it; an end-of-run check judged it only
+    /// if [`World::finish`] reached it.
+    pub fn check_verdicts(&self, outcome: &Outcome) -> Vec<(String, CheckVerdict)> {
+        let stopped = matches!(self.core.stop, Some(Stop::Violation(_) | Stop::Crash { .. }));
+        let failed = match outcome {
+            Outcome::Violation(v) => Some(v.invariant.as_str()),
+            _ => None,
+        };
+        let healthy = !matches!(outcome, Outcome::Crash { .. } | Outcome::Nondeterminism { .. });
+        self.core
+            .invariants
+            .iter()
+            .enumerate()
+            .map(|(i, inv)| {
+                let name = inv.name().to_owned();
+                let judged = if inv.judges_at_end() { i < self.core.finished } else { !stopped && healthy };
+                let verdict = if failed == Some(name.as_str()) {
+                    CheckVerdict::Violation
+                } else if !judged {
+                    CheckVerdict::NotRun
+                } else if inv.vacuous() {
+                    CheckVerdict::Vacuous
+                } else {
+                    CheckVerdict::Pass
+                };
+                (name, verdict)
+            })
+            .collect()
     }
 
     /// The outcome if the run was stopped early.
@@ -575,11 +660,10 @@ impl<N: Node> World<N> {
                     self.apply_fault(*fault, undo_after);
                 }
             }
-            Event::Unblock { partition } => {
+            Event::Undo(undo) => {
                 self.core.free.push(slot);
-                if !self.core.healed && self.core.partitions.contains_key(&partition) {
-                    self.core.unblock(partition);
-                    self.log_fault(format!("heal partition #{partition}"), vec![]);
+                if !self.core.healed {
+                    self.undo(*undo);
                 }
             }
         }
@@ -667,6 +751,7 @@ impl<N: Node> World<N> {
         let node = (self.factory)(id, &self.core.nodes[slot].disk);
         self.nodes[slot] = Some(node);
         self.core.nodes[slot].status = Status::Up;
+        self.core.nodes[slot].started = self.core.now;
         self.core.trace.record(self.core.now.0, 3, slot as u32, 0, 0);
         self.core.trace.push_text(self.core.now.0, format!("{id} start"));
         self.call(slot, |n, ctx| n.on_start(ctx));
@@ -683,6 +768,7 @@ impl<N: Node> World<N> {
         }
         self.nodes[slot] = None;
         state.status = status;
+        state.downs += 1;
         state.paused = false;
         state.timers.clear();
         state.disk.crash();
@@ -705,8 +791,9 @@ impl<N: Node> World<N> {
 
     fn pause(&mut self, slot: usize) {
         let state = &mut self.core.nodes[slot];
-        if state.status == Status::Up {
+        if state.status == Status::Up && !state.paused {
             state.paused = true;
+            state.pauses += 1;
         }
     }
 
@@ -734,11 +821,63 @@ impl<N: Node> World<N> {
         self.log_fault(description, hit);
         if let (Some(after), Some(undo)) = (undo_after, undo) {
             let at = self.core.now.saturating_add(after).0;
-            let event = match undo {
-                Undo::Fault(f) => Event::Fault { fault: Box::new(f), undo_after: None },
-                Undo::Unblock(partition) => Event::Unblock { partition },
-            };
-            self.core.push_event(at, event);
+            self.core.push_event(at, Event::Undo(Box::new(undo)));
+        }
+    }
+
+    /// Undoes one fault at the end of its window.
+    fn undo(&mut self, undo: Undo) {
+        if !matches!(undo, Undo::Fault(_)) {
+            self.core.stats.faults_applied += 1; // apply_fault counts the others
+        }
+        match undo {
+            Undo::Fault(fault) => self.apply_fault(fault, None),
+            Undo::Unblock(partition) => {
+                if self.core.partitions.contains_key(&partition) {
+                    self.core.unblock(partition);
+                    self.log_fault(format!("heal partition #{partition}"), vec![]);
+                }
+            }
+            Undo::Restart(nodes) => {
+                let mut hit = Vec::new();
+                for (id, down) in nodes {
+                    let slot = self.core.slot_of(id);
+                    if self.core.nodes[slot].status == Status::Crashed && self.core.nodes[slot].downs == down {
+                        self.restart(slot);
+                        hit.push(id);
+                    }
+                }
+                if !hit.is_empty() {
+                    self.log_fault("restart".into(), hit);
+                }
+            }
+            Undo::Resume(nodes) => {
+                let mut hit = Vec::new();
+                for (id, pause) in nodes {
+                    let slot = self.core.slot_of(id);
+                    if self.core.nodes[slot].paused && self.core.nodes[slot].pauses == pause {
+                        self.resume(slot);
+                        hit.push(id);
+                    }
+                }
+                if !hit.is_empty() {
+                    self.log_fault("resume".into(), hit);
+                }
+            }
+            Undo::Drift(nodes) => {
+                for &(id, ppm) in &nodes {
+                    let slot = self.core.slot_of(id);
+                    self.core.set_drift(slot, ppm);
+                }
+                let text: Vec<String> = nodes.iter().map(|(id, ppm)| format!("{id} to {ppm} ppm")).collect();
+                self.log_fault(format!("clock-drift back: {}", text.join(", ")), nodes.iter().map(|n| n.0).collect());
+            }
+            Undo::EndStorm(id) => {
+                self.core.storms.retain(|(s, _)| *s != id);
+                let config = self.core.storms.last().map_or_else(|| self.core.base_network.clone(), |s| s.1.clone());
+                self.core.set_all_links(config);
+                self.log_fault(format!("end network storm #{id}"), vec![]);
+            }
         }
     }
 
@@ -801,31 +940,32 @@ impl<N: Node> World<N> {
                 let mut previous = Vec::new();
                 for &id in &hit {
                     let s = self.core.slot_of(id);
-                    previous.push(self.core.nodes[s].clock.drift_ppm());
+                    previous.push((id, self.core.nodes[s].clock.drift_ppm()));
                     self.core.set_drift(s, ppm);
                 }
-                // Undo restores each node's own earlier drift; with several
-                // nodes of different drifts, the first one's stands for all.
-                let undo = previous
-                    .first()
-                    .map(|&p| Undo::Fault(Fault::ClockDrift { target: Target::Nodes(hit.clone()), ppm: p }));
-                (hit, undo)
+                (hit, Some(Undo::Drift(previous)))
             }
             Fault::Network(config) => {
                 if let Err(e) = config.validate() {
                     panic!("invalid network fault: {e}");
                 }
-                let previous = self.core.link_configs[0].clone();
+                self.core.next_storm += 1;
+                let id = self.core.next_storm;
+                self.core.storms.push((id, config.clone()));
                 self.core.set_all_links(config);
-                (vec![], Some(Undo::Fault(Fault::Network(previous))))
+                (vec![], Some(Undo::EndStorm(id)))
             }
         }
     }
 
+    /// Applies a process fault to the nodes it targets; it hits only the
+    /// nodes whose state it changes (a crash hits no node that is already
+    /// down), and its undo touches only those.
     fn apply_process_fault(&mut self, kind: ProcessFault, target: Target) -> (Vec<NodeId>, Option<Undo>) {
-        let hit = self.core.resolve(&target);
-        for &id in &hit {
+        let mut hit = Vec::new();
+        for id in self.core.resolve(&target) {
             let slot = self.core.slot_of(id);
+            let (status, paused) = (self.core.nodes[slot].status, self.core.nodes[slot].paused);
             match kind {
                 ProcessFault::Crash => self.crash(slot, Status::Crashed),
                 ProcessFault::Kill => self.crash(slot, Status::Killed),
@@ -833,11 +973,22 @@ impl<N: Node> World<N> {
                 ProcessFault::Pause => self.pause(slot),
                 ProcessFault::Resume => self.resume(slot),
             }
+            let after = &self.core.nodes[slot];
+            if after.status != status || after.paused != paused {
+                hit.push(id);
+            }
         }
-        let nodes = Target::Nodes(hit.clone());
+        let tokens = |core: &Core<N>, down: bool| -> Vec<(NodeId, u64)> {
+            hit.iter()
+                .map(|&id| {
+                    let state = &core.nodes[core.slot_of(id)];
+                    (id, if down { state.downs } else { state.pauses })
+                })
+                .collect()
+        };
         let undo = match kind {
-            ProcessFault::Crash => Some(Undo::Fault(Fault::Restart(nodes))),
-            ProcessFault::Pause => Some(Undo::Fault(Fault::Resume(nodes))),
+            ProcessFault::Crash => Some(Undo::Restart(tokens(&self.core, true))),
+            ProcessFault::Pause => Some(Undo::Resume(tokens(&self.core, false))),
             _ => None,
         };
         (hit, undo)
@@ -859,6 +1010,15 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "a panic with a non-string payload".to_owned()
+    }
+}
+
+impl<N: Node + ?Sized> ClockReadings for Core<N> {
+    fn mono(&self, node: NodeId) -> MonoTime {
+        self.nodes[self.slot_of(node)].clock.mono(self.now)
+    }
+    fn wall(&self, node: NodeId) -> WallTime {
+        self.nodes[self.slot_of(node)].clock.wall(self.now)
     }
 }
 
@@ -969,18 +1129,26 @@ impl<N: Node + ?Sized> Core<N> {
         }
         let event = self.trace.events().saturating_sub(1);
         self.observations.push(Observed { time: self.now, event, node: id, obs });
+        // The invariants are taken out for the loop so that they can read
+        // the clocks of the rest of the world.
+        let mut invariants = std::mem::take(&mut self.invariants);
         let observed = self.observations.last().expect("just pushed");
-        for inv in &mut self.invariants {
-            if let Err(explanation) = inv.on_observation(observed) {
-                if self.stop.is_none() {
-                    self.stop = Some(Stop::Violation(Violation {
-                        invariant: inv.name().to_owned(),
-                        explanation,
-                        time: Some(self.now),
-                        event: Some(event),
-                        node: Some(id),
-                    }));
-                }
+        let mut broken = None;
+        for inv in &mut invariants {
+            if let Err(explanation) = inv.on_observation_at(observed, &*self) {
+                broken.get_or_insert((inv.name().to_owned(), explanation));
+            }
+        }
+        self.invariants = invariants;
+        if let Some((invariant, explanation)) = broken {
+            if self.stop.is_none() {
+                self.stop = Some(Stop::Violation(Violation {
+                    invariant,
+                    explanation,
+                    time: Some(self.now),
+                    event: Some(event),
+                    node: Some(id),
+                }));
             }
         }
     }
@@ -1010,6 +1178,9 @@ impl<N: Node + ?Sized> Core<N> {
             self.next_process += 1;
             self.next_process - 1
         });
+        // A client's session is its first process: it outlives an `info`.
+        let first = *self.first_process.entry(state.id).or_insert(process);
+        self.sessions.insert(process, first);
         state.outstanding = Some((process, f.to_owned(), key.map(str::to_owned)));
         let op = Op {
             process,

@@ -614,3 +614,65 @@ fn isolate_from_peers_cuts_servers_but_not_clients() {
     assert_eq!(heard(N1), vec![NodeId::client(0)]);
     assert_eq!(heard(N2), vec![N3, NodeId::client(0)]);
 }
+
+#[test]
+fn a_drift_undo_gives_each_node_its_own_earlier_drift() {
+    let cfg = WorldConfig { drift_ppm: 200.0, ..config(LinkConfig::default()) };
+    let mut world = probe_world(cfg, |_| {});
+    let before: Vec<f64> = [N1, N2, N3].iter().map(|&n| world.drift_ppm(n)).collect();
+    assert!(before[0] != before[1], "the seed draws different drifts");
+    world.schedule_for(
+        SimTime::from_duration(ms(10)),
+        Fault::ClockDrift { target: Target::Nodes(vec![N1, N2, N3]), ppm: 5_000.0 },
+        ms(50),
+    );
+    world.run_for(ms(20));
+    assert!([N1, N2, N3].iter().all(|&n| world.drift_ppm(n) == 5_000.0));
+    world.run_for(ms(100));
+    let after: Vec<f64> = [N1, N2, N3].iter().map(|&n| world.drift_ppm(n)).collect();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn a_crash_undo_restarts_only_what_its_own_crash_took_down() {
+    let mut world = probe_world(config(LinkConfig::default()), |_| {});
+    // A: n1 down from 10 to 30 ms. B: n1 and n2 from 20 to 100 ms; n1 is
+    // already down, so B takes down only n2. Then C: n1 again from 40 to 200.
+    world.schedule_for(SimTime::from_duration(ms(10)), Fault::Crash(Target::Node(N1)), ms(20));
+    world.schedule_for(SimTime::from_duration(ms(20)), Fault::Crash(Target::Nodes(vec![N1, N2])), ms(80));
+    world.schedule_for(SimTime::from_duration(ms(40)), Fault::Crash(Target::Node(N1)), ms(160));
+    world.run_until(SimTime::from_duration(ms(35)));
+    assert_eq!((world.status(N1), world.status(N2)), (Status::Up, Status::Crashed), "A ended n1's outage");
+    world.run_until(SimTime::from_duration(ms(150)));
+    assert_eq!(world.status(N2), Status::Up, "B restarted n2");
+    assert_eq!(world.status(N1), Status::Crashed, "B did not cut C's window on n1 short");
+    world.run_until(SimTime::from_duration(ms(250)));
+    assert_eq!(world.status(N1), Status::Up);
+}
+
+#[test]
+fn a_pause_undo_resumes_only_what_its_own_pause_stopped() {
+    let mut world = probe_world(config(LinkConfig::default()), |_| {});
+    world.schedule_for(SimTime::from_duration(ms(10)), Fault::Pause(Target::Node(N1)), ms(100));
+    world.schedule_for(SimTime::from_duration(ms(20)), Fault::Pause(Target::Nodes(vec![N1, N2])), ms(10));
+    world.run_until(SimTime::from_duration(ms(50)));
+    assert!(world.is_paused(N1), "the short pause did not resume n1, which the long one paused");
+    assert!(!world.is_paused(N2));
+    world.run_until(SimTime::from_duration(ms(150)));
+    assert!(!world.is_paused(N1));
+}
+
+#[test]
+fn a_storm_undo_never_brings_back_an_earlier_storm() {
+    let base = LinkConfig::default();
+    let mut world = probe_world(config(base.clone()), |_| {});
+    let a = LinkConfig { loss: 0.5, ..base.clone() };
+    let b = LinkConfig { duplicate: 0.5, ..base.clone() };
+    // A from 10 to 30 ms; B from 20 to 60 ms.
+    world.schedule_for(SimTime::from_duration(ms(10)), Fault::Network(a), ms(20));
+    world.schedule_for(SimTime::from_duration(ms(20)), Fault::Network(b.clone()), ms(40));
+    world.run_until(SimTime::from_duration(ms(40)));
+    assert_eq!(world.network(), &b, "A's end leaves B on");
+    world.run_until(SimTime::from_duration(ms(70)));
+    assert_eq!(world.network(), &base, "B's end goes back to the scenario's network, not to A");
+}

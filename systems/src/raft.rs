@@ -20,6 +20,7 @@ use std::fmt::{self, Debug};
 use std::hash::Hash;
 use std::time::Duration;
 
+use harness::check::lease::{LeaseClaim, LeaseDeadline, LeaseEvent};
 use harness::check::{Invariant, Observed};
 use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
 use harness::trace::stable_hash;
@@ -98,6 +99,12 @@ pub enum RaftObs {
         term: Term,
         digest: u64,
     },
+    /// The leader's read lease now runs until this reading of its own
+    /// clock (the one it measures the lease on).
+    HoldsLease {
+        term: Term,
+        until: LeaseDeadline,
+    },
 }
 
 impl Observation for RaftObs {
@@ -105,7 +112,17 @@ impl Observation for RaftObs {
         match self {
             RaftObs::BecameLeader { .. } => Some(Leadership::Elected),
             RaftObs::SteppedDown { .. } => Some(Leadership::SteppedDown),
-            RaftObs::Applied { .. } => None,
+            RaftObs::Applied { .. } | RaftObs::HoldsLease { .. } => None,
+        }
+    }
+    fn lease(&self) -> Option<LeaseEvent> {
+        let resource = crate::election::LEADERSHIP.to_owned();
+        match *self {
+            RaftObs::HoldsLease { term, until } => {
+                Some(LeaseEvent::Holds(LeaseClaim { resource, holder: None, epoch: term.0, until }))
+            }
+            RaftObs::SteppedDown { .. } => Some(LeaseEvent::Ends { resource, holder: None }),
+            RaftObs::BecameLeader { .. } | RaftObs::Applied { .. } => None,
         }
     }
 }
@@ -131,8 +148,11 @@ pub struct RaftConfig {
 pub enum LeaseClock {
     /// The monotonic clock, shortened by the drift margin: safe.
     MonoWithMargin,
-    /// Planted bug: the wall clock with no margin (jumps and drift ignored).
-    WallNoMargin,
+    /// Planted bug: the monotonic clock for the full election timeout, no
+    /// margin for drift.
+    MonoNoMargin,
+    /// Planted bug: the wall clock, with the margin (jumps ignored).
+    WallWithMargin,
 }
 
 impl Default for RaftConfig {
@@ -263,6 +283,11 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     pub fn start<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
+        if self.config.leases.is_some() {
+            // It may have promised a leader, just before a crash, not to
+            // vote: honour that promise for as long as it could last.
+            self.heard_leader_at = Some(ctx.mono_now());
+        }
         self.reset_election_timer(ctx);
     }
 
@@ -287,9 +312,10 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         assert!(term > self.term, "terms only grow: {term} after {}", self.term);
         if self.role == Role::Leader {
             ctx.observe(RaftObs::SteppedDown { term: self.term }.into());
-            if let Some(t) = self.heartbeat_timer.take() {
-                ctx.cancel_timer(t);
-            }
+        }
+        // A leader's heartbeats or a candidate's re-asks: neither goes on.
+        if let Some(t) = self.heartbeat_timer.take() {
+            ctx.cancel_timer(t);
         }
         if self.election_timer.is_none() {
             self.reset_election_timer(ctx); // a leader had none
@@ -383,10 +409,25 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             self.become_leader(ctx);
             return;
         }
+        self.ask_for_votes(ctx);
+    }
+
+    /// Asks every peer that has not granted its vote yet, and asks again
+    /// every heartbeat interval (Raft retries unanswered RPCs): a request
+    /// lost, or ignored by a voter bound by a lease promise, does not cost
+    /// a whole election timeout.
+    fn ask_for_votes<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
+        debug_assert_eq!(self.role, Role::Candidate);
         let (last_index, last_term) = (self.last_index(), self.term_at(self.last_index()));
         for peer in ctx.peers().to_vec() {
-            ctx.send(peer, RaftMsg::RequestVote { term: self.term, last_index, last_term }.into());
+            if !self.votes.contains(&peer) {
+                ctx.send(peer, RaftMsg::RequestVote { term: self.term, last_index, last_term }.into());
+            }
         }
+        if let Some(t) = self.heartbeat_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        self.heartbeat_timer = Some(ctx.set_timer(self.config.heartbeat, RaftTimer::Heartbeat.into()));
     }
 
     fn become_leader<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
@@ -457,7 +498,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.acks.retain(|&r, _| r + 64 > self.round);
         if Self::majority(ctx) == 1 {
             self.confirmed_round = self.round;
-            self.extend_lease(sent);
+            self.extend_lease(ctx, sent);
         }
         for peer in ctx.peers().to_vec() {
             self.replicate(ctx, peer);
@@ -483,9 +524,13 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
 
     fn on_heartbeat_timeout<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         self.heartbeat_timer = None;
-        if self.is_leader() {
-            self.send_heartbeats(ctx);
-            self.heartbeat_timer = Some(ctx.set_timer(self.config.heartbeat, RaftTimer::Heartbeat.into()));
+        match self.role {
+            Role::Leader => {
+                self.send_heartbeats(ctx);
+                self.heartbeat_timer = Some(ctx.set_timer(self.config.heartbeat, RaftTimer::Heartbeat.into()));
+            }
+            Role::Candidate => self.ask_for_votes(ctx),
+            Role::Follower => {}
         }
     }
 
@@ -511,6 +556,11 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             self.adopt_term(ctx, term);
         }
         assert!(self.role != Role::Leader, "{} leads term {term} and heard another leader {from}", ctx.me());
+        if self.role == Role::Candidate {
+            if let Some(t) = self.heartbeat_timer.take() {
+                ctx.cancel_timer(t); // no more re-asks: this term has a leader
+            }
+        }
         self.role = Role::Follower;
         self.leader = Some(from);
         self.heard_leader_at = Some(ctx.mono_now());
@@ -589,7 +639,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             if acks.len() >= majority {
                 let sent = *sent;
                 self.confirmed_round = self.confirmed_round.max(round);
-                self.extend_lease(sent);
+                self.extend_lease(ctx, sent);
             }
         }
         if success {
@@ -611,22 +661,33 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     /// Now, on the clock the lease is measured on (nanoseconds).
     fn lease_now<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> i64 {
         match self.config.leases {
-            Some(LeaseClock::WallNoMargin) => ctx.wall_now().0,
+            Some(LeaseClock::WallWithMargin) => ctx.wall_now().0,
             _ => ctx.mono_now().0 as i64,
         }
     }
 
     /// A majority acknowledged a round sent at `sent`: the lease runs from
-    /// then, shortened by the drift margin (or, in the planted bug, not).
-    fn extend_lease(&mut self, sent: i64) {
+    /// then, shortened by the drift margin (or, in the planted bug, not),
+    /// and the checkers hear of every extension.
+    fn extend_lease<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, sent: i64) {
+        let Some(clock) = self.config.leases else { return };
         let emin = self.config.election_timeout.as_nanos() as f64;
-        let length = match self.config.leases {
-            None => return,
-            Some(LeaseClock::MonoWithMargin) => emin * (1.0 - 3.0 * self.config.max_drift_ppm / 1e6),
-            Some(LeaseClock::WallNoMargin) => emin,
+        let length = match clock {
+            LeaseClock::MonoNoMargin => emin,
+            LeaseClock::MonoWithMargin | LeaseClock::WallWithMargin => {
+                emin * (1.0 - 3.0 * self.config.max_drift_ppm / 1e6).max(0.0)
+            }
         };
-        let until = sent + length as i64;
-        self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+        let until = sent.saturating_add(length as i64);
+        if self.lease_until.is_some_and(|u| u >= until) {
+            return;
+        }
+        self.lease_until = Some(until);
+        let until = match clock {
+            LeaseClock::WallWithMargin => LeaseDeadline::Wall(harness::time::WallTime(until)),
+            _ => LeaseDeadline::Mono(harness::time::MonoTime(until.max(0) as u64)),
+        };
+        ctx.observe(RaftObs::HoldsLease { term: self.term, until }.into());
     }
 
     /// A lease read: the index to apply up to before answering, if this
@@ -671,17 +732,23 @@ pub const COMMITTED_NEVER_CHANGE: &str = "committed entries are never lost or ch
 pub struct CommittedNeverChange<F> {
     applied: BTreeMap<LogIndex, (Term, u64, NodeId)>,
     applied_of: F,
+    /// Whether any index was applied twice (by two nodes, or one node
+    /// across a restart): with none, nothing was compared.
+    compared: bool,
 }
 
 impl<F> CommittedNeverChange<F> {
     pub fn new(applied_of: F) -> Self {
-        CommittedNeverChange { applied: BTreeMap::new(), applied_of }
+        CommittedNeverChange { applied: BTreeMap::new(), applied_of, compared: false }
     }
 }
 
 impl<O, F: FnMut(&O) -> Option<(LogIndex, Term, u64)>> Invariant<O> for CommittedNeverChange<F> {
     fn name(&self) -> &str {
         COMMITTED_NEVER_CHANGE
+    }
+    fn vacuous(&self) -> bool {
+        !self.compared
     }
     fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
         let Some((index, term, digest)) = (self.applied_of)(&o.obs) else { return Ok(()) };
@@ -690,7 +757,10 @@ impl<O, F: FnMut(&O) -> Option<(LogIndex, Term, u64)>> Invariant<O> for Committe
                 "{} applied an entry of term {term} at index {index}, where {first} had applied a different entry of term {t}",
                 o.node
             )),
-            Some(_) => Ok(()),
+            Some(_) => {
+                self.compared = true;
+                Ok(())
+            }
             None => {
                 self.applied.insert(index, (term, digest, o.node));
                 Ok(())

@@ -27,9 +27,12 @@
 //!   session token. It breaks when a replica lags more than the window, and
 //!   when the window is measured on a clock that jumps forward.
 //! - `lease-reads-no-drift-margin`: the leader answers reads from a lease
-//!   measured on its wall clock with no margin for drift or jumps; cut off
-//!   with its clock jumping back, it keeps answering after a new leader took
-//!   writes. (`[config] leader_reads = "lease"` runs correct lease reads.)
+//!   measured, as it should be, on its monotonic clock, but for the full
+//!   election timeout with no margin for drift: with its clock slow and
+//!   the voters' fast, it keeps answering after a new leader took writes.
+//!   (`[config] leader_reads = "lease"` runs correct lease reads.)
+//! - `lease-reads-on-wall-clock`: the lease has its drift margin but is
+//!   measured on the wall clock: a backward jump stretches it.
 //! - `async-failover`: no Raft at all, but primary-backup with asynchronous
 //!   replication: the primary acknowledges writes at once and ships its
 //!   state to the backups with each ping; a backup that hears no ping for a
@@ -58,6 +61,7 @@ pub enum Variant {
     CommitWithoutMajority,
     StickyLeaderWindow,
     LeaseReadsNoDriftMargin,
+    LeaseReadsOnWallClock,
     AsyncFailover,
 }
 
@@ -68,6 +72,7 @@ impl Variant {
         "commit-without-majority",
         "sticky-leader-window",
         "lease-reads-no-drift-margin",
+        "lease-reads-on-wall-clock",
         "async-failover",
     ];
 
@@ -78,6 +83,7 @@ impl Variant {
             "commit-without-majority" => Variant::CommitWithoutMajority,
             "sticky-leader-window" => Variant::StickyLeaderWindow,
             "lease-reads-no-drift-margin" => Variant::LeaseReadsNoDriftMargin,
+            "lease-reads-on-wall-clock" => Variant::LeaseReadsOnWallClock,
             "async-failover" => Variant::AsyncFailover,
             _ => return None,
         })
@@ -96,6 +102,13 @@ pub struct Config {
     pub sticky_window: Duration,
     /// Leader reads by lease instead of a heartbeat round (read-index).
     pub lease_reads: bool,
+}
+
+impl Config {
+    /// Whether the leader serves reads from a lease (correctly or not).
+    pub fn uses_leases(&self) -> bool {
+        self.lease_reads || matches!(self.variant, Variant::LeaseReadsNoDriftMargin | Variant::LeaseReadsOnWallClock)
+    }
 }
 
 impl Default for Config {
@@ -201,6 +214,9 @@ impl Observation for ReplObs {
     fn leadership(&self) -> Option<Leadership> {
         self.0.leadership()
     }
+    fn lease(&self) -> Option<harness::check::lease::LeaseEvent> {
+        self.0.lease()
+    }
 }
 
 /// The replicated state machine: values with versions, and each client's
@@ -287,7 +303,8 @@ impl Server {
         let mut raft_config = config.raft.clone();
         raft_config.commit_without_majority = config.variant == Variant::CommitWithoutMajority;
         raft_config.leases = match config.variant {
-            Variant::LeaseReadsNoDriftMargin => Some(crate::raft::LeaseClock::WallNoMargin),
+            Variant::LeaseReadsNoDriftMargin => Some(crate::raft::LeaseClock::MonoNoMargin),
+            Variant::LeaseReadsOnWallClock => Some(crate::raft::LeaseClock::WallWithMargin),
             _ if config.lease_reads => Some(crate::raft::LeaseClock::MonoWithMargin),
             _ => None,
         };
@@ -511,10 +528,11 @@ impl Client {
             self.next += 1;
             return op.clone();
         }
-        // Liveness probes: a write, then a read, of key k0.
+        // Liveness probes: a write, then a read, of key k0. Their values
+        // are negative and unique per client, unlike any scripted write.
         self.probes += 1;
         if self.probes % 2 == 1 {
-            let value = ctx.rng().below(1_000_000_000) as i64;
+            let value = -(i64::from(ctx.me().index()) + 1) * 1_000_000_000 - self.probes as i64;
             Op { f: "write".into(), key: "k0".into(), value: Value::Int(value) }
         } else {
             Op { f: "read".into(), key: "k0".into(), value: Value::Null }
@@ -587,9 +605,11 @@ impl Client {
                 ctx.ok(Value::Int(version as i64));
             }
             Reply::Mismatch => ctx.fail(Value::Bool(false)),
-            Reply::Value { value, version, applied } => {
+            Reply::Value { value, applied, .. } => {
+                // The client records what it read, not the server's version:
+                // the checkers judge what clients saw.
                 self.token = self.token.max(applied);
-                ctx.ok(Value::pair(value.map_or(Value::Null, Value::Int), Value::Int(version as i64)));
+                ctx.ok(value.map_or(Value::Null, Value::Int));
             }
         }
         self.finish(ctx);

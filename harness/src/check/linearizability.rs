@@ -201,7 +201,19 @@ fn prepare<M: Model>(model: &M, history: &History) -> Result<Partitions<M::Op>, 
             });
         }
     }
+    for ops in partitions.values_mut() {
+        drop_invisible(model, ops);
+    }
     Ok(partitions)
+}
+
+/// Drops the indeterminate ops whose effect no op could observe: "never
+/// took effect" is always allowed for them, and loses no linearization
+/// (see [`Model::invisible`]). Unobserved timed-out writes otherwise stay
+/// concurrent with everything after them and blow up the search.
+fn drop_invisible<M: Model>(model: &M, ops: &mut Vec<Prepared<M::Op>>) {
+    let facts = model.facts(&ops.iter().map(|p| &p.op).collect::<Vec<_>>());
+    ops.retain(|p| p.ret.is_some() || !model.invisible(&facts, &p.op));
 }
 
 /// `p3 cas [4 7] -> false`; `?` marks an unknown outcome.

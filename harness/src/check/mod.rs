@@ -2,12 +2,15 @@
 //! violation carries the exact virtual time and event) and may also judge the
 //! whole run at the end, over the history and every observation.
 
+pub mod lease;
 pub mod linearizability;
 pub mod models;
 pub mod session;
 
 use serde::Serialize;
 use std::fmt;
+
+pub use lease::ClockReadings;
 
 use crate::history::{History, Op};
 use crate::node::NodeId;
@@ -28,6 +31,9 @@ pub struct RunEnd<'a, O> {
     pub now: SimTime,
     pub history: &'a History,
     pub observations: &'a [Observed<O>],
+    /// Each client history process's session (the client's first process):
+    /// a client keeps its session across an indeterminate result.
+    pub sessions: &'a std::collections::BTreeMap<u64, u64>,
 }
 
 /// A property every run must keep, named in plain English
@@ -40,6 +46,26 @@ pub trait Invariant<O> {
         Ok(())
     }
 
+    /// What the world calls: [`Invariant::on_observation`] with the
+    /// nodes' clock readings at that instant, for checks that judge in
+    /// true time what a node measured on its own clock.
+    fn on_observation_at(&mut self, observed: &Observed<O>, _clocks: &dyn ClockReadings) -> Result<(), String> {
+        self.on_observation(observed)
+    }
+
+    /// True when the run gave this check nothing to judge (no leader was
+    /// ever elected, no lease was ever contested): its verdict is then
+    /// `vacuous`, not `pass`. Asked after the check has seen the whole run.
+    fn vacuous(&self) -> bool {
+        false
+    }
+
+    /// True for checks that judge only at the end of a run (so a run that
+    /// stopped early never ran them).
+    fn judges_at_end(&self) -> bool {
+        false
+    }
+
     /// Called for every history event as it is recorded.
     fn on_op(&mut self, _time: SimTime, _op: &Op) -> Result<(), String> {
         Ok(())
@@ -48,6 +74,40 @@ pub trait Invariant<O> {
     /// Called once when the run ends.
     fn at_end(&mut self, _end: &RunEnd<'_, O>) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// What one check said of one run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckVerdict {
+    /// It judged data and found nothing wrong.
+    Pass,
+    /// It found a violation.
+    Violation,
+    /// It ran, but the run gave it nothing to judge.
+    Vacuous,
+    /// It never ran: the run stopped before (an earlier violation, a crash).
+    NotRun,
+    /// It could not decide within its budget.
+    Unknown,
+}
+
+impl CheckVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckVerdict::Pass => "pass",
+            CheckVerdict::Violation => "violation",
+            CheckVerdict::Vacuous => "vacuous",
+            CheckVerdict::NotRun => "not-run",
+            CheckVerdict::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for CheckVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -114,6 +174,9 @@ pub fn at_end<O, F: FnMut(&RunEnd<'_, O>) -> Result<(), String>>(name: &str, f: 
 impl<O, F: FnMut(&RunEnd<'_, O>) -> Result<(), String>> Invariant<O> for AtEndFn<O, F> {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn judges_at_end(&self) -> bool {
+        true
     }
     fn at_end(&mut self, end: &RunEnd<'_, O>) -> Result<(), String> {
         (self.f)(end)

@@ -7,6 +7,7 @@
 //! each key's operations against a fresh model state. To add a model,
 //! implement [`Model`]; the checker needs nothing else.
 
+use crate::trace::stable_hash;
 use std::collections::VecDeque;
 use std::fmt::{self, Debug, Display};
 use std::hash::Hash;
@@ -53,6 +54,14 @@ pub trait Model {
     /// a state in which a pending operation is doomed. Saying `false` is
     /// always safe; saying `true` wrongly makes the checker unsound.
     fn doomed(&self, _facts: &Self::Facts, _state: &Self::State, _op: &Self::Op) -> bool {
+        false
+    }
+
+    /// For pruning: `true` only if the indeterminate `op` may be dropped,
+    /// as if it never took effect, without losing any linearization: no
+    /// other op of the partition (described by `facts`) could ever observe
+    /// its effect. Saying `false` is always safe.
+    fn invisible(&self, _facts: &Self::Facts, _op: &Self::Op) -> bool {
         false
     }
 
@@ -202,6 +211,12 @@ pub struct CellFacts {
     producible: Vec<Cell>,
     appends: bool,
     replaces: bool,
+    /// Hashes of every value an op observes (a completed read's result, a
+    /// cas's expected value), sorted: a collision only keeps an op.
+    observed: Vec<u64>,
+    /// Whether a cas reported a failed compare: it observes that the value
+    /// was *not* its expected one, which any write can make true.
+    compare_failed: bool,
 }
 
 fn cell_facts(ops: &[&CellOp]) -> CellFacts {
@@ -217,8 +232,31 @@ fn cell_facts(ops: &[&CellOp]) -> CellFacts {
             CellOp::Append(_) => facts.appends = true,
             CellOp::Read(_) | CellOp::Get(_) => {}
         }
+        match op {
+            CellOp::Read(v) | CellOp::Cas { from: v, outcome: CasOutcome::Succeeded | CasOutcome::Unknown, .. } => {
+                facts.observed.push(stable_hash(v))
+            }
+            CellOp::Cas { outcome: CasOutcome::CompareFailed, .. } => facts.compare_failed = true,
+            CellOp::Get(text) => facts.observed.push(stable_hash(&Cell::Str(text.clone()))),
+            _ => {}
+        }
     }
+    facts.observed.sort_unstable();
     facts
+}
+
+/// An indeterminate write (or cas) of a value nobody observes is invisible:
+/// in any linearization where it took effect, no op sits between it and
+/// the next write (a read there would return its value, a succeeding cas
+/// would expect it), so removing it leaves a linearization. Appends and
+/// failed compares can observe a write without naming its value, so they
+/// keep every write.
+fn cell_invisible(facts: &CellFacts, op: &CellOp) -> bool {
+    let written = match op {
+        CellOp::Write(v) | CellOp::Put(v) | CellOp::Cas { to: v, .. } => v,
+        _ => return false,
+    };
+    !facts.appends && !facts.compare_failed && facts.observed.binary_search(&stable_hash(written)).is_err()
 }
 
 /// Whether nothing can turn `held` into a value `op` accepts. Without
@@ -283,6 +321,9 @@ macro_rules! cell_model_steps {
         }
         fn read_only(&self, op: &CellOp) -> bool {
             cell_read_only(op)
+        }
+        fn invisible(&self, facts: &CellFacts, op: &CellOp) -> bool {
+            cell_invisible(facts, op)
         }
     };
 }
