@@ -14,9 +14,9 @@ use harness::{NodeId, Value};
 use systems::election::{self, ElectionNode, ElectionObs, OneLeaderPerTerm};
 use systems::register::{self, RegisterNode};
 
-/// A workload generator: each call draws the next client operation over
-/// the given number of keys; it may remember what it drew.
-pub type Workload = Box<dyn FnMut(&mut Rng, u32) -> ClientOp>;
+/// A workload generator: each call draws the next operation over the given
+/// number of keys for the given client (from 0); it may remember what it drew.
+pub type Workload = Box<dyn FnMut(&mut Rng, u32, u32) -> ClientOp>;
 
 /// One system as the runner sees it.
 pub trait SystemEntry: Sync {
@@ -137,7 +137,7 @@ impl SystemEntry for RegisterSystem {
         check_keys(config, REGISTER_KEYS)
     }
     fn workload(&self) -> Workload {
-        Box::new(|rng, keys| {
+        Box::new(|rng, keys, _client| {
             let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
             let small = |rng: &mut Rng| Value::Int(rng.below(5) as i64);
             match rng.below(10) {
@@ -248,7 +248,7 @@ impl SystemEntry for ElectionSystem {
         false
     }
     fn workload(&self) -> Workload {
-        Box::new(|_, _| unreachable!("election scenarios have no clients, so no workload is drawn"))
+        Box::new(|_, _, _| unreachable!("election scenarios have no clients, so no workload is drawn"))
     }
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
         let config = election_config(scenario);
@@ -334,30 +334,30 @@ impl SystemEntry for ReplicationSystem {
         check_keys(config, REPLICATION_KEYS)
     }
     /// Written values are unique within a plan (1, 2, 3, ...), so every
-    /// value read names the write that produced it; a cas usually expects
-    /// the value most recently drawn for its key, which is often current.
+    /// value read names the write that produced it. A client's cas is a
+    /// read-modify-write of the key it last wrote, expecting the value it
+    /// wrote there: current unless another client wrote the key since, so
+    /// about half of them succeed.
     fn workload(&self) -> Workload {
         let mut written = 0i64;
-        let mut latest: std::collections::BTreeMap<String, i64> = Default::default();
-        Box::new(move |rng, keys| {
-            let name = format!("k{}", rng.below(u64::from(keys.max(1))));
-            let key = Some(name.clone());
+        // Each client's last write: (key, value).
+        let mut last: std::collections::BTreeMap<u32, (String, i64)> = Default::default();
+        Box::new(move |rng, keys, client| {
             let draw = rng.below(20);
+            let random_key = format!("k{}", rng.below(u64::from(keys.max(1))));
             if draw > 9 {
                 let f = if draw <= 14 { "read" } else { "session-read" };
-                return ClientOp { f: f.into(), key, value: Value::Null };
+                return ClientOp { f: f.into(), key: Some(random_key), value: Value::Null };
             }
             written += 1;
-            let previous = latest.insert(name, written);
-            if draw <= 6 {
-                return ClientOp { f: "write".into(), key, value: Value::Int(written) };
+            let mine = last.get(&client).cloned();
+            if draw <= 6 || mine.is_none() {
+                last.insert(client, (random_key.clone(), written));
+                return ClientOp { f: "write".into(), key: Some(random_key), value: Value::Int(written) };
             }
-            // Mostly the latest value drawn for the key; sometimes nil.
-            let expected = match previous {
-                Some(v) if rng.below(4) != 0 => Value::Int(v),
-                _ => Value::Null,
-            };
-            ClientOp { f: "cas".into(), key, value: Value::pair(expected, Value::Int(written)) }
+            let (key, expected) = mine.expect("checked above");
+            last.insert(client, (key.clone(), written));
+            ClientOp { f: "cas".into(), key: Some(key), value: Value::pair(Value::Int(expected), Value::Int(written)) }
         })
     }
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {

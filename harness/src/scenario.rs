@@ -424,7 +424,9 @@ pub struct Plan {
 }
 
 /// Draws one client operation of a system's workload.
-pub type OpGenerator<'a> = &'a mut dyn FnMut(&mut Rng, u32) -> ClientOp;
+/// Draws the next operation over `keys` keys for client number `client`
+/// (from 0); it may remember what it drew for whom.
+pub type OpGenerator<'a> = &'a mut dyn FnMut(&mut Rng, u32, u32) -> ClientOp;
 
 struct Ctx<'a> {
     file: &'a str,
@@ -594,7 +596,7 @@ impl Scenario {
                 for i in 0..self.ops {
                     let c = (i % self.clients.max(1)) as usize;
                     if let Some(list) = clients.get_mut(c) {
-                        list.push(generate(&mut rng, self.keys));
+                        list.push(generate(&mut rng, self.keys, c as u32));
                     }
                 }
                 clients
