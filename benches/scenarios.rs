@@ -2,14 +2,13 @@
 //! Run with `cargo bench --bench scenarios`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use faultline::registry::{self, Registry};
+use faultline::registry::{self, SYSTEMS};
 use harness::runner::RunOptions;
 use harness::scenario::Scenario;
 
 /// Benchmarks whole runs of one scenario, a new seed each iteration.
 fn bench_runs(c: &mut Criterion, group: &str, name: &str, text: &str, samples: usize) {
-    let scenario = Scenario::parse("bench.toml", text, &Registry).expect("valid");
-    let system = registry::find(&scenario.system).expect("registered");
+    let scenario = Scenario::parse("bench.toml", text, &SYSTEMS).expect("valid");
     let mut group = c.benchmark_group(group);
     group.sample_size(samples);
     group.bench_function(name, |b| {
@@ -17,7 +16,7 @@ fn bench_runs(c: &mut Criterion, group: &str, name: &str, text: &str, samples: u
         b.iter(|| {
             seed += 1;
             let plan = registry::plan(&scenario, seed);
-            system.run(&scenario, &plan, seed, &RunOptions::default()).report.events
+            registry::run(&scenario, &plan, seed, &RunOptions::default()).report.events
         })
     });
     group.finish();

@@ -15,7 +15,7 @@ use harness::scenario::{write_explicit, Plan, Scenario, TimedFault};
 use harness::Outcome;
 
 use crate::cli::CliError;
-use crate::registry::{self, Registry};
+use crate::registry::{self, SYSTEMS};
 use crate::sweep::{load, test_name};
 
 pub struct ShrinkArgs {
@@ -49,9 +49,8 @@ impl Shrinker<'_> {
     /// Whether `plan` still fails the same way.
     fn fails(&mut self, plan: &Plan) -> bool {
         self.runs += 1;
-        let system = registry::find(&self.scenario.system).expect("validated system");
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            system.run(self.scenario, plan, self.seed, &RunOptions::default()).report
+            registry::run(self.scenario, plan, self.seed, &RunOptions::default()).report
         }));
         result.ok().and_then(|r| failure_of(&r)).is_some_and(|f| f == self.target)
     }
@@ -86,8 +85,7 @@ fn ddmin<T: Clone>(mut items: Vec<T>, mut fails: impl FnMut(&[T]) -> bool) -> Ve
 pub fn shrink_command(args: &ShrinkArgs) -> Result<bool, CliError> {
     let scenario = load(&args.file)?;
     let original = registry::plan(&scenario, args.seed);
-    let system = registry::find(&scenario.system).expect("validated system");
-    let first = system.run(&scenario, &original, args.seed, &RunOptions::default()).report;
+    let first = registry::run(&scenario, &original, args.seed, &RunOptions::default()).report;
     let Some(target) = failure_of(&first) else {
         return Err(CliError::input(format!(
             "{} passes with seed {}: there is no failure to shrink",
@@ -114,9 +112,9 @@ pub fn shrink_command(args: &ShrinkArgs) -> Result<bool, CliError> {
     }
     std::fs::write(&out, &text).map_err(|e| CliError::input(format!("cannot write {}: {e}", out.display())))?;
     // The written file must fail on its own, the same way.
-    let written = Scenario::parse(&out.display().to_string(), &text, &Registry)
+    let written = Scenario::parse(&out.display().to_string(), &text, &SYSTEMS)
         .map_err(|e| CliError::input(format!("the shrunk file does not parse (a bug in shrink): {e}")))?;
-    let check = system.run(&written, &registry::plan(&written, args.seed), args.seed, &RunOptions::default()).report;
+    let check = registry::run(&written, &registry::plan(&written, args.seed), args.seed, &RunOptions::default()).report;
     let verified = failure_of(&check) == Some(s.target.clone());
     println!(
         "wrote {} after {} runs: {} faults, {} clients, {} operations; it {}",

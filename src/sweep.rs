@@ -15,13 +15,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli::{CliError, ReportPath};
-use crate::registry::{self, Registry};
+use crate::registry::{self, SYSTEMS};
 
 /// Loads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, CliError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
-    Scenario::parse(&path.display().to_string(), &text, &Registry).map_err(|e| CliError::input(e.to_string()))
+    Scenario::parse(&path.display().to_string(), &text, &SYSTEMS).map_err(|e| CliError::input(e.to_string()))
 }
 
 /// Every `.toml` under the given paths (files as given, folders recursively), sorted.
@@ -56,10 +56,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Runs one seed; a panic anywhere (a node, the runner, a checker) is a
 /// `crash` for that seed, never the end of the sweep.
 pub fn run_seed(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let system = registry::find(&scenario.system).expect("validated system");
-        system.run(scenario, &registry::plan(scenario, seed), seed, options)
-    }));
+    let result =
+        catch_unwind(AssertUnwindSafe(|| registry::run(scenario, &registry::plan(scenario, seed), seed, options)));
     result.unwrap_or_else(|panic| crashed(scenario, seed, harness::sim::panic_message(&panic)))
 }
 

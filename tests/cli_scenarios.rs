@@ -149,8 +149,12 @@ fn broken_scenario_files_name_file_line_and_column_and_exit_2() {
         ("late-fault", &format!("{GOOD}[[fault]]\nat = \"9s\"\nkind = \"crash\"\nnode = \"n1\"\n"), ":8:6: this fault is at 9s but the run's fault phase ends at 5s"),
         ("no-such-node", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"n4\"\n"), ":10:8: node n4 does not exist: this scenario has 1 server (n1..n1)"),
         ("probability", &format!("{GOOD}[network]\nloss = 1.5\n"), ":8:8: loss is a probability"),
-        ("bad-check", &format!("expect = {{ violation = \"fast\" }}\n{GOOD}"), "no check is named \"fast\"; this system's checks are: linearizable"),
-        ("config-key", &format!("{GOOD}[config]\nspeed = 3\n"), "[config] speed: unknown key"),
+        ("bad-check", &format!("expect = {{ violation = \"fast\" }}\n{GOOD}"), "no check is named \"fast\"; this variant's checks are: linearizable"),
+        ("config-key", &format!("{GOOD}[config]\nspeed = 3\n"), ":8:1: [config]: unknown field `speed`, expected one of `request_timeout`, `retries`, `group_commit`"),
+        ("config-range", &format!("{GOOD}[config]\nretries = 30\n"), ":8:11: [config]: expected an integer from 0 to 10, found 30"),
+        ("config-zero", &format!("{GOOD}[config]\ngroup_commit = \"0s\"\n"), ":8:16: [config]: expected a positive duration"),
+        ("client-op", "title = \"t\"\nsystem = \"register\"\nclients = 1\nduration = \"5s\"\n[[workload.client]]\nname = \"c1\"\nops = [[\"frobnicate\", \"k0\", 3]]\n", ":5:1: cannot run \"frobnicate\" with 3"),
+        ("client-cas", "title = \"t\"\nsystem = \"register\"\nclients = 1\nduration = \"5s\"\n[[workload.client]]\nname = \"c1\"\nops = [[\"cas\", \"k0\", 3]]\n", "cannot run \"cas\" with 3"),
         ("fault-key", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"pause\"\nnode = \"n1\"\nppm = 3\n"), "a pause fault does not take `ppm`"),
     ];
     for (name, text, want) in cases {

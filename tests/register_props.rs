@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use faultline::registry::{self, Registry};
+use faultline::registry::{self, SYSTEMS};
 use harness::runner::RunOptions;
 use harness::scenario::{Plan, Scenario};
 use harness::strategies::{fault_plan, faults_as_toml, link_config, register_op, workload, Menu};
@@ -16,11 +16,11 @@ fn scenario(variant: &str) -> Scenario {
     let text = format!(
         "title = \"property\"\nsystem = \"register\"\nvariant = \"{variant}\"\nclients = 3\nduration = \"10s\"\nliveness = \"20s\"\n"
     );
-    Scenario::parse("property.toml", &text, &Registry).expect("valid scenario")
+    Scenario::parse("property.toml", &text, &SYSTEMS).expect("valid scenario")
 }
 
 fn run(scenario: &Scenario, plan: &Plan, seed: u64) -> harness::runner::Report {
-    registry::find("register").expect("registered").run(scenario, plan, seed, &RunOptions::default()).report
+    registry::run(scenario, plan, seed, &RunOptions::default()).report
 }
 
 proptest! {

@@ -5,20 +5,20 @@
 
 use std::time::Duration;
 
-use faultline::registry::{self, Registry};
+use faultline::registry::{self, SYSTEMS};
 use harness::runner::RunOptions;
 use harness::scenario::{Plan, Scenario};
 use harness::strategies::{fault_plan, faults_as_toml, Menu};
 use proptest::prelude::*;
 
 fn scenario(text: &str) -> Scenario {
-    Scenario::parse("property.toml", text, &Registry).expect("valid scenario")
+    Scenario::parse("property.toml", text, &SYSTEMS).expect("valid scenario")
 }
 
 fn check(s: &Scenario, faults: Vec<harness::scenario::TimedFault>, seed: u64) -> Result<(), TestCaseError> {
     let mut plan = registry::plan(s, seed);
     plan = Plan { faults, ..plan };
-    let report = registry::find(&s.system).expect("registered").run(s, &plan, seed, &RunOptions::default()).report;
+    let report = registry::run(s, &plan, seed, &RunOptions::default()).report;
     prop_assert!(
         report.outcome.is_pass(),
         "{}\nminimal fault plan:\n{}",

@@ -19,7 +19,7 @@ fn faultline(args: &[&str]) -> Output {
 }
 
 fn scenario(text: &str) -> Scenario {
-    Scenario::parse("inline.toml", text, &faultline::registry::Registry).expect("a valid scenario")
+    Scenario::parse("inline.toml", text, &faultline::registry::SYSTEMS).expect("a valid scenario")
 }
 
 fn verdicts(text: &str, seed: u64) -> Vec<(String, CheckVerdict)> {
@@ -73,9 +73,8 @@ fn checks_after_an_online_violation_did_not_run() {
     // commit-without-majority: its online violation stops the run before
     // the session checks and linearizability, which judge at the end.
     let text = std::fs::read_to_string("scenarios/replication/commit-without-majority.toml").expect("scenario");
-    let s =
-        Scenario::parse("scenarios/replication/commit-without-majority.toml", &text, &faultline::registry::Registry)
-            .expect("valid");
+    let s = Scenario::parse("scenarios/replication/commit-without-majority.toml", &text, &faultline::registry::SYSTEMS)
+        .expect("valid");
     let failing = (0..20)
         .map(|seed| run_seed(&s, seed, &RunOptions::default()).report)
         .find(|r| r.failed_check() == Some("committed entries are never lost or changed"))

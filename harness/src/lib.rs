@@ -19,6 +19,7 @@ pub mod scenario;
 pub mod sim;
 #[cfg(feature = "strategies")]
 pub mod strategies;
+pub mod system;
 pub mod time;
 pub mod trace;
 

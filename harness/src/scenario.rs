@@ -42,10 +42,16 @@ impl std::error::Error for ScenarioError {}
 pub trait Catalog {
     fn systems(&self) -> Vec<&'static str>;
     fn variants(&self, system: &str) -> Vec<&'static str>;
-    /// The plain-English names of the checks a run of `system` can fail.
-    fn checks(&self, system: &str) -> Vec<&'static str>;
-    /// Checks the `[config]` table; `Err((key, message))` names the offending key.
-    fn check_config(&self, system: &str, config: &toml::Table) -> Result<(), (String, String)>;
+    /// The plain-English names of the checks a run of `variant` of
+    /// `system` with this `[config]` judges.
+    fn checks(&self, system: &str, variant: &str, config: &toml::Table) -> Vec<String>;
+    /// Checks the `[config]` of the whole file `text`; the error carries
+    /// the span of the offending key or value when there is one.
+    fn check_config(&self, system: &str, text: &str) -> Result<(), (Option<std::ops::Range<usize>>, String)>;
+    /// Checks one explicit client operation (`[[workload.client]]`).
+    fn validate_op(&self, _system: &str, _op: &ClientOp) -> Result<(), String> {
+        Ok(())
+    }
     /// The fewest servers the system runs with.
     fn min_nodes(&self, _system: &str) -> u32 {
         1
@@ -526,7 +532,12 @@ impl Scenario {
         if *raw.seeds.get_ref() == 0 {
             return Err(cx.err(raw.seeds.span(), "seeds must be at least 1"));
         }
-        let expect = parse_expect(&cx, raw.expect.as_ref(), &catalog.checks(&system))?;
+        let config = raw.config.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+        if let Err((span, message)) = catalog.check_config(&system, text) {
+            let span = span.or_else(|| raw.config.as_ref().map(|c| c.span())).unwrap_or(0..0);
+            return Err(cx.err(span, message));
+        }
+        let expect = parse_expect(&cx, raw.expect.as_ref(), &catalog.checks(&system, &variant, &config))?;
         let network = parse_network(&cx, &raw.network)?;
         let drift_ppm = match &raw.clocks.drift_ppm {
             Some(d) if !(0.0..=crate::clock::MAX_DRIFT_PPM).contains(d.get_ref()) => {
@@ -547,13 +558,7 @@ impl Scenario {
             None => None,
             Some(n) => Some(parse_nemesis(&cx, n.get_ref())?),
         };
-        let (ops, keys, scripts) = parse_workload(&cx, &raw.workload)?;
-        let config = raw.config.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
-        if let Err((key, message)) = catalog.check_config(&system, &config) {
-            let span = raw.config.as_ref().map_or(0..0, |c| c.span());
-            let at = text[span.clone()].find(&key).map_or(span.start, |i| span.start + i);
-            return Err(cx.err(at..at, format!("[config] {key}: {message}")));
-        }
+        let (ops, keys, scripts) = parse_workload(&cx, &raw.workload, &|op| catalog.validate_op(&system, op))?;
         Ok(Scenario {
             path: file.to_owned(),
             title: raw.title.clone(),
@@ -606,16 +611,20 @@ impl Scenario {
     }
 }
 
-fn parse_expect(cx: &Ctx<'_>, expect: Option<&Spanned<toml::Value>>, checks: &[&str]) -> Result<Expect, ScenarioError> {
+fn parse_expect(
+    cx: &Ctx<'_>,
+    expect: Option<&Spanned<toml::Value>>,
+    checks: &[String],
+) -> Result<Expect, ScenarioError> {
     let Some(e) = expect else { return Ok(Expect::Pass) };
     let what = "expected \"pass\", { violation = \"<check name>\" } (or a list of names) or { outcome = \"liveness\" }";
     let known = |name: &str| {
-        if checks.contains(&name) {
+        if checks.iter().any(|c| c == name) {
             Ok(name.to_owned())
         } else {
             Err(cx.err(
                 e.span(),
-                format!("no check is named \"{name}\"; this system's checks are: {}", checks.join(", ")),
+                format!("no check is named \"{name}\"; this variant's checks are: {}", checks.join(", ")),
             ))
         }
     };
@@ -904,7 +913,11 @@ fn parse_nemesis(cx: &Ctx<'_>, n: &NemesisSection) -> Result<Nemesis, ScenarioEr
 
 type Workload = (u32, u32, Option<Vec<Vec<ClientOp>>>);
 
-fn parse_workload(cx: &Ctx<'_>, w: &WorkloadSection) -> Result<Workload, ScenarioError> {
+fn parse_workload(
+    cx: &Ctx<'_>,
+    w: &WorkloadSection,
+    validate: &dyn Fn(&ClientOp) -> Result<(), String>,
+) -> Result<Workload, ScenarioError> {
     let keys = match &w.keys {
         Some(k) if *k.get_ref() == 0 || *k.get_ref() > 1000 => {
             return Err(cx.err(k.span(), format!("keys must be between 1 and 1000, not {}", k.get_ref())))
@@ -936,7 +949,9 @@ fn parse_workload(cx: &Ctx<'_>, w: &WorkloadSection) -> Result<Workload, Scenari
             .get_ref()
             .ops
             .iter()
-            .map(|op| parse_client_op(op).map_err(|m| cx.err(script.span(), m)))
+            .map(|op| {
+                parse_client_op(op).and_then(|op| validate(&op).map(|()| op)).map_err(|m| cx.err(script.span(), m))
+            })
             .collect::<Result<_, _>>()?;
         scripts[id.index() as usize] = ops;
     }

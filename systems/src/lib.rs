@@ -9,6 +9,10 @@ pub mod replication;
 
 use harness::history::Value;
 
+pub use election::system::Election;
+pub use register::system::Register;
+pub use replication::system::Replication;
+
 /// One client operation of a workload, as a system's client runs it:
 /// function (`read`, `write`, `cas`, ...), key, and input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,4 +20,36 @@ pub struct ClientOp {
     pub f: String,
     pub key: String,
     pub value: Value,
+}
+
+/// A scenario's client operations as the systems' clients take them.
+pub fn client_script(ops: &[harness::scenario::ClientOp]) -> Vec<ClientOp> {
+    ops.iter()
+        .map(|op| ClientOp { f: op.f.clone(), key: op.key.clone().unwrap_or_default(), value: op.value.clone() })
+        .collect()
+}
+
+/// What a register-like client runs: `["read", key]`, `["write", key, n]`,
+/// `["cas", key, [expected, new]]` with integers (`expected` may be nil);
+/// `session_read` adds `["session-read", key]`.
+pub fn validate_register_op(op: &harness::scenario::ClientOp, session_read: bool) -> Result<(), String> {
+    let int = |v: &Value| matches!(v, Value::Int(_));
+    let ok = match (op.f.as_str(), &op.value) {
+        ("read", Value::Null) => true,
+        ("session-read", Value::Null) => session_read,
+        ("write", v) => int(v),
+        ("cas", v) => v.as_pair().is_some_and(|(from, to)| (int(from) || from.is_null()) && int(to)),
+        _ => false,
+    };
+    if ok && op.key.is_none() {
+        return Err(format!("`{}` needs a key, like [\"{}\", \"k0\", ...]", op.f, op.f));
+    }
+    if ok {
+        return Ok(());
+    }
+    let reads = if session_read { "[\"read\", key], [\"session-read\", key]" } else { "[\"read\", key]" };
+    Err(format!(
+        "cannot run {:?} with {}; expected {reads}, [\"write\", key, integer] or [\"cas\", key, [expected, new]] (integers; expected may be nil)",
+        op.f, op.value
+    ))
 }

@@ -49,6 +49,8 @@
 //! `lease-reads-on-wall-clock` 91 of 100, median 1 (2); `async-failover`
 //! 69 of 100, median 1 (6).
 
+pub mod system;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -12,11 +12,14 @@
 //!    not) or `info` (unknown: a timeout).
 //! 3. Put one node type over servers and clients (an enum, as
 //!    [`RegisterNode`]), and give each planted bug a [`Variant`].
-//! 4. Register the system in the root package's `src/registry.rs`: its
-//!    variants, its checks, its `[config]` keys, its workload generator,
-//!    and how to build a `harness::runner::Spec` (factory, invariants,
-//!    linearizability model, progress condition).
-//! 5. Add scenario files under `scenarios/<system>/`: the correct variant
+//! 4. Describe the system as one unit in its folder (here `system.rs`):
+//!    implement `harness::system::System`: its `[config]` as a serde struct
+//!    (unknown keys rejected), its workload generator, which explicit
+//!    client operations it accepts, its invariants (their names are the
+//!    checks scenario files may expect), its linearizability model, its
+//!    progress condition, and a factory for its nodes.
+//! 5. Add one line to the root package's `src/registry.rs`.
+//! 6. Add scenario files under `scenarios/<system>/`: the correct variant
 //!    passing under faults, and one file per bug expecting its violation.
 //!
 //! # Planted bugs, and how fast the harness finds them
@@ -36,6 +39,8 @@
 //! not applied twice), syncs, and sends `Reply`. A client that hears
 //! nothing resends the same request (same id) up to `retries` times, then
 //! records the operation as indeterminate (`info`) and moves on.
+
+pub mod system;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -56,6 +56,8 @@
 //! - `lease-no-drift-margin`: 54 of 100 seeds, median 1 (5), drift alone;
 //! - `lease-on-wall-clock`: 81 of 100 seeds, median 1 (3).
 
+pub mod system;
+
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

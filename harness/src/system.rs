@@ -1,0 +1,266 @@
+//! A system under test as one unit (stateright's model): its nodes, its
+//! variants, its `[config]`, its workload, and the properties every run of
+//! it must keep. A system implements [`System`]; the blanket
+//! [`AnySystem`] lets a list of systems of different node types serve the
+//! scenario parser (as a [`Catalog`]) and the runner.
+//!
+//! Everything a scenario file may say about a system is checked here, at
+//! parse time: the variant, the `[config]` keys and values (deserialised
+//! into the system's own `Config`, unknown keys rejected, errors at
+//! file:line:column), explicit client operations, and the names of the
+//! checks an `expect` may name, which come from the invariants a run of
+//! that variant builds, never from a second list.
+
+use std::fmt::Debug;
+use std::ops::Range;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::check::Invariant;
+use crate::node::{Factory, Node};
+use crate::rng::Rng;
+use crate::runner::{run, HistoryCheck, Progress, RunOptions, RunOutput, Spec, LINEARIZABLE};
+use crate::scenario::{Catalog, ClientOp, Plan, Scenario};
+
+/// The variants of a system: the correct one and its planted bugs, by the
+/// names scenario files use.
+pub trait VariantNames: Copy + Debug + Send + Sync + 'static {
+    const NAMES: &'static [&'static str];
+    fn parse(name: &str) -> Option<Self>;
+}
+
+/// A whole number from 0 to `MAX` in a `[config]`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Count<const MAX: u32>(pub u32);
+
+impl<'de, const MAX: u32> Deserialize<'de> for Count<MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u32::try_from(n)
+            .ok()
+            .filter(|&n| n <= MAX)
+            .map(Count)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected an integer from 0 to {MAX}, found {n}")))
+    }
+}
+
+/// A clock drift bound in parts per million, from 0 to the world's maximum.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Ppm(pub f64);
+
+impl<'de> Deserialize<'de> for Ppm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = f64::deserialize(d)?;
+        let max = crate::clock::MAX_DRIFT_PPM;
+        if (0.0..=max).contains(&x) {
+            Ok(Ppm(x))
+        } else {
+            Err(serde::de::Error::custom(format!("expected parts per million from 0 to {max}, found {x}")))
+        }
+    }
+}
+
+/// A positive duration in a `[config]`, written like `"200ms"`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Positive(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let crate::scenario::Dur(v) = crate::scenario::Dur::deserialize(d)?;
+        if v.is_zero() {
+            return Err(serde::de::Error::custom("expected a positive duration like \"200ms\", found zero"));
+        }
+        Ok(Positive(v))
+    }
+}
+
+/// A workload generator for one plan: each call draws the next operation
+/// over `keys` keys for client number `client` (from 0).
+pub type Workload = Box<dyn FnMut(&mut Rng, u32, u32) -> ClientOp>;
+
+/// What building one run of a system starts from.
+pub struct Setup<'a, S: System + ?Sized> {
+    pub variant: S::Variant,
+    pub config: &'a S::Config,
+    pub scenario: &'a Scenario,
+    pub plan: &'a Plan,
+}
+
+impl<S: System + ?Sized> Setup<'_, S> {
+    /// Client number `index`'s scripted operations.
+    pub fn script(&self, index: u32) -> Vec<ClientOp> {
+        self.plan.clients.get(index as usize).cloned().unwrap_or_default()
+    }
+}
+
+/// A system under test.
+pub trait System: Sync + 'static {
+    type Node: Node;
+    /// The scenario's `[config]`: `#[serde(deny_unknown_fields, default)]`,
+    /// so a misspelt key is an error and a missing one takes its default.
+    type Config: DeserializeOwned + Default + Clone + Debug + 'static;
+    type Variant: VariantNames;
+
+    fn name(&self) -> &'static str;
+    /// Whether the system has client nodes at all.
+    fn has_clients(&self) -> bool {
+        true
+    }
+    /// The fewest servers it runs with.
+    fn min_nodes(&self) -> u32 {
+        1
+    }
+    /// A fresh workload generator for one plan.
+    fn workload(&self, variant: Self::Variant, config: &Self::Config) -> Workload;
+    /// Checks an explicit client operation of a scenario file, so a typo
+    /// is a parse error with its line, not a crash in the middle of a run.
+    fn validate_op(&self, op: &ClientOp) -> Result<(), String>;
+    /// The properties a run of `variant` checks, online or at its end. A
+    /// variant builds only the ones that apply to it.
+    fn invariants(
+        &self,
+        variant: Self::Variant,
+        config: &Self::Config,
+    ) -> Vec<Box<dyn Invariant<<Self::Node as Node>::Obs>>>;
+    /// The linearizability check of the client history, if the system has one.
+    fn linearizability(&self, _variant: Self::Variant, _config: &Self::Config) -> Option<HistoryCheck> {
+        None
+    }
+    /// What the liveness phase waits for after the heal.
+    fn progress(&self, variant: Self::Variant, config: &Self::Config) -> Progress<Self::Node>;
+    /// Builds servers and clients (from their disks, after a crash).
+    fn factory(&self, setup: &Setup<'_, Self>) -> Factory<Self::Node>;
+}
+
+/// A system as the runner and the parser see it, whatever its node type.
+pub trait AnySystem: Sync {
+    fn name(&self) -> &'static str;
+    fn variants(&self) -> &'static [&'static str];
+    fn has_clients(&self) -> bool;
+    fn min_nodes(&self) -> u32;
+    /// Deserialises the `[config]` of a whole scenario file's text; the
+    /// error carries the span of the offending key or value.
+    fn check_config(&self, text: &str) -> Result<(), (Option<Range<usize>>, String)>;
+    fn validate_op(&self, op: &ClientOp) -> Result<(), String>;
+    /// The names of the checks a run of `variant` with this `[config]` judges.
+    fn checks(&self, variant: &str, config: &toml::Table) -> Vec<String>;
+    fn workload(&self, scenario: &Scenario) -> Workload;
+    fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput;
+}
+
+/// Only the `[config]` table of a scenario file (every other key ignored).
+#[derive(Deserialize)]
+#[allow(dead_code)] // deserialised only to be validated
+struct ConfigOnly<C> {
+    #[serde(default)]
+    config: C,
+}
+
+impl<S: System> AnySystem for S {
+    fn name(&self) -> &'static str {
+        System::name(self)
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        S::Variant::NAMES
+    }
+    fn has_clients(&self) -> bool {
+        System::has_clients(self)
+    }
+    fn min_nodes(&self) -> u32 {
+        System::min_nodes(self)
+    }
+    fn check_config(&self, text: &str) -> Result<(), (Option<Range<usize>>, String)> {
+        toml::from_str::<ConfigOnly<S::Config>>(text)
+            .map(|_| ())
+            .map_err(|e| (e.span(), format!("[config]: {}", e.message().trim())))
+    }
+    fn validate_op(&self, op: &ClientOp) -> Result<(), String> {
+        System::validate_op(self, op)
+    }
+    fn checks(&self, variant: &str, config: &toml::Table) -> Vec<String> {
+        let (Some(variant), Ok(config)) = (S::Variant::parse(variant), typed_config::<S>(config)) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = self.invariants(variant, &config).iter().map(|i| i.name().to_owned()).collect();
+        if self.linearizability(variant, &config).is_some() {
+            names.push(LINEARIZABLE.to_owned());
+        }
+        names
+    }
+    fn workload(&self, scenario: &Scenario) -> Workload {
+        let (variant, config) = parsed::<S>(scenario);
+        System::workload(self, variant, &config)
+    }
+    fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
+        let (variant, config) = parsed::<S>(scenario);
+        let setup = Setup::<S> { variant, config: &config, scenario, plan };
+        let spec = Spec {
+            factory: self.factory(&setup),
+            invariants: self.invariants(variant, &config),
+            linearizability: self.linearizability(variant, &config),
+            progress: self.progress(variant, &config),
+        };
+        run(scenario, plan, seed, spec, options)
+    }
+}
+
+fn typed_config<S: System>(config: &toml::Table) -> Result<S::Config, toml::de::Error> {
+    toml::Value::Table(config.clone()).try_into()
+}
+
+/// The variant and `[config]` of a scenario parsed against this system's catalog.
+fn parsed<S: System>(scenario: &Scenario) -> (S::Variant, S::Config) {
+    let variant = S::Variant::parse(&scenario.variant).expect("scenarios are validated against their system");
+    let config = typed_config::<S>(&scenario.config).expect("[config] was validated when the scenario was parsed");
+    (variant, config)
+}
+
+/// A list of systems: the catalog scenario files are checked against, and
+/// what runs them. The root package lists faultline's own; a user's crate
+/// lists theirs.
+pub struct Systems(pub &'static [&'static dyn AnySystem]);
+
+impl Systems {
+    pub fn find(&self, name: &str) -> Option<&'static dyn AnySystem> {
+        self.0.iter().copied().find(|s| s.name() == name)
+    }
+
+    fn get(&self, name: &str) -> &'static dyn AnySystem {
+        self.find(name).expect("scenarios are validated against the catalog")
+    }
+
+    /// The plan of a scenario for a seed, with the system's workload.
+    pub fn plan(&self, scenario: &Scenario, seed: u64) -> Plan {
+        scenario.plan(seed, &mut *self.get(&scenario.system).workload(scenario))
+    }
+
+    /// Runs one seed of a scenario with a given plan.
+    pub fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
+        self.get(&scenario.system).run(scenario, plan, seed, options)
+    }
+}
+
+impl Catalog for Systems {
+    fn systems(&self) -> Vec<&'static str> {
+        self.0.iter().map(|s| s.name()).collect()
+    }
+    fn variants(&self, system: &str) -> Vec<&'static str> {
+        self.find(system).map(|s| s.variants().to_vec()).unwrap_or_default()
+    }
+    fn checks(&self, system: &str, variant: &str, config: &toml::Table) -> Vec<String> {
+        self.find(system).map(|s| s.checks(variant, config)).unwrap_or_default()
+    }
+    fn check_config(&self, system: &str, text: &str) -> Result<(), (Option<Range<usize>>, String)> {
+        self.find(system).map_or(Ok(()), |s| s.check_config(text))
+    }
+    fn validate_op(&self, system: &str, op: &ClientOp) -> Result<(), String> {
+        self.find(system).map_or(Ok(()), |s| s.validate_op(op))
+    }
+    fn min_nodes(&self, system: &str) -> u32 {
+        self.find(system).map_or(1, |s| s.min_nodes())
+    }
+    fn has_clients(&self, system: &str) -> bool {
+        self.find(system).is_some_and(|s| s.has_clients())
+    }
+}

@@ -1,0 +1,102 @@
+//! `register` as one unit: its `[config]`, workload, checks and wiring.
+
+use serde::Deserialize;
+
+use harness::check::linearizability::check;
+use harness::check::models::Register as RegisterModel;
+use harness::node::NoObservation;
+use harness::runner::{ok_after_heal, HistoryCheck, Progress};
+use harness::scenario::ClientOp;
+use harness::system::{Count, Positive, Setup, System, VariantNames, Workload};
+use harness::{Invariant, NodeId, Value};
+
+use super::{Client, Config, RegisterNode, Server, Variant};
+
+/// The scenario's `[config]` for `register`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// How long a client waits for a reply before resending.
+    pub request_timeout: Positive,
+    /// Resends before the operation is recorded as indeterminate.
+    pub retries: Count<10>,
+    /// How often the `ack-before-sync` server syncs its batch.
+    pub group_commit: Positive,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let d = Config::default();
+        Settings {
+            request_timeout: Positive(d.request_timeout),
+            retries: Count(d.retries),
+            group_commit: Positive(d.group_commit),
+        }
+    }
+}
+
+/// The tutorial system: one server, clients reading, writing and cas-ing.
+pub struct Register;
+
+impl VariantNames for Variant {
+    const NAMES: &'static [&'static str] = Variant::NAMES;
+    fn parse(name: &str) -> Option<Self> {
+        Variant::parse(name)
+    }
+}
+
+impl System for Register {
+    type Node = RegisterNode;
+    type Config = Settings;
+    type Variant = Variant;
+
+    fn name(&self) -> &'static str {
+        "register"
+    }
+    fn workload(&self, _variant: Variant, _config: &Settings) -> Workload {
+        Box::new(|rng, keys, _client| {
+            let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
+            let small = |rng: &mut harness::Rng| Value::Int(rng.below(5) as i64);
+            match rng.below(10) {
+                0..=3 => ClientOp { f: "read".into(), key, value: Value::Null },
+                4..=6 => ClientOp { f: "write".into(), key, value: small(rng) },
+                _ => ClientOp { f: "cas".into(), key, value: Value::pair(small(rng), small(rng)) },
+            }
+        })
+    }
+    fn validate_op(&self, op: &ClientOp) -> Result<(), String> {
+        crate::validate_register_op(op, false)
+    }
+    fn invariants(&self, _variant: Variant, _config: &Settings) -> Vec<Box<dyn Invariant<NoObservation>>> {
+        Vec::new()
+    }
+    fn linearizability(&self, _variant: Variant, _config: &Settings) -> Option<HistoryCheck> {
+        Some(Box::new(|h, options| {
+            // A history the model cannot read is a bug in the client: a crash.
+            check(&RegisterModel, h, options).unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
+        }))
+    }
+    fn progress(&self, _variant: Variant, _config: &Settings) -> Progress<RegisterNode> {
+        ok_after_heal()
+    }
+    fn factory(&self, setup: &Setup<'_, Self>) -> harness::Factory<RegisterNode> {
+        let s = setup.config;
+        let config = Config {
+            variant: setup.variant,
+            request_timeout: s.request_timeout.0,
+            retries: s.retries.0,
+            think: setup.scenario.think,
+            group_commit: s.group_commit.0,
+        };
+        let scripts: Vec<Vec<crate::ClientOp>> =
+            (0..setup.scenario.clients).map(|c| crate::client_script(&setup.script(c))).collect();
+        Box::new(move |id: NodeId, disk: &harness::Disk| {
+            if id.is_server() {
+                RegisterNode::Server(Server::new(config.clone(), disk))
+            } else {
+                let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
+                RegisterNode::Client(Client::new(config.clone(), NodeId::server(0), script))
+            }
+        })
+    }
+}

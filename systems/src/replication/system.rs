@@ -1,0 +1,200 @@
+//! `replication` as one unit: its `[config]`, workload, checks and wiring.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use harness::check::lease::LeasesNeverOverlap;
+use harness::check::linearizability::check;
+use harness::check::models::Kv;
+use harness::check::session::{SessionFunctions, SessionGuarantee, MONOTONIC_READS, READ_YOUR_WRITES};
+use harness::runner::{HistoryCheck, Progress};
+use harness::scenario::ClientOp;
+use harness::system::{Count, Positive, Ppm, Setup, System, VariantNames, Workload};
+use harness::{History, Invariant, NodeId, OpType, Value};
+
+use super::{Client, Config, ReplObs, ReplicaNode, Server, Variant};
+use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
+use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
+
+/// How the leader serves `read`s.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaderReads {
+    /// Confirm leadership with a heartbeat round first.
+    #[default]
+    ReadIndex,
+    /// Answer from a lease.
+    Lease,
+}
+
+/// The scenario's `[config]` for `replication`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub election_timeout: Positive,
+    pub heartbeat: Positive,
+    pub request_timeout: Positive,
+    /// Tries per request (new servers on timeouts and redirects).
+    pub tries: Count<100>,
+    /// `sticky-leader-window`: how long after a write reads stick to the leader.
+    pub sticky_window: Positive,
+    pub leader_reads: LeaderReads,
+    /// The largest clock drift leases must survive.
+    pub max_drift_ppm: Ppm,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let d = Config::default();
+        Settings {
+            election_timeout: Positive(d.raft.election_timeout),
+            heartbeat: Positive(d.raft.heartbeat),
+            request_timeout: Positive(d.request_timeout),
+            tries: Count(d.tries),
+            sticky_window: Positive(d.sticky_window),
+            leader_reads: LeaderReads::ReadIndex,
+            max_drift_ppm: Ppm(d.raft.max_drift_ppm),
+        }
+    }
+}
+
+/// A key-value store on the Raft log, with sessions.
+pub struct Replication;
+
+impl VariantNames for Variant {
+    const NAMES: &'static [&'static str] = Variant::NAMES;
+    fn parse(name: &str) -> Option<Self> {
+        Variant::parse(name)
+    }
+}
+
+fn config(variant: Variant, s: &Settings, think: std::time::Duration) -> Config {
+    let d = Config::default();
+    Config {
+        variant,
+        raft: RaftConfig {
+            election_timeout: s.election_timeout.0,
+            heartbeat: s.heartbeat.0,
+            max_drift_ppm: s.max_drift_ppm.0,
+            ..d.raft
+        },
+        request_timeout: s.request_timeout.0,
+        tries: s.tries.0,
+        think,
+        sticky_window: s.sticky_window.0,
+        lease_reads: s.leader_reads == LeaderReads::Lease,
+    }
+}
+
+impl System for Replication {
+    type Node = ReplicaNode;
+    type Config = Settings;
+    type Variant = Variant;
+
+    fn name(&self) -> &'static str {
+        "replication"
+    }
+
+    /// Written values are unique within a plan (1, 2, 3, ...), so every
+    /// value read names the write that produced it. A client's cas is a
+    /// read-modify-write of the key it last wrote, expecting the value it
+    /// wrote there: current unless another client wrote the key since, so
+    /// about half of them succeed.
+    fn workload(&self, _variant: Variant, _config: &Settings) -> Workload {
+        let mut written = 0i64;
+        // Each client's last write: (key, value).
+        let mut last: BTreeMap<u32, (String, i64)> = BTreeMap::new();
+        Box::new(move |rng, keys, client| {
+            let draw = rng.below(20);
+            let random_key = format!("k{}", rng.below(u64::from(keys.max(1))));
+            if draw > 9 {
+                let f = if draw <= 14 { "read" } else { "session-read" };
+                return ClientOp { f: f.into(), key: Some(random_key), value: Value::Null };
+            }
+            written += 1;
+            let mine = last.get(&client).cloned();
+            if draw <= 6 || mine.is_none() {
+                last.insert(client, (random_key.clone(), written));
+                return ClientOp { f: "write".into(), key: Some(random_key), value: Value::Int(written) };
+            }
+            let (key, expected) = mine.expect("checked above");
+            last.insert(client, (key.clone(), written));
+            ClientOp { f: "cas".into(), key: Some(key), value: Value::pair(Value::Int(expected), Value::Int(written)) }
+        })
+    }
+
+    fn validate_op(&self, op: &ClientOp) -> Result<(), String> {
+        crate::validate_register_op(op, true)
+    }
+
+    /// Each variant builds only the checks that apply to it.
+    fn invariants(&self, variant: Variant, settings: &Settings) -> Vec<Box<dyn Invariant<ReplObs>>> {
+        let mut invariants: Vec<Box<dyn Invariant<ReplObs>>> =
+            vec![Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.0 {
+                RaftObs::BecameLeader { term } => Some(term),
+                _ => None,
+            }))];
+        if variant != Variant::AsyncFailover {
+            invariants.push(Box::new(CommittedNeverChange::new(|o: &ReplObs| match o.0 {
+                RaftObs::Applied { index, term, digest } => Some((index, term, digest)),
+                _ => None,
+            })));
+        }
+        if config(variant, settings, std::time::Duration::ZERO).uses_leases() {
+            invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
+        }
+        let functions = SessionFunctions {
+            reads: vec!["read".into(), "session-read".into()],
+            writes: vec!["write".into()],
+            cas: vec!["cas".into()],
+        };
+        invariants.push(Box::new(SessionGuarantee::new(READ_YOUR_WRITES, functions.clone())));
+        invariants.push(Box::new(SessionGuarantee::new(MONOTONIC_READS, functions)));
+        invariants
+    }
+
+    fn linearizability(&self, _variant: Variant, _config: &Settings) -> Option<HistoryCheck> {
+        Some(Box::new(|h, options| {
+            check(&Kv, &linearizable_part(h), options)
+                .unwrap_or_else(|e| panic!("history event {}: {}", e.event, e.message))
+        }))
+    }
+
+    fn progress(&self, _variant: Variant, _config: &Settings) -> Progress<ReplicaNode> {
+        write_and_read_after_heal()
+    }
+
+    fn factory(&self, setup: &Setup<'_, Self>) -> harness::Factory<ReplicaNode> {
+        let config = config(setup.variant, setup.config, setup.scenario.think);
+        let scripts: Vec<Vec<crate::ClientOp>> =
+            (0..setup.scenario.clients).map(|c| crate::client_script(&setup.script(c))).collect();
+        Box::new(move |id: NodeId, disk: &harness::Disk| {
+            if id.is_server() {
+                ReplicaNode::Server(Box::new(Server::new(config.clone(), disk)))
+            } else {
+                let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
+                ReplicaNode::Client(Box::new(Client::new(config.clone(), script)))
+            }
+        })
+    }
+}
+
+/// The history the linearizability checker judges: leader reads and every
+/// write; session reads are judged only by the session guarantees.
+fn linearizable_part(history: &History) -> History {
+    History { ops: history.ops.iter().filter(|op| op.f != "session-read").cloned().collect() }
+}
+
+/// Progress: after the heal, a write completes and a read completes.
+fn write_and_read_after_heal() -> Progress<ReplicaNode> {
+    Box::new(|view, healed| {
+        let since = view.history().ops.iter().rev().take_while(|op| op.time.is_some_and(|t| t >= healed.0));
+        let (mut wrote, mut read) = (false, false);
+        for op in since.filter(|op| op.kind == OpType::Ok) {
+            wrote |= op.f == "write";
+            read |= op.f == "read";
+        }
+        wrote && read
+    })
+}
