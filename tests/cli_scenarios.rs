@@ -41,7 +41,7 @@ ops = 20
 
 #[test]
 fn run_json_has_the_documented_fields_and_exit_status() {
-    let o = faultline(&["run", "scenarios/register/lost-update.toml", "--seed", "0", "--json"]);
+    let o = faultline(&["run", "scenarios/register/lost-update.toml", "--seed", "1", "--json"]);
     assert_eq!(o.status.code(), Some(0), "a violation scenario that finds its violation meets its expectation");
     let line: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("one JSON object");
     for key in ["scenario", "title", "seed", "outcome", "expected", "check", "trace_hash", "events", "virtual_time_ns"]
@@ -53,7 +53,7 @@ fn run_json_has_the_documented_fields_and_exit_status() {
     assert_eq!(line["expected"], "violation of \"linearizable\"");
     // The same seed in a second process: the same trace.
     let again: serde_json::Value = serde_json::from_str(
-        out(&faultline(&["run", "scenarios/register/lost-update.toml", "--seed", "0", "--json"])).trim(),
+        out(&faultline(&["run", "scenarios/register/lost-update.toml", "--seed", "1", "--json"])).trim(),
     )
     .expect("json");
     assert_eq!(line["trace_hash"], again["trace_hash"]);
@@ -66,13 +66,13 @@ fn run_writes_a_report_and_prints_reproduction_commands() {
         "run",
         "scenarios/register/lost-update.toml",
         "--seed",
-        "0",
+        "1",
         "--report",
         report.to_str().expect("utf-8"),
     ]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(out(&o).contains("FAULTLINE_SEED=0 cargo test --test scenarios -- register/lost-update"), "{}", out(&o));
-    assert!(out(&o).contains("cargo run --release -- run scenarios/register/lost-update.toml --seed 0"));
+    assert!(out(&o).contains("FAULTLINE_SEED=1 cargo test --test scenarios -- register/lost-update"), "{}", out(&o));
+    assert!(out(&o).contains("cargo run --release -- run scenarios/register/lost-update.toml --seed 1"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).expect("written")).expect("json");
     assert_eq!(json["outcome"], "violation");
@@ -100,7 +100,7 @@ fn sweep_json_reports_each_scenario_and_exit_1_when_one_misses() {
     let o = faultline(&["sweep", &path, "--seeds", "3"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(out(&o).contains("UNEXPECTED"), "{}", out(&o));
-    assert!(out(&o).contains("--seed 0"), "{}", out(&o));
+    assert!(out(&o).contains("--seed 1"), "{}", out(&o));
     // Shards split the scenarios between machines: together they cover all.
     let count = |shard: &str| {
         faultline(&["sweep", "scenarios/register", "--seeds", "1", "--json", "--shard", shard])

@@ -64,9 +64,11 @@ fn the_same_property_catches_a_planted_bug_and_shrinks_its_fault_plan() {
         Ok(())
     });
     let Err(TestError::Fail(_, minimal)) = result else { panic!("no fault plan exposed ack-before-sync: {result:?}") };
-    // Pauses cannot lose an acknowledged write: the minimal plan is a few crashes.
+    // Pauses alone cannot lose an acknowledged write: the minimal plan is a
+    // few faults with a crash among them (a pause may stay, when it is what
+    // times the crash right after an acknowledged write).
     assert!(!minimal.is_empty() && minimal.len() <= 3, "shrunk to a few faults:\n{}", faults_as_toml(&minimal));
-    assert!(minimal.iter().all(|f| f.fault.kind() == "crash"), "only crashes remain:\n{}", faults_as_toml(&minimal));
+    assert!(minimal.iter().any(|f| f.fault.kind() == "crash"), "a crash remains:\n{}", faults_as_toml(&minimal));
     let text = faults_as_toml(&minimal);
     assert!(text.contains("[[fault]]") && text.contains("kind = \"crash\""), "{text}");
 }

@@ -57,6 +57,16 @@ pub enum Fault {
     Restart(Target),
     /// A crash with no restart, not even at heal.
     Kill(Target),
+    /// A crash in the middle of the target's next handler: the world
+    /// applies the first `effects` of what the handler did (sends, disk
+    /// writes and syncs, timers, observations; a number drawn from the run's
+    /// seed when `None`) and drops the rest, so a reply sent before the sync
+    /// that should have preceded it reaches its client while the sync never
+    /// happens. Undone (a restart) `for` after the crash itself.
+    CrashInHandler {
+        target: Target,
+        effects: Option<u32>,
+    },
     /// The node processes nothing: its messages wait, its timers fire late,
     /// its clocks keep running (a GC pause or SIGSTOP).
     Pause(Target),
@@ -93,6 +103,7 @@ impl Fault {
             Fault::Crash(_) => "crash",
             Fault::Restart(_) => "restart",
             Fault::Kill(_) => "kill",
+            Fault::CrashInHandler { .. } => "crash-in-handler",
             Fault::Pause(_) => "pause",
             Fault::Resume(_) => "resume",
             Fault::ClockBump { .. } => "clock-bump",
@@ -135,6 +146,10 @@ impl fmt::Display for Fault {
                 duration
             ),
             Fault::ClockDrift { target, ppm } => write!(f, "clock-drift {target} to {ppm} ppm"),
+            Fault::CrashInHandler { target, effects: Some(k) } => {
+                write!(f, "crash-in-handler {target} after {k} effects")
+            }
+            Fault::CrashInHandler { target, effects: None } => write!(f, "crash-in-handler {target}"),
             Fault::Partition(shape) => write!(f, "partition {shape:?}"),
             Fault::Network(cfg) => write!(f, "network {cfg:?}"),
             Fault::HealPartitions => f.write_str("heal partitions"),

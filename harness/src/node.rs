@@ -13,9 +13,8 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::disk::Disk;
-use crate::history::Value;
+use crate::history::{OpType, Value};
 use crate::rng::Rng;
-use crate::sim::Core;
 use crate::time::{MonoTime, WallTime};
 
 /// A node's name: servers are `n1..nN`, clients `c1..cK`. The role is part
@@ -144,78 +143,200 @@ pub trait Node: 'static {
 /// disk is empty; after a crash it holds exactly what was synced.
 pub type Factory<N> = Box<dyn FnMut(NodeId, &Disk) -> N>;
 
-/// The node's window on the world while it handles one event.
-pub struct Ctx<'a, N: Node + ?Sized> {
-    pub(crate) core: &'a mut Core<N>,
-    pub(crate) slot: usize,
+/// What a node asks of the world while it handles one event, in order.
+/// The handler records them on its [`Ctx`]; the driver applies them after
+/// it returns (the poll model of quinn-proto), so a driver can also apply
+/// only the first few (a crash in the middle of a handler).
+pub enum Effect<N: Node + ?Sized> {
+    Send {
+        to: NodeId,
+        msg: N::Msg,
+    },
+    SetTimer {
+        id: TimerId,
+        after: Duration,
+        tag: N::Timer,
+    },
+    CancelTimer(TimerId),
+    /// A write (`Some`) or delete (`None`) of one disk key, volatile until a sync.
+    DiskWrite {
+        key: String,
+        value: Option<Vec<u8>>,
+    },
+    DiskSync,
+    Observe(N::Obs),
+    Invoke {
+        f: String,
+        key: Option<String>,
+        value: Value,
+    },
+    Complete {
+        kind: OpType,
+        value: Value,
+    },
 }
 
-impl<N: Node + ?Sized> Ctx<'_, N> {
+impl<N: Node + ?Sized> Effect<N> {
+    /// A short name for traces and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::Send { .. } => "send",
+            Effect::SetTimer { .. } => "set-timer",
+            Effect::CancelTimer(_) => "cancel-timer",
+            Effect::DiskWrite { .. } => "disk-write",
+            Effect::DiskSync => "disk-sync",
+            Effect::Observe(_) => "observe",
+            Effect::Invoke { .. } => "invoke",
+            Effect::Complete { .. } => "complete",
+        }
+    }
+}
+
+/// What a driver hands a handler: the node's identity, its clocks read at
+/// this instant, its random stream, its disk as of the handler's start,
+/// and where timer ids come from.
+pub struct Env<'a> {
+    pub me: NodeId,
+    pub peers: &'a [NodeId],
+    pub servers: &'a [NodeId],
+    pub wall: WallTime,
+    pub mono: MonoTime,
+    pub rng: &'a mut Rng,
+    pub disk: &'a Disk,
+    /// Whether this client has an operation outstanding.
+    pub outstanding: bool,
+    /// The next timer id to hand out (ids are unique per world).
+    pub next_timer: &'a mut u64,
+}
+
+/// The node's window on the world while it handles one event: it reads
+/// the node's clocks, random stream and disk, and records every effect.
+pub struct Ctx<'a, N: Node + ?Sized> {
+    env: Env<'a>,
+    effects: &'a mut Vec<Effect<N>>,
+}
+
+impl<'a, N: Node + ?Sized> Ctx<'a, N> {
+    /// A context over `env` that records into `effects` (cleared first).
+    pub fn new(env: Env<'a>, effects: &'a mut Vec<Effect<N>>) -> Self {
+        effects.clear();
+        Ctx { env, effects }
+    }
     pub fn me(&self) -> NodeId {
-        self.core.id_of(self.slot)
+        self.env.me
     }
     /// The other servers (for a client: every server).
     pub fn peers(&self) -> &[NodeId] {
-        &self.core.nodes[self.slot].peers
+        self.env.peers
     }
     /// Every server, in order.
     pub fn servers(&self) -> &[NodeId] {
-        &self.core.servers
+        self.env.servers
     }
     /// This node's wall clock: skew, drift, bumps, strobes and resets apply.
     pub fn wall_now(&self) -> WallTime {
-        self.core.nodes[self.slot].clock.wall(self.core.now)
+        self.env.wall
     }
     /// This node's monotonic clock: drift applies, it never jumps back.
     pub fn mono_now(&self) -> MonoTime {
-        self.core.nodes[self.slot].clock.mono(self.core.now)
+        self.env.mono
     }
     /// Sends a message; the network may delay, drop, duplicate or reorder it.
     pub fn send(&mut self, to: NodeId, msg: N::Msg) {
-        self.core.send(self.slot, to, msg);
+        self.effects.push(Effect::Send { to, msg });
     }
     /// Arms a timer that fires after `after` on this node's monotonic clock.
     pub fn set_timer(&mut self, after: Duration, tag: N::Timer) -> TimerId {
-        self.core.set_timer(self.slot, after, tag)
+        *self.env.next_timer += 1;
+        let id = TimerId(*self.env.next_timer);
+        self.effects.push(Effect::SetTimer { id, after, tag });
+        id
     }
     /// Disarms a timer; cancelling one that already fired is harmless.
     pub fn cancel_timer(&mut self, id: TimerId) {
-        self.core.cancel_timer(self.slot, id);
+        self.effects.push(Effect::CancelTimer(id));
     }
     /// This node's random stream (derived from the run's seed).
     pub fn rng(&mut self) -> &mut Rng {
-        &mut self.core.nodes[self.slot].rng
+        self.env.rng
     }
-    /// This node's disk: writes are durable only after `sync`.
-    pub fn disk(&mut self) -> &mut Disk {
-        &mut self.core.nodes[self.slot].disk
+    /// This node's disk: writes are durable only after `sync`; reads see
+    /// this handler's own writes.
+    pub fn disk(&mut self) -> DiskHandle<'_, N> {
+        DiskHandle { base: self.env.disk, effects: self.effects }
     }
-    /// Reports a fact to the checkers; online invariants see it at once.
+    /// Reports a fact to the checkers; online invariants see it when the
+    /// driver applies it, at this same instant.
     pub fn observe(&mut self, obs: N::Obs) {
-        self.core.observe(self.slot, obs);
+        self.effects.push(Effect::Observe(obs));
     }
 
     /// Starts a client operation in the history. A process has at most one
     /// operation outstanding: invoking while one is open is a bug in the client.
     pub fn invoke(&mut self, f: &str, key: Option<&str>, value: Value) {
-        self.core.record_invoke(self.slot, f, key, value);
+        assert!(!self.env.outstanding, "{} invoked `{f}` while an operation is outstanding", self.env.me);
+        self.env.outstanding = true;
+        self.effects.push(Effect::Invoke { f: f.to_owned(), key: key.map(str::to_owned), value });
     }
     /// The outstanding operation took effect; `value` is its output.
     pub fn ok(&mut self, value: Value) {
-        self.core.record_completion(self.slot, crate::history::OpType::Ok, value);
+        self.complete(OpType::Ok, value);
     }
     /// The outstanding operation definitely did not take effect.
     pub fn fail(&mut self, value: Value) {
-        self.core.record_completion(self.slot, crate::history::OpType::Fail, value);
+        self.complete(OpType::Fail, value);
     }
     /// The outcome is unknown (a timeout): it may take effect later or never.
     /// The client continues under a fresh process number.
     pub fn info(&mut self, value: Value) {
-        self.core.record_completion(self.slot, crate::history::OpType::Info, value);
+        self.complete(OpType::Info, value);
+    }
+    fn complete(&mut self, kind: OpType, value: Value) {
+        assert!(self.env.outstanding, "{} completed an operation it never invoked", self.env.me);
+        self.env.outstanding = false;
+        self.effects.push(Effect::Complete { kind, value });
     }
     /// Whether this client has an operation outstanding.
     pub fn has_outstanding_op(&self) -> bool {
-        self.core.nodes[self.slot].outstanding.is_some()
+        self.env.outstanding
+    }
+}
+
+/// A node's disk inside a handler: writes and syncs are effects; reads see
+/// the disk as the handler found it, plus the handler's own writes.
+pub struct DiskHandle<'c, N: Node + ?Sized> {
+    base: &'c Disk,
+    effects: &'c mut Vec<Effect<N>>,
+}
+
+impl<N: Node + ?Sized> DiskHandle<'_, N> {
+    pub fn write(&mut self, key: &str, value: Vec<u8>) {
+        self.effects.push(Effect::DiskWrite { key: key.to_owned(), value: Some(value) });
+    }
+    pub fn remove(&mut self, key: &str) {
+        self.effects.push(Effect::DiskWrite { key: key.to_owned(), value: None });
+    }
+    /// Serialises `value` (JSON) under `key`.
+    pub fn put<T: Serialize>(&mut self, key: &str, value: &T) {
+        self.write(key, serde_json::to_vec(value).expect("disk records serialise"));
+    }
+    /// Makes every write so far durable.
+    pub fn sync(&mut self) {
+        self.effects.push(Effect::DiskSync);
+    }
+    /// The latest value of `key`: this handler's last write of it, else the disk's.
+    pub fn read(&self, key: &str) -> Option<&[u8]> {
+        let mine = self.effects.iter().rev().find_map(|e| match e {
+            Effect::DiskWrite { key: k, value } if k == key => Some(value.as_deref()),
+            _ => None,
+        });
+        mine.unwrap_or_else(|| self.base.read(key))
+    }
+    /// Reads a typed record (a record that does not parse is a bug: it panics).
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.read(key).map(|bytes| {
+            serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("disk record {key:?} does not parse: {e}"))
+        })
     }
 }
 

@@ -292,6 +292,9 @@ pub struct FaultEntry {
     pub loss: Option<Spanned<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<Spanned<f64>>,
+    /// Crashes in a handler: how many of the handler's effects apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effects: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone)]
@@ -373,14 +376,25 @@ pub struct Nemesis {
 }
 
 /// The fault kinds the nemesis can draw.
-pub const NEMESIS_KINDS: &[&str] =
-    &["partition", "crash", "kill", "pause", "clock-bump", "clock-strobe", "clock-drift", "clock-reset", "network"];
+pub const NEMESIS_KINDS: &[&str] = &[
+    "partition",
+    "crash",
+    "crash-in-handler",
+    "kill",
+    "pause",
+    "clock-bump",
+    "clock-strobe",
+    "clock-drift",
+    "clock-reset",
+    "network",
+];
 
 /// The fault kinds a `[[fault]]` can name.
 pub const FAULT_KINDS: &[&str] = &[
     "partition",
     "heal",
     "crash",
+    "crash-in-handler",
     "restart",
     "kill",
     "pause",
@@ -693,6 +707,29 @@ fn parse_network(cx: &Ctx<'_>, n: &NetworkSection) -> Result<LinkConfig, Scenari
 }
 
 /// Parses `random`, `leader`, `minority`, `majority` or a node name.
+/// Clients drive the test and keep the session a checker follows: a
+/// client that lost its memory would reuse request ids and forget its
+/// session, and the checks would blame the system. Clients pause; they
+/// never crash.
+fn no_client_crashes(cx: &Ctx<'_>, e: &FaultEntry, target: &Target) -> Result<(), ScenarioError> {
+    let client = match target {
+        Target::Node(n) => Some(*n).filter(|n| n.is_client()),
+        Target::Nodes(ns) => ns.iter().copied().find(|n| n.is_client()),
+        _ => None,
+    };
+    let Some(client) = client else { return Ok(()) };
+    let span = e
+        .node
+        .as_ref()
+        .map(|v| v.span())
+        .or(e.nodes.as_ref().map(|v| v.span()))
+        .or(e.target.as_ref().map(|v| v.span()));
+    Err(cx.err(
+        span.unwrap_or_else(|| e.kind.span()),
+        format!("{client} is a client: clients never crash (they drive the test); pause it instead, or crash a server"),
+    ))
+}
+
 fn parse_target(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Target, ScenarioError> {
     let given = [e.node.is_some(), e.target.is_some(), e.nodes.is_some()].iter().filter(|&&g| g).count();
     if given > 1 {
@@ -750,12 +787,13 @@ fn parse_fault(cx: &Ctx<'_>, entry: &Spanned<FaultEntry>, run: Duration) -> Resu
         "partition" => &["node", "target", "nodes", "shape", "groups", "for"],
         "heal" => &[],
         "crash" | "pause" | "kill" | "restart" | "resume" | "clock-reset" => &["node", "target", "nodes", "for"],
+        "crash-in-handler" => &["node", "target", "nodes", "effects", "for"],
         "clock-bump" => &["node", "target", "nodes", "delta", "for"],
         "clock-strobe" => &["node", "target", "nodes", "delta", "period", "for"],
         "clock-drift" => &["node", "target", "nodes", "ppm", "for"],
         _ => &["latency", "loss", "duplicate", "for"],
     };
-    let present: [(&str, Option<std::ops::Range<usize>>); 12] = [
+    let present: [(&str, Option<std::ops::Range<usize>>); 13] = [
         ("node", e.node.as_ref().map(|v| v.span())),
         ("target", e.target.as_ref().map(|v| v.span())),
         ("nodes", e.nodes.as_ref().map(|v| v.span())),
@@ -768,6 +806,7 @@ fn parse_fault(cx: &Ctx<'_>, entry: &Spanned<FaultEntry>, run: Duration) -> Resu
         ("loss", e.loss.as_ref().map(|v| v.span())),
         ("duplicate", e.duplicate.as_ref().map(|v| v.span())),
         ("for", e.for_.as_ref().map(|v| v.span())),
+        ("effects", e.effects.as_ref().map(|v| v.span())),
     ];
     for (key, span) in present {
         if let Some(span) = span {
@@ -782,10 +821,16 @@ fn parse_fault(cx: &Ctx<'_>, entry: &Spanned<FaultEntry>, run: Duration) -> Resu
             return Err(cx.err(f.span(), format!("a {kind} fault has no `for`: nothing undoes it")));
         }
     }
+    if matches!(kind, "crash" | "kill" | "crash-in-handler" | "restart") {
+        no_client_crashes(cx, e, &parse_target(cx, e)?)?;
+    }
     let fault = match kind {
         "partition" => Fault::Partition(parse_shape(cx, e)?),
         "heal" => Fault::HealPartitions,
         "crash" => Fault::Crash(parse_target(cx, e)?),
+        "crash-in-handler" => {
+            Fault::CrashInHandler { target: parse_target(cx, e)?, effects: e.effects.as_ref().map(|k| *k.get_ref()) }
+        }
         "restart" => Fault::Restart(parse_target(cx, e)?),
         "kill" => Fault::Kill(parse_target(cx, e)?),
         "pause" => Fault::Pause(parse_target(cx, e)?),
@@ -1061,6 +1106,7 @@ fn draw_fault(rng: &mut Rng, kind: &str, at: Duration, len: Duration) -> TimedFa
             timed(Fault::Partition(shape), Some(len))
         }
         "crash" => timed(Fault::Crash(draw_target(rng)), Some(len)),
+        "crash-in-handler" => timed(Fault::CrashInHandler { target: draw_target(rng), effects: None }, Some(len)),
         "kill" => timed(Fault::Kill(Target::Random), None),
         "pause" => timed(Fault::Pause(draw_target(rng)), Some(len)),
         "clock-bump" => {
@@ -1174,6 +1220,7 @@ pub fn fault_entry(f: &TimedFault) -> FaultEntry {
         latency: None,
         loss: None,
         duplicate: None,
+        effects: None,
     };
     match &f.fault {
         Fault::Partition(shape) => match shape {
@@ -1201,6 +1248,10 @@ pub fn fault_entry(f: &TimedFault) -> FaultEntry {
         | Fault::Pause(t)
         | Fault::Resume(t)
         | Fault::ClockReset(t) => target_keys(t, &mut e),
+        Fault::CrashInHandler { target, effects } => {
+            target_keys(target, &mut e);
+            e.effects = effects.map(|k| Spanned::new(0..0, k));
+        }
         Fault::ClockBump { target, delta_ns } => {
             target_keys(target, &mut e);
             e.delta = Some(Spanned::new(0..0, SignedDur(*delta_ns)));

@@ -22,7 +22,7 @@ use crate::disk::Disk;
 use crate::fault::{join, Fault, Shape, Target};
 use crate::history::{History, Op, OpType, Value};
 use crate::net::{Link, LinkConfig, Ordering};
-use crate::node::{Ctx, Factory, Leadership, Node, NodeId, Observation, TimerId};
+use crate::node::{Ctx, Effect, Env, Factory, Leadership, Node, NodeId, Observation, TimerId};
 use crate::outcome::Outcome;
 use crate::rng::{Rng, Stream};
 use crate::time::{nanos, MonoTime, SimTime, WallTime};
@@ -125,6 +125,14 @@ enum Event<M> {
     Undo(Box<Undo>),
 }
 
+/// A crash armed for a node's next handler: it applies `keep` of the
+/// handler's effects (drawn when `None`), and stays down for `down_for`.
+#[derive(Clone, Copy, Debug)]
+struct Interrupt {
+    keep: Option<u32>,
+    down_for: Option<Duration>,
+}
+
 /// What undoes an applied fault at the end of its window: exactly what
 /// that fault did, node by node, and nothing another fault did.
 enum Undo {
@@ -137,8 +145,9 @@ enum Undo {
     Restart(Vec<(NodeId, u64)>),
     /// Resume the nodes this pause stopped, likewise.
     Resume(Vec<(NodeId, u64)>),
-    /// Give each node back its own earlier drift.
-    Drift(Vec<(NodeId, f64)>),
+    /// End this drift change on these nodes: each gets the latest drift
+    /// change still on, or its own drift from the start.
+    Drift(u64, Vec<NodeId>),
     /// End this network storm: the network becomes the latest storm still
     /// on, or the scenario's network.
     EndStorm(u64),
@@ -163,6 +172,12 @@ pub(crate) struct NodeState<N: Node + ?Sized> {
     pub(crate) status: Status,
     /// When the node last started (its current incarnation's birth).
     started: SimTime,
+    /// A crash armed for the node's next handler.
+    interrupt: Option<Interrupt>,
+    /// Its drift from the start, and the drift changes on now (by id,
+    /// oldest first): the latest one rules.
+    base_drift: f64,
+    drifts: Vec<(u64, f64)>,
     /// How many times it went down, and was paused: an undo acts only on
     /// the down or pause its own fault began.
     downs: u64,
@@ -198,11 +213,15 @@ pub(crate) struct Core<N: Node + ?Sized> {
     /// Network storms now on, oldest first, by id.
     storms: Vec<(u64, LinkConfig)>,
     next_storm: u64,
+    /// Ids of drift changes.
+    next_change: u64,
     net_rng: Rng,
     fault_rng: Rng,
     partitions: BTreeMap<u64, Vec<(u32, u32)>>,
     next_partition: u64,
     next_timer: u64,
+    /// The effect buffer handlers record into (reused, never shrunk).
+    effects: Vec<Effect<N>>,
     next_process: u64,
     trace: Trace,
     stats: Stats,
@@ -275,15 +294,19 @@ impl<N: Node> World<N> {
                 let offset = if skew > 0 { clock_rng.between(0, 2 * skew as u64) as i64 - skew } else { 0 };
                 let drift =
                     if config.drift_ppm > 0.0 { (clock_rng.unit() * 2.0 - 1.0) * config.drift_ppm } else { 0.0 };
+                let clock = Clock::new(offset, drift);
                 NodeState {
                     id,
                     status: Status::Up,
                     started: SimTime::ZERO,
+                    interrupt: None,
+                    base_drift: clock.drift_ppm(),
+                    drifts: Vec::new(),
                     downs: 0,
                     pauses: 0,
                     paused: false,
                     deferred: Vec::new(),
-                    clock: Clock::new(offset, drift),
+                    clock,
                     rng: Rng::new(config.seed, Stream::Node(id)),
                     disk: Disk::new(),
                     peers: servers.iter().copied().filter(|&s| s != id).collect(),
@@ -308,11 +331,13 @@ impl<N: Node> World<N> {
             base_network: config.network.clone(),
             storms: Vec::new(),
             next_storm: 0,
+            next_change: 0,
             net_rng: Rng::new(config.seed, Stream::Network),
             fault_rng: Rng::new(config.seed, Stream::Faults),
             partitions: BTreeMap::new(),
             next_partition: 0,
             next_timer: 0,
+            effects: Vec::new(),
             next_process: 0,
             trace: Trace::new(config.keep_trace),
             stats: Stats::default(),
@@ -520,6 +545,7 @@ impl<N: Node> World<N> {
             self.core.set_all_links(base);
         }
         for slot in 0..self.nodes.len() {
+            self.core.nodes[slot].interrupt = None;
             if self.core.nodes[slot].paused {
                 self.resume(slot);
             }
@@ -598,7 +624,9 @@ impl<N: Node> World<N> {
             Outcome::Violation(v) => Some(v.invariant.as_str()),
             _ => None,
         };
-        let healthy = !matches!(outcome, Outcome::Crash { .. } | Outcome::Nondeterminism { .. });
+        // A node's panic stops the run (`stopped`); a checker's panic at the
+        // end does not undo what the online checks judged.
+        let healthy = !matches!(outcome, Outcome::Nondeterminism { .. });
         self.core
             .invariants
             .iter()
@@ -728,11 +756,29 @@ impl<N: Node> World<N> {
     }
 
     /// Runs a handler, turning a panic into a `crash` outcome.
+    /// Runs one handler of the node in `slot`, then applies the effects it
+    /// recorded, in order. A crash armed for this node's next handler
+    /// applies only the first few and takes the node down.
     fn call(&mut self, slot: usize, f: impl FnOnce(&mut N, &mut Ctx<'_, N>)) {
         let node = self.nodes[slot].as_mut().expect("handler for a node that is down");
-        let mut ctx = Ctx { core: &mut self.core, slot };
-        let span = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| tracing::debug_span!("node", id = %ctx.core.id_of(slot)).entered());
+        let mut effects = std::mem::take(&mut self.core.effects);
+        let core = &mut self.core;
+        let now = core.now;
+        let state = &mut core.nodes[slot];
+        let env = Env {
+            me: state.id,
+            peers: &state.peers,
+            servers: &core.servers,
+            wall: state.clock.wall(now),
+            mono: state.clock.mono(now),
+            rng: &mut state.rng,
+            disk: &state.disk,
+            outstanding: state.outstanding.is_some(),
+            next_timer: &mut core.next_timer,
+        };
+        let mut ctx = Ctx::new(env, &mut effects);
+        let id = ctx.me();
+        let span = tracing::enabled!(tracing::Level::DEBUG).then(|| tracing::debug_span!("node", id = %id).entered());
         let result = catch_unwind(AssertUnwindSafe(|| f(node, &mut ctx)));
         drop(span);
         if let Err(panic) = result {
@@ -743,6 +789,37 @@ impl<N: Node> World<N> {
                 event: self.core.trace.events().saturating_sub(1),
                 message: panic_message(&panic),
             });
+            self.core.effects = effects;
+            return;
+        }
+        let interrupt = self.core.nodes[slot].interrupt.take();
+        let keep = match &interrupt {
+            None => effects.len(),
+            Some(i) => i.keep.map_or_else(
+                || self.core.fault_rng.below(effects.len() as u64 + 1) as usize,
+                |k| (k as usize).min(effects.len()),
+            ),
+        };
+        let total = effects.len();
+        for effect in effects.drain(..).take(keep) {
+            self.core.apply_effect(slot, effect);
+        }
+        self.core.effects = effects;
+        if let Some(i) = interrupt {
+            self.crash_in_handler(slot, keep, total, i.down_for);
+        }
+    }
+
+    /// The armed crash of a node's handler: it applied `kept` of `total`
+    /// effects; the node goes down now and restarts after `down_for`.
+    fn crash_in_handler(&mut self, slot: usize, kept: usize, total: usize, down_for: Option<Duration>) {
+        let id = self.core.id_of(slot);
+        self.crash(slot, Status::Crashed);
+        self.log_fault(format!("crash in a handler after {kept} of {total} effects"), vec![id]);
+        if let Some(after) = down_for {
+            let at = self.core.now.saturating_add(after).0;
+            let down = self.core.nodes[slot].downs;
+            self.core.push_event(at, Event::Undo(Box::new(Undo::Restart(vec![(id, down)]))));
         }
     }
 
@@ -769,6 +846,7 @@ impl<N: Node> World<N> {
         self.nodes[slot] = None;
         state.status = status;
         state.downs += 1;
+        state.interrupt = None;
         state.paused = false;
         state.timers.clear();
         state.disk.crash();
@@ -811,6 +889,22 @@ impl<N: Node> World<N> {
     }
 
     fn apply_fault(&mut self, fault: Fault, undo_after: Option<Duration>) {
+        if let Fault::CrashInHandler { target, effects } = &fault {
+            // Armed now; it strikes (and schedules its restart) at the
+            // node's next handler.
+            self.core.stats.faults_applied += 1;
+            let mut hit = Vec::new();
+            for id in self.core.resolve(target) {
+                let slot = self.core.slot_of(id);
+                let state = &mut self.core.nodes[slot];
+                if state.status == Status::Up {
+                    state.interrupt = Some(Interrupt { keep: *effects, down_for: undo_after });
+                    hit.push(id);
+                }
+            }
+            self.log_fault(format!("{fault} (armed)"), hit);
+            return;
+        }
         self.core.stats.faults_applied += 1;
         let description = fault.to_string();
         let (hit, undo) = self.apply_resolved(fault);
@@ -864,13 +958,17 @@ impl<N: Node> World<N> {
                     self.log_fault("resume".into(), hit);
                 }
             }
-            Undo::Drift(nodes) => {
-                for &(id, ppm) in &nodes {
+            Undo::Drift(change, nodes) => {
+                let mut text = Vec::new();
+                for &id in &nodes {
                     let slot = self.core.slot_of(id);
+                    let state = &mut self.core.nodes[slot];
+                    state.drifts.retain(|(c, _)| *c != change);
+                    let ppm = state.drifts.last().map_or(state.base_drift, |d| d.1);
                     self.core.set_drift(slot, ppm);
+                    text.push(format!("{id} to {ppm} ppm"));
                 }
-                let text: Vec<String> = nodes.iter().map(|(id, ppm)| format!("{id} to {ppm} ppm")).collect();
-                self.log_fault(format!("clock-drift back: {}", text.join(", ")), nodes.iter().map(|n| n.0).collect());
+                self.log_fault(format!("clock-drift back: {}", text.join(", ")), nodes);
             }
             Undo::EndStorm(id) => {
                 self.core.storms.retain(|(s, _)| *s != id);
@@ -904,6 +1002,7 @@ impl<N: Node> World<N> {
                 (vec![], None)
             }
             Fault::Crash(t) => self.apply_process_fault(ProcessFault::Crash, t),
+            Fault::CrashInHandler { .. } => unreachable!("armed in apply_fault"),
             Fault::Kill(t) => self.apply_process_fault(ProcessFault::Kill, t),
             Fault::Restart(t) => self.apply_process_fault(ProcessFault::Restart, t),
             Fault::Pause(t) => self.apply_process_fault(ProcessFault::Pause, t),
@@ -937,13 +1036,14 @@ impl<N: Node> World<N> {
             }
             Fault::ClockDrift { target, ppm } => {
                 let hit = self.core.resolve(&target);
-                let mut previous = Vec::new();
+                self.core.next_change += 1;
+                let change = self.core.next_change;
                 for &id in &hit {
                     let s = self.core.slot_of(id);
-                    previous.push((id, self.core.nodes[s].clock.drift_ppm()));
+                    self.core.nodes[s].drifts.push((change, ppm));
                     self.core.set_drift(s, ppm);
                 }
-                (hit, Some(Undo::Drift(previous)))
+                (hit.clone(), Some(Undo::Drift(change, hit)))
             }
             Fault::Network(config) => {
                 if let Err(e) = config.validate() {
@@ -1053,7 +1153,7 @@ impl<N: Node + ?Sized> Core<N> {
         self.queue.push(Reverse(Scheduled { time, seq: self.seq, slot }));
     }
 
-    pub(crate) fn send(&mut self, from: usize, to: NodeId, msg: N::Msg) {
+    fn send(&mut self, from: usize, to: NodeId, msg: N::Msg) {
         let to = self.slot_of(to);
         self.stats.sent += 1;
         let li = self.link_index(from, to);
@@ -1086,18 +1186,31 @@ impl<N: Node + ?Sized> Core<N> {
         self.push_event(at, event);
     }
 
-    pub(crate) fn set_timer(&mut self, slot: usize, after: Duration, tag: N::Timer) -> TimerId {
-        self.next_timer += 1;
-        let id = self.next_timer;
+    /// Applies one effect a handler of the node in `slot` recorded.
+    fn apply_effect(&mut self, slot: usize, effect: Effect<N>) {
+        match effect {
+            Effect::Send { to, msg } => self.send(slot, to, msg),
+            Effect::SetTimer { id, after, tag } => self.set_timer(slot, id, after, tag),
+            Effect::CancelTimer(id) => self.cancel_timer(slot, id),
+            Effect::DiskWrite { key, value: Some(bytes) } => self.nodes[slot].disk.write(&key, bytes),
+            Effect::DiskWrite { key, value: None } => self.nodes[slot].disk.remove(&key),
+            Effect::DiskSync => self.nodes[slot].disk.sync(),
+            Effect::Observe(obs) => self.observe(slot, obs),
+            Effect::Invoke { f, key, value } => self.record_invoke(slot, &f, key.as_deref(), value),
+            Effect::Complete { kind, value } => self.record_completion(slot, kind, value),
+        }
+    }
+
+    fn set_timer(&mut self, slot: usize, id: TimerId, after: Duration, tag: N::Timer) {
+        let id = id.0;
         let state = &mut self.nodes[slot];
         let deadline = state.clock.mono(self.now).saturating_add(after);
         let at = state.clock.true_time_of(self.now, deadline);
         state.timers.push(ArmedTimer { id, deadline, gen: 0, tag });
         self.push_event(at.0, Event::Timer { slot: slot as u32, id, gen: 0 });
-        TimerId(id)
     }
 
-    pub(crate) fn cancel_timer(&mut self, slot: usize, id: TimerId) {
+    fn cancel_timer(&mut self, slot: usize, id: TimerId) {
         let timers = &mut self.nodes[slot].timers;
         if let Some(pos) = timers.iter().position(|t| t.id == id.0) {
             timers.swap_remove(pos);
@@ -1120,7 +1233,7 @@ impl<N: Node + ?Sized> Core<N> {
         }
     }
 
-    pub(crate) fn observe(&mut self, slot: usize, obs: N::Obs) {
+    fn observe(&mut self, slot: usize, obs: N::Obs) {
         let id = self.id_of(slot);
         match obs.leadership() {
             Some(Leadership::Elected) => self.leader = Some(id),
@@ -1171,7 +1284,7 @@ impl<N: Node + ?Sized> Core<N> {
         self.history.push(op);
     }
 
-    pub(crate) fn record_invoke(&mut self, slot: usize, f: &str, key: Option<&str>, value: Value) {
+    fn record_invoke(&mut self, slot: usize, f: &str, key: Option<&str>, value: Value) {
         let state = &mut self.nodes[slot];
         assert!(state.outstanding.is_none(), "{} invoked `{f}` while an operation is outstanding", state.id);
         let process = *state.process.get_or_insert_with(|| {
@@ -1193,7 +1306,7 @@ impl<N: Node + ?Sized> Core<N> {
         self.record_op(slot, op);
     }
 
-    pub(crate) fn record_completion(&mut self, slot: usize, kind: OpType, value: Value) {
+    fn record_completion(&mut self, slot: usize, kind: OpType, value: Value) {
         let state = &mut self.nodes[slot];
         let Some((process, f, key)) = state.outstanding.take() else {
             panic!("{} completed an operation ({kind}) without invoking one", state.id);

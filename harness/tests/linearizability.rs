@@ -259,3 +259,26 @@ fn a_budget_leaves_a_partition_unknown_and_the_others_decided() {
     let verdicts: Vec<_> = report.partitions.iter().map(|p| p.verdict).collect();
     assert_eq!(verdicts, vec![Verdict::NotLinearizable, Verdict::Linearizable]);
 }
+
+/// An indeterminate `write nil` is observed by a later `get` of "" (what
+/// get reads of an absent key), so it must not be dropped as invisible.
+#[test]
+fn an_unknown_write_of_nil_seen_by_get_is_kept() {
+    let op = |process, kind, f: &str, value: Value| Op {
+        process,
+        kind,
+        f: f.into(),
+        key: Some("k".into()),
+        value,
+        time: None,
+    };
+    let mut h = History::new();
+    h.push(op(1, OpType::Invoke, "put", Value::from("a")));
+    h.push(op(1, OpType::Ok, "put", Value::Null));
+    h.push(op(2, OpType::Invoke, "write", Value::Null));
+    h.push(op(2, OpType::Info, "write", Value::Null));
+    h.push(op(3, OpType::Invoke, "get", Value::Null));
+    h.push(op(3, OpType::Ok, "get", Value::from("")));
+    let report = check(&Kv, &h, &Options::default()).expect("valid ops");
+    assert_eq!(report.verdict, Verdict::Linearizable, "{}", report.to_text());
+}

@@ -676,3 +676,83 @@ fn a_storm_undo_never_brings_back_an_earlier_storm() {
     world.run_until(SimTime::from_duration(ms(70)));
     assert_eq!(world.network(), &base, "B's end goes back to the scenario's network, not to A");
 }
+
+#[test]
+fn a_crash_in_a_handler_loses_writes_it_never_synced_but_sends_what_came_first() {
+    // A node whose one handler writes, replies, then syncs: three effects.
+    struct Eager;
+    impl Node for Eager {
+        type Msg = Ping;
+        type Timer = u32;
+        type Obs = Seen;
+        fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+            let stored = ctx.disk().get("value");
+            ctx.observe(Seen::Started { stored });
+            if ctx.me() == N1 && stored.is_none() {
+                ctx.set_timer(ms(5), 1);
+            }
+        }
+        fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Ping) {
+            ctx.observe(Seen::Got { from, seq: msg.0 });
+        }
+        fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: u32) {
+            ctx.disk().put("value", &7u64);
+            ctx.send(N2, Ping(7));
+            ctx.disk().sync();
+        }
+    }
+    let net = LinkConfig { latency: Latency::Constant(ms(1)), ..LinkConfig::default() };
+    let outcome = |keep: u32| {
+        let mut world = World::new(config(net.clone()), Box::new(|_, _| Eager));
+        world.schedule_for(
+            SimTime::from_duration(ms(1)),
+            Fault::CrashInHandler { target: Target::Node(N1), effects: Some(keep) },
+            ms(100),
+        );
+        world.run_for(ms(50));
+        assert_eq!(world.status(N1), Status::Crashed, "down until 105 ms");
+        let got = world.observations().iter().any(|o| matches!(o.obs, Seen::Got { seq: 7, .. }));
+        (got, world.disk(N1).get::<u64>("value"))
+    };
+    assert_eq!(outcome(1), (false, None), "the write was volatile and is lost");
+    assert_eq!(outcome(2), (true, None), "the reply went out, the sync never happened");
+    assert_eq!(outcome(3), (true, Some(7)), "all three: durable");
+}
+
+#[test]
+fn overlapping_drift_changes_end_in_any_order_without_leaving_one_behind() {
+    let mut world = probe_world(config(LinkConfig::default()), |_| {});
+    let base = world.drift_ppm(N1);
+    let drift = |ppm| Fault::ClockDrift { target: Target::Node(N1), ppm };
+    // A: +150 ppm from 10 to 50 ms; B: -150 ppm from 20 to 80 ms.
+    world.schedule_for(SimTime::from_duration(ms(10)), drift(150.0), ms(40));
+    world.schedule_for(SimTime::from_duration(ms(20)), drift(-150.0), ms(60));
+    world.run_until(SimTime::from_duration(ms(60)));
+    assert_eq!(world.drift_ppm(N1), -150.0, "A's end leaves B on");
+    world.run_until(SimTime::from_duration(ms(90)));
+    assert_eq!(world.drift_ppm(N1), base, "B's end goes back to the start, not to A");
+}
+
+#[test]
+fn scenario_files_may_not_crash_clients() {
+    let text = "title = \"t\"\nsystem = \"s\"\nclients = 1\nduration = \"5s\"\n[[fault]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"c1\"\nfor = \"1s\"\n";
+    struct One;
+    impl harness::scenario::Catalog for One {
+        fn systems(&self) -> Vec<&'static str> {
+            vec!["s"]
+        }
+        fn variants(&self, _: &str) -> Vec<&'static str> {
+            vec!["correct"]
+        }
+        fn checks(&self, _: &str, _: &str, _: &toml::Table) -> Vec<String> {
+            Vec::new()
+        }
+        fn check_config(&self, _: &str, _: &str) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
+            Ok(())
+        }
+    }
+    let e = harness::scenario::Scenario::parse("f.toml", text, &One).unwrap_err().to_string();
+    assert!(e.contains("f.toml:8:8") && e.contains("c1 is a client"), "{e}");
+    let paused = text.replace("kind = \"crash\"", "kind = \"pause\"");
+    assert!(harness::scenario::Scenario::parse("f.toml", &paused, &One).is_ok());
+}

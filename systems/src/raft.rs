@@ -99,6 +99,11 @@ pub enum RaftObs {
         term: Term,
         digest: u64,
     },
+    /// The node (re)started: whatever it led or held before is gone with
+    /// its memory.
+    Started {
+        term: Term,
+    },
     /// The leader's read lease now runs until this reading of its own
     /// clock (the one it measures the lease on).
     HoldsLease {
@@ -111,7 +116,7 @@ impl Observation for RaftObs {
     fn leadership(&self) -> Option<Leadership> {
         match self {
             RaftObs::BecameLeader { .. } => Some(Leadership::Elected),
-            RaftObs::SteppedDown { .. } => Some(Leadership::SteppedDown),
+            RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => Some(Leadership::SteppedDown),
             RaftObs::Applied { .. } | RaftObs::HoldsLease { .. } => None,
         }
     }
@@ -121,7 +126,7 @@ impl Observation for RaftObs {
             RaftObs::HoldsLease { term, until } => {
                 Some(LeaseEvent::Holds(LeaseClaim { resource, holder: None, epoch: term.0, until }))
             }
-            RaftObs::SteppedDown { .. } => Some(LeaseEvent::Ends { resource, holder: None }),
+            RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => Some(LeaseEvent::Ends { resource, holder: None }),
             RaftObs::BecameLeader { .. } | RaftObs::Applied { .. } => None,
         }
     }
@@ -283,6 +288,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     pub fn start<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
+        ctx.observe(RaftObs::Started { term: self.term }.into());
         if self.config.leases.is_some() {
             // It may have promised a leader, just before a crash, not to
             // vote: honour that promise for as long as it could last.

@@ -6,10 +6,18 @@
 //! The node cannot know true time; the world can. So the check asks the
 //! world, at the instant of every new claim, what each earlier claimant's
 //! clock reads now: a claim of another holder is still valid exactly when
-//! its measuring node's clock has not yet reached its deadline. Two
-//! intervals `[claimed_at, end)` of different holders overlap if and only
-//! if one is still valid when the other is claimed, so checking at claim
-//! instants is complete, and exact under any later drift change or jump.
+//! its measuring node's clock has not yet reached its deadline. For a
+//! deadline on the monotonic clock, which never goes back, validity is one
+//! interval `[claimed_at, end)`, and two such intervals of different
+//! holders overlap if and only if one is still valid when the other is
+//! claimed: checking at claim instants is complete, and exact under any
+//! later drift change. A deadline on the wall clock is not an interval: a
+//! backward jump after the last claim can bring a lease back with no claim
+//! to see it, so for wall-clock leases the check is sound (it never flags
+//! a lease that was not valid) but not complete. Holders report when their
+//! lease ends (stepping down, and every restart, since a lease lives in
+//! memory), which also keeps a dead holder's wall-clock lease from coming
+//! back to life in the check.
 //!
 //! The same check serves leader leases (resource "leadership", epoch the
 //! term) and lock leases (resource the lock, epoch the fencing token).

@@ -237,7 +237,12 @@ fn cell_facts(ops: &[&CellOp]) -> CellFacts {
                 facts.observed.push(stable_hash(v))
             }
             CellOp::Cas { outcome: CasOutcome::CompareFailed, .. } => facts.compare_failed = true,
-            CellOp::Get(text) => facts.observed.push(stable_hash(&Cell::Str(text.clone()))),
+            CellOp::Get(text) => {
+                facts.observed.push(stable_hash(&Cell::Str(text.clone())));
+                if text.is_empty() {
+                    facts.observed.push(stable_hash(&Cell::Absent)); // "" is what get reads of an absent key
+                }
+            }
             _ => {}
         }
     }

@@ -155,6 +155,11 @@ pub enum ElectionObs {
     SteppedDown {
         term: Term,
     },
+    /// The node (re)started: whatever it led or held before is gone with
+    /// its memory.
+    Started {
+        term: Term,
+    },
     /// The leader's lease now runs until this reading of its own clock
     /// (the clock it measures the lease on).
     HoldsLease {
@@ -170,8 +175,8 @@ impl Observation for ElectionObs {
     fn leadership(&self) -> Option<Leadership> {
         match self {
             ElectionObs::BecameLeader { .. } => Some(Leadership::Elected),
-            ElectionObs::SteppedDown { .. } => Some(Leadership::SteppedDown),
-            _ => None,
+            ElectionObs::SteppedDown { .. } | ElectionObs::Started { .. } => Some(Leadership::SteppedDown),
+            ElectionObs::HoldsLease { .. } => None,
         }
     }
     fn lease(&self) -> Option<LeaseEvent> {
@@ -179,7 +184,9 @@ impl Observation for ElectionObs {
             ElectionObs::HoldsLease { term, until } => {
                 Some(LeaseEvent::Holds(LeaseClaim { resource: LEADERSHIP.into(), holder: None, epoch: term.0, until }))
             }
-            ElectionObs::SteppedDown { .. } => Some(LeaseEvent::Ends { resource: LEADERSHIP.into(), holder: None }),
+            ElectionObs::SteppedDown { .. } | ElectionObs::Started { .. } => {
+                Some(LeaseEvent::Ends { resource: LEADERSHIP.into(), holder: None })
+            }
             ElectionObs::BecameLeader { .. } => None,
         }
     }
@@ -464,6 +471,7 @@ impl Node for ElectionNode {
     type Obs = ElectionObs;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.observe(ElectionObs::Started { term: self.term });
         if self.config.variant.has_leases() {
             // It may have promised a leader, just before a crash, not to
             // vote: honour that promise for as long as it could last.

@@ -110,7 +110,7 @@ pub fn stable_leader(heartbeat: Duration) -> Progress<ElectionNode> {
                 ElectionObs::BecameLeader { .. } => {
                     leading.insert(o.node, o.time);
                 }
-                ElectionObs::SteppedDown { .. } => {
+                ElectionObs::SteppedDown { .. } | ElectionObs::Started { .. } => {
                     leading.remove(&o.node);
                 }
                 _ => {}

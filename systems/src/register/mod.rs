@@ -63,16 +63,22 @@ pub enum Variant {
     /// Planted bug: the server replies before the write is durable and
     /// syncs in batches, so a crash loses acknowledged writes.
     AckBeforeSync,
+    /// Planted bug: the server writes, sends the reply, then syncs, all in
+    /// one handler. A crash between events never catches it (the sync ran
+    /// before the handler returned); only a crash in the middle of the
+    /// handler does: the reply is out, the sync never happens.
+    ReplyBeforeSync,
 }
 
 impl Variant {
-    pub const NAMES: &'static [&'static str] = &["correct", "lost-update", "ack-before-sync"];
+    pub const NAMES: &'static [&'static str] = &["correct", "lost-update", "ack-before-sync", "reply-before-sync"];
 
     pub fn parse(name: &str) -> Option<Variant> {
         match name {
             "correct" => Some(Variant::Correct),
             "lost-update" => Some(Variant::LostUpdate),
             "ack-before-sync" => Some(Variant::AckBeforeSync),
+            "reply-before-sync" => Some(Variant::ReplyBeforeSync),
             _ => None,
         }
     }
@@ -245,10 +251,17 @@ impl Server {
         let record = LastReply { id, outcome: outcome.clone() };
         ctx.disk().put(&format!("reply/{client}"), &record);
         self.last.insert(client, record);
-        if self.config.variant != Variant::AckBeforeSync {
-            ctx.disk().sync();
+        match self.config.variant {
+            Variant::AckBeforeSync => ctx.send(client, Msg::Reply { id, outcome }),
+            Variant::ReplyBeforeSync => {
+                ctx.send(client, Msg::Reply { id, outcome });
+                ctx.disk().sync();
+            }
+            _ => {
+                ctx.disk().sync();
+                ctx.send(client, Msg::Reply { id, outcome });
+            }
         }
-        ctx.send(client, Msg::Reply { id, outcome });
     }
 
     fn on_group_commit_timeout(&mut self, ctx: &mut Ctx<'_, RegisterNode>) {

@@ -53,14 +53,34 @@ impl System for Register {
     fn name(&self) -> &'static str {
         "register"
     }
+    /// Written values are unique within a plan (1, 2, 3, ...), so a value
+    /// read names its write and timed-out writes nobody read cost the
+    /// checker nothing. A client's cas is a read-modify-write of the key it
+    /// last wrote, expecting the value it wrote there: current unless
+    /// another client wrote the key since.
     fn workload(&self, _variant: Variant, _config: &Settings) -> Workload {
-        Box::new(|rng, keys, _client| {
-            let key = Some(format!("k{}", rng.below(u64::from(keys.max(1)))));
-            let small = |rng: &mut harness::Rng| Value::Int(rng.below(5) as i64);
-            match rng.below(10) {
-                0..=3 => ClientOp { f: "read".into(), key, value: Value::Null },
-                4..=6 => ClientOp { f: "write".into(), key, value: small(rng) },
-                _ => ClientOp { f: "cas".into(), key, value: Value::pair(small(rng), small(rng)) },
+        let mut written = 0i64;
+        let mut last: std::collections::BTreeMap<u32, (String, i64)> = Default::default();
+        Box::new(move |rng, keys, client| {
+            let draw = rng.below(10);
+            let random_key = format!("k{}", rng.below(u64::from(keys.max(1))));
+            if draw <= 3 {
+                return ClientOp { f: "read".into(), key: Some(random_key), value: Value::Null };
+            }
+            written += 1;
+            match last.get(&client).cloned() {
+                Some((key, expected)) if draw > 6 => {
+                    last.insert(client, (key.clone(), written));
+                    ClientOp {
+                        f: "cas".into(),
+                        key: Some(key),
+                        value: Value::pair(Value::Int(expected), Value::Int(written)),
+                    }
+                }
+                _ => {
+                    last.insert(client, (random_key.clone(), written));
+                    ClientOp { f: "write".into(), key: Some(random_key), value: Value::Int(written) }
+                }
             }
         })
     }
