@@ -4,6 +4,11 @@
 
 pub mod check_cmd;
 pub mod cli;
+pub mod command;
 pub mod registry;
 pub mod shrink;
 pub mod sweep;
+pub mod testing;
+
+/// The harness, re-exported so a user's crate needs only `faultline`.
+pub use harness;

@@ -15,8 +15,8 @@ use harness::scenario::{write_explicit, Plan, Scenario, TimedFault};
 use harness::Outcome;
 
 use crate::cli::CliError;
-use crate::registry::{self, SYSTEMS};
 use crate::sweep::{load, test_name};
+use harness::system::Systems;
 
 pub struct ShrinkArgs {
     pub file: PathBuf,
@@ -39,6 +39,7 @@ fn failure_of(report: &Report) -> Option<Failure> {
 }
 
 struct Shrinker<'a> {
+    systems: &'a Systems,
     scenario: &'a Scenario,
     seed: u64,
     target: Failure,
@@ -50,7 +51,7 @@ impl Shrinker<'_> {
     fn fails(&mut self, plan: &Plan) -> bool {
         self.runs += 1;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            registry::run(self.scenario, plan, self.seed, &RunOptions::default()).report
+            self.systems.run(self.scenario, plan, self.seed, &RunOptions::default()).report
         }));
         result.ok().and_then(|r| failure_of(&r)).is_some_and(|f| f == self.target)
     }
@@ -82,10 +83,10 @@ fn ddmin<T: Clone>(mut items: Vec<T>, mut fails: impl FnMut(&[T]) -> bool) -> Ve
     items
 }
 
-pub fn shrink_command(args: &ShrinkArgs) -> Result<bool, CliError> {
-    let scenario = load(&args.file)?;
-    let original = registry::plan(&scenario, args.seed);
-    let first = registry::run(&scenario, &original, args.seed, &RunOptions::default()).report;
+pub fn shrink_command(systems: &Systems, args: &ShrinkArgs) -> Result<bool, CliError> {
+    let scenario = load(systems, &args.file)?;
+    let original = systems.plan(&scenario, args.seed);
+    let first = systems.run(&scenario, &original, args.seed, &RunOptions::default()).report;
     let Some(target) = failure_of(&first) else {
         return Err(CliError::input(format!(
             "{} passes with seed {}: there is no failure to shrink",
@@ -93,7 +94,7 @@ pub fn shrink_command(args: &ShrinkArgs) -> Result<bool, CliError> {
         )));
     };
     println!("shrinking {} seed {}: {}", scenario.path, args.seed, first.outcome);
-    let mut s = Shrinker { scenario: &scenario, seed: args.seed, target, runs: 1 };
+    let mut s = Shrinker { systems, scenario: &scenario, seed: args.seed, target, runs: 1 };
     let plan = minimise(&mut s, original.clone());
     report_removed(&original, &plan);
     let out = args.out.clone().unwrap_or_else(|| default_out(&scenario, args.seed));
@@ -112,9 +113,9 @@ pub fn shrink_command(args: &ShrinkArgs) -> Result<bool, CliError> {
     }
     std::fs::write(&out, &text).map_err(|e| CliError::input(format!("cannot write {}: {e}", out.display())))?;
     // The written file must fail on its own, the same way.
-    let written = Scenario::parse(&out.display().to_string(), &text, &SYSTEMS)
+    let written = Scenario::parse(&out.display().to_string(), &text, systems)
         .map_err(|e| CliError::input(format!("the shrunk file does not parse (a bug in shrink): {e}")))?;
-    let check = registry::run(&written, &registry::plan(&written, args.seed), args.seed, &RunOptions::default()).report;
+    let check = systems.run(&written, &systems.plan(&written, args.seed), args.seed, &RunOptions::default()).report;
     let verified = failure_of(&check) == Some(s.target.clone());
     println!(
         "wrote {} after {} runs: {} faults, {} clients, {} operations; it {}",

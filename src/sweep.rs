@@ -15,13 +15,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli::{CliError, ReportPath};
-use crate::registry::{self, SYSTEMS};
+use harness::system::Systems;
 
-/// Loads and validates a scenario file.
-pub fn load(path: &Path) -> Result<Scenario, CliError> {
+/// Loads and validates a scenario file against `systems`.
+pub fn load(systems: &Systems, path: &Path) -> Result<Scenario, CliError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
-    Scenario::parse(&path.display().to_string(), &text, &SYSTEMS).map_err(|e| CliError::input(e.to_string()))
+    Scenario::parse(&path.display().to_string(), &text, systems).map_err(|e| CliError::input(e.to_string()))
 }
 
 /// Every `.toml` under the given paths (files as given, folders recursively), sorted.
@@ -55,9 +55,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Runs one seed; a panic anywhere (a node, the runner, a checker) is a
 /// `crash` for that seed, never the end of the sweep.
-pub fn run_seed(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
-    let result =
-        catch_unwind(AssertUnwindSafe(|| registry::run(scenario, &registry::plan(scenario, seed), seed, options)));
+pub fn run_seed(systems: &Systems, scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
+    let result = catch_unwind(AssertUnwindSafe(|| systems.run(scenario, &systems.plan(scenario, seed), seed, options)));
     result.unwrap_or_else(|panic| crashed(scenario, seed, harness::sim::panic_message(&panic)))
 }
 
@@ -67,15 +66,15 @@ fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
 
 /// Runs a seed twice and compares trace hashes; on a mismatch runs both
 /// again with full traces and names the first differing event.
-pub fn run_seed_twice(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
-    let first = run_seed(scenario, seed, options);
-    let second = run_seed(scenario, seed, options);
+pub fn run_seed_twice(systems: &Systems, scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
+    let first = run_seed(systems, scenario, seed, options);
+    let second = run_seed(systems, scenario, seed, options);
     if first.report.trace_hash == second.report.trace_hash {
         return first;
     }
     let traced = RunOptions { keep_trace: true, ..options.clone() };
-    let a = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
-    let b = run_seed(scenario, seed, &traced).trace.unwrap_or_default();
+    let a = run_seed(systems, scenario, seed, &traced).trace.unwrap_or_default();
+    let b = run_seed(systems, scenario, seed, &traced).trace.unwrap_or_default();
     let mut out = first;
     out.report.outcome = first_difference(&a, &b);
     out
@@ -121,12 +120,12 @@ pub struct RunArgs {
     pub max_states: Option<u64>,
 }
 
-pub fn run_command(args: &RunArgs) -> Result<bool, CliError> {
-    let scenario = load(&args.file)?;
+pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> {
+    let scenario = load(systems, &args.file)?;
     let report_path = args.report.as_deref().map(ReportPath::parse).transpose()?;
     let seed = args.seed.or(scenario.seed).unwrap_or(0);
     let options = RunOptions { keep_trace: args.trace, max_states: args.max_states, ..RunOptions::default() };
-    let output = run_seed(&scenario, seed, &options);
+    let output = run_seed(systems, &scenario, seed, &options);
     let report = &output.report;
     if args.trace {
         for e in output.trace.iter().flatten() {
@@ -207,11 +206,11 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
-pub fn sweep_command(args: &SweepArgs) -> Result<bool, CliError> {
+pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliError> {
     let files = discover(&args.paths)?;
     let mut scenarios = Vec::with_capacity(files.len());
     for f in &files {
-        scenarios.push(load(f)?);
+        scenarios.push(load(systems, f)?);
     }
     if let Some((i, n)) = args.shard {
         scenarios = scenarios.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, s)| s).collect();
@@ -239,9 +238,9 @@ pub fn sweep_command(args: &SweepArgs) -> Result<bool, CliError> {
         work.par_iter()
             .map(|&(k, seed)| {
                 let out = if args.determinism {
-                    run_seed_twice(&scenarios[k], seed, &options)
+                    run_seed_twice(systems, &scenarios[k], seed, &options)
                 } else {
-                    run_seed(&scenarios[k], seed, &options)
+                    run_seed(systems, &scenarios[k], seed, &options)
                 };
                 if let Some(bar) = &bar {
                     bar.inc(1);

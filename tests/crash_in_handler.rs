@@ -18,7 +18,7 @@ fn scenario(system: &str, variant: &str, kinds: &str) -> Scenario {
 }
 
 fn failing_seeds(s: &Scenario, seeds: u64) -> Vec<u64> {
-    (0..seeds).filter(|&seed| !run_seed(s, seed, &RunOptions::default()).report.outcome.is_pass()).collect()
+    (0..seeds).filter(|&seed| !run_seed(&SYSTEMS, s, seed, &RunOptions::default()).report.outcome.is_pass()).collect()
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn only_a_crash_in_a_handler_catches_reply_before_sync() {
     let in_handler = scenario("register", "reply-before-sync", "\"crash-in-handler\"");
     let failing = failing_seeds(&in_handler, 30);
     assert!(!failing.is_empty(), "a crash in the handler catches it");
-    let report = run_seed(&in_handler, failing[0], &RunOptions::default()).report;
+    let report = run_seed(&SYSTEMS, &in_handler, failing[0], &RunOptions::default()).report;
     assert_eq!(report.failed_check(), Some("linearizable"), "{}", report.to_text());
 }
 

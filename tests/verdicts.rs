@@ -5,6 +5,7 @@
 
 use std::process::{Command, Output};
 
+use faultline::registry::SYSTEMS;
 use faultline::sweep::run_seed;
 use harness::check::CheckVerdict;
 use harness::runner::RunOptions;
@@ -19,11 +20,11 @@ fn faultline(args: &[&str]) -> Output {
 }
 
 fn scenario(text: &str) -> Scenario {
-    Scenario::parse("inline.toml", text, &faultline::registry::SYSTEMS).expect("a valid scenario")
+    Scenario::parse("inline.toml", text, &SYSTEMS).expect("a valid scenario")
 }
 
 fn verdicts(text: &str, seed: u64) -> Vec<(String, CheckVerdict)> {
-    let report = run_seed(&scenario(text), seed, &RunOptions::default()).report;
+    let report = run_seed(&SYSTEMS, &scenario(text), seed, &RunOptions::default()).report;
     report.checks.into_iter().map(|c| (c.name, c.verdict)).collect()
 }
 
@@ -73,10 +74,9 @@ fn checks_after_an_online_violation_did_not_run() {
     // commit-without-majority: its online violation stops the run before
     // the session checks and linearizability, which judge at the end.
     let text = std::fs::read_to_string("scenarios/replication/commit-without-majority.toml").expect("scenario");
-    let s = Scenario::parse("scenarios/replication/commit-without-majority.toml", &text, &faultline::registry::SYSTEMS)
-        .expect("valid");
+    let s = Scenario::parse("scenarios/replication/commit-without-majority.toml", &text, &SYSTEMS).expect("valid");
     let failing = (0..20)
-        .map(|seed| run_seed(&s, seed, &RunOptions::default()).report)
+        .map(|seed| run_seed(&SYSTEMS, &s, seed, &RunOptions::default()).report)
         .find(|r| r.failed_check() == Some("committed entries are never lost or changed"))
         .expect("a seed breaks it");
     let v: Vec<(String, CheckVerdict)> = failing.checks.into_iter().map(|c| (c.name, c.verdict)).collect();
