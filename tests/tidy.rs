@@ -75,3 +75,80 @@ fn the_tidy_scan_catches_each_pattern_and_skips_comments() {
         vec!["2: `HashMap` (hash-ordered iteration (use BTreeMap, IndexMap or Vec))"]
     );
 }
+
+/// What `systems/src` may use of the harness outside its unit tests: the
+/// node contract, client histories, the check API and the system API
+/// (modules), and the root re-exports of items from those.
+const CONTRACT_MODULES: &[&str] = &["node", "history", "check", "system", "time", "disk", "rng"];
+const CONTRACT_ITEMS: &[&str] = &[
+    "Ctx",
+    "Disk",
+    "Factory",
+    "History",
+    "Invariant",
+    "Leadership",
+    "MonoTime",
+    "Node",
+    "NodeId",
+    "Observation",
+    "Observed",
+    "Op",
+    "OpType",
+    "Rng",
+    "SimTime",
+    "TimerId",
+    "Value",
+    "Violation",
+    "WallTime",
+];
+
+/// The harness paths a piece of code names that fall outside the contract,
+/// as `line: harness::name`. Code after the first `#[cfg(test)]` is a
+/// unit test, which may drive a world.
+fn boundary_offences(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            break;
+        }
+        let code = line.split("//").next().unwrap_or("");
+        for (at, _) in code.match_indices("harness::") {
+            let rest = &code[at + "harness::".len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let first: String = name.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let allowed = CONTRACT_MODULES.contains(&first.as_str()) || CONTRACT_ITEMS.contains(&first.as_str());
+                if !first.is_empty() && !allowed {
+                    found.push(format!("{}: harness::{first}", i + 1));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn systems_use_only_the_contract_the_history_and_the_check_and_system_apis() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("systems/src"), &mut files);
+    let mut report = Vec::new();
+    for file in &files {
+        let text = fs::read_to_string(file).expect("readable source");
+        for o in boundary_offences(&text) {
+            report.push(format!("{}:{o}", file.strip_prefix(root).unwrap_or(file).display()));
+        }
+    }
+    assert!(report.is_empty(), "systems reach past the harness's contract:\n{}", report.join("\n"));
+}
+
+#[test]
+fn the_boundary_scan_catches_the_world_and_allows_the_contract() {
+    assert_eq!(boundary_offences("use harness::sim::World;"), vec!["1: harness::sim"]);
+    assert_eq!(boundary_offences("use harness::{NodeId, World};"), vec!["1: harness::World"]);
+    assert!(boundary_offences("use harness::node::{Ctx, Node};\nuse harness::{Disk, Value};").is_empty());
+    assert!(boundary_offences("#[cfg(test)]\nmod tests { use harness::World; }").is_empty());
+}

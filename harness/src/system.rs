@@ -17,11 +17,15 @@ use std::ops::Range;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+pub use crate::runner::{ok_after_heal, HistoryCheck, Progress};
+pub use crate::scenario::ClientOp;
+pub use crate::sim::{Status, View};
+
 use crate::check::Invariant;
 use crate::node::{Factory, Node};
 use crate::rng::Rng;
-use crate::runner::{run, HistoryCheck, Progress, RunOptions, RunOutput, Spec, LINEARIZABLE};
-use crate::scenario::{Catalog, ClientOp, Plan, Scenario};
+use crate::runner::{run, RunOptions, RunOutput, Spec, LINEARIZABLE};
+use crate::scenario::{Catalog, Plan, Scenario};
 
 /// The variants of a system: the correct one and its planted bugs, by the
 /// names scenario files use.

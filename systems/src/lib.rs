@@ -23,7 +23,7 @@ pub struct ClientOp {
 }
 
 /// A scenario's client operations as the systems' clients take them.
-pub fn client_script(ops: &[harness::scenario::ClientOp]) -> Vec<ClientOp> {
+pub fn client_script(ops: &[harness::system::ClientOp]) -> Vec<ClientOp> {
     ops.iter()
         .map(|op| ClientOp { f: op.f.clone(), key: op.key.clone().unwrap_or_default(), value: op.value.clone() })
         .collect()
@@ -32,7 +32,7 @@ pub fn client_script(ops: &[harness::scenario::ClientOp]) -> Vec<ClientOp> {
 /// What a register-like client runs: `["read", key]`, `["write", key, n]`,
 /// `["cas", key, [expected, new]]` with integers (`expected` may be nil);
 /// `session_read` adds `["session-read", key]`.
-pub fn validate_register_op(op: &harness::scenario::ClientOp, session_read: bool) -> Result<(), String> {
+pub fn validate_register_op(op: &harness::system::ClientOp, session_read: bool) -> Result<(), String> {
     let int = |v: &Value| matches!(v, Value::Int(_));
     let ok = match (op.f.as_str(), &op.value) {
         ("read", Value::Null) => true,

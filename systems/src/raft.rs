@@ -21,9 +21,9 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use harness::check::lease::{LeaseClaim, LeaseDeadline, LeaseEvent};
+use harness::check::stable_hash;
 use harness::check::{Invariant, Observed};
 use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
-use harness::trace::stable_hash;
 
 pub use crate::election::Term;
 

@@ -10,6 +10,7 @@ pub mod session;
 use serde::Serialize;
 use std::fmt;
 
+pub use crate::trace::stable_hash;
 pub use lease::ClockReadings;
 
 use crate::history::{History, Op};

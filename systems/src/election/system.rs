@@ -6,10 +6,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use harness::check::lease::LeasesNeverOverlap;
-use harness::runner::Progress;
-use harness::scenario::ClientOp;
+use harness::system::ClientOp;
+use harness::system::Progress;
+use harness::system::Status;
 use harness::system::{Positive, Ppm, Setup, System, VariantNames, Workload};
-use harness::{Invariant, NodeId, SimTime, Status};
+use harness::{Invariant, NodeId, SimTime};
 
 use super::{Config, ElectionNode, ElectionObs, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
 

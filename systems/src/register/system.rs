@@ -5,8 +5,8 @@ use serde::Deserialize;
 use harness::check::linearizability::check;
 use harness::check::models::Register as RegisterModel;
 use harness::node::NoObservation;
-use harness::runner::{ok_after_heal, HistoryCheck, Progress};
-use harness::scenario::ClientOp;
+use harness::system::ClientOp;
+use harness::system::{ok_after_heal, HistoryCheck, Progress};
 use harness::system::{Count, Positive, Setup, System, VariantNames, Workload};
 use harness::{Invariant, NodeId, Value};
 

@@ -8,9 +8,9 @@ use harness::check::lease::LeasesNeverOverlap;
 use harness::check::linearizability::check;
 use harness::check::models::Kv;
 use harness::check::session::{SessionFunctions, SessionGuarantee, MONOTONIC_READS, READ_YOUR_WRITES};
-use harness::runner::{HistoryCheck, Progress};
-use harness::scenario::ClientOp;
+use harness::system::ClientOp;
 use harness::system::{Count, Positive, Ppm, Setup, System, VariantNames, Workload};
+use harness::system::{HistoryCheck, Progress};
 use harness::{History, Invariant, NodeId, OpType, Value};
 
 use super::{Client, Config, ReplObs, ReplicaNode, Server, Variant};
