@@ -26,7 +26,7 @@ use crate::node::{Ctx, Effect, Env, Factory, Leadership, Node, NodeId, Observati
 use crate::outcome::Outcome;
 use crate::rng::{Rng, Stream};
 use crate::time::{nanos, MonoTime, SimTime, WallTime};
-use crate::trace::{stable_hash, Trace};
+use crate::trace::{stable_hash, EventKind, Trace};
 
 /// Everything needed to build a world, besides the nodes.
 #[derive(Clone, Debug)]
@@ -718,7 +718,7 @@ impl<N: Node> World<N> {
         core.free.push(slot);
         core.stats.delivered += 1;
         let now = core.now.0;
-        core.trace.record(now, 1, to, from, stable_hash(&msg));
+        core.trace.record(now, EventKind::Delivery, to, from, stable_hash(&msg));
         let from_id = core.id_of(from as usize);
         if core.trace.keeps_full() || tracing::enabled!(tracing::Level::DEBUG) {
             let text = format!("{} <- {from_id}: {msg:?}", core.id_of(to as usize));
@@ -745,7 +745,7 @@ impl<N: Node> World<N> {
         debug_assert!(state.clock.mono(core.now) >= timer.deadline, "timer fired early");
         core.stats.timers_fired += 1;
         let now = core.now.0;
-        core.trace.record(now, 2, node as u32, 0, stable_hash(&timer.tag));
+        core.trace.record(now, EventKind::Timer, node as u32, 0, stable_hash(&timer.tag));
         if core.trace.keeps_full() || tracing::enabled!(tracing::Level::DEBUG) {
             let text = format!("{} timer {:?}", core.id_of(node), timer.tag);
             tracing::debug!(time = %core.now, "{text}");
@@ -829,7 +829,7 @@ impl<N: Node> World<N> {
         self.nodes[slot] = Some(node);
         self.core.nodes[slot].status = Status::Up;
         self.core.nodes[slot].started = self.core.now;
-        self.core.trace.record(self.core.now.0, 3, slot as u32, 0, 0);
+        self.core.trace.record(self.core.now.0, EventKind::Start, slot as u32, 0, 0);
         self.core.trace.push_text(self.core.now.0, format!("{id} start"));
         self.call(slot, |n, ctx| n.on_start(ctx));
     }
@@ -983,7 +983,7 @@ impl<N: Node> World<N> {
     fn log_fault(&mut self, description: String, nodes: Vec<NodeId>) {
         let now = self.core.now;
         let text = if nodes.is_empty() { description.clone() } else { format!("{description} on {}", join(&nodes)) };
-        self.core.trace.record(now.0, 4, 0, 0, stable_hash(&text));
+        self.core.trace.record(now.0, EventKind::Fault, 0, 0, stable_hash(&text));
         tracing::debug!(time = %now, "fault: {text}");
         self.core.trace.push_text(now.0, text);
         self.core.applied.push(AppliedFault { time: now, fault: description, nodes });

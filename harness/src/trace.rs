@@ -75,6 +75,21 @@ pub fn stable_hash<T: Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
+/// What a traced event was. The values are part of the trace hash: never
+/// renumber them (a changed hash would look like nondeterminism).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EventKind {
+    /// A message delivered (node: the receiver, other: the sender).
+    Delivery = 1,
+    /// A timer fired.
+    Timer = 2,
+    /// A node (re)started.
+    Start = 3,
+    /// A fault applied or undone.
+    Fault = 4,
+}
+
 /// One processed event, as kept in a full trace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TraceEntry {
@@ -98,10 +113,10 @@ impl Trace {
 
     /// Folds one event (its time, kind, node, peer and payload hash) into the hash.
     #[inline]
-    pub fn record(&mut self, time: u64, kind: u8, node: u32, other: u32, payload: u64) {
+    pub fn record(&mut self, time: u64, kind: EventKind, node: u32, other: u32, payload: u64) {
         let mut h = StableHasher(self.hash);
         h.write_u64(time);
-        h.write_u64((u64::from(kind) << 56) ^ (u64::from(node) << 24) ^ u64::from(other));
+        h.write_u64((u64::from(kind as u8) << 56) ^ (u64::from(node) << 24) ^ u64::from(other));
         h.write_u64(payload);
         self.hash = h.finish();
         self.events += 1;

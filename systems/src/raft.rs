@@ -223,8 +223,12 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     /// Rebuilds from the disk: term, vote and log survive; commit and
     /// applied start at 0 and are relearned.
     pub fn new(config: RaftConfig, disk: &harness::Disk) -> Self {
-        let log: Vec<Entry<C>> =
-            disk.keys_with_prefix("raft/log/").iter().map(|k| disk.get(k).expect("listed key exists")).collect();
+        let keys = disk.keys_with_prefix("raft/log/");
+        // The log on disk has no holes: entry i is at key i, from 1.
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(*key, entry_key(i as u64 + 1), "the log on disk has a hole before {key}");
+        }
+        let log: Vec<Entry<C>> = keys.iter().map(|k| disk.get(k).expect("listed key exists")).collect();
         Raft {
             config,
             term: disk.get::<u64>(TERM_KEY).map(Term).unwrap_or_default(),
@@ -717,6 +721,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     /// Entries committed but not yet applied, in order; marks them applied
     /// and reports each to the checkers.
     pub fn take_committed<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) -> Vec<(LogIndex, Entry<C>)> {
+        debug_assert!(self.applied <= self.commit, "applied {} beyond commit {}", self.applied, self.commit);
         let mut out = Vec::new();
         let upto = self.commit.min(self.last_index());
         while self.applied < upto {
