@@ -3,6 +3,8 @@
 //! `harness::check`. Each system ships a correct variant and planted bugs.
 
 pub mod election;
+pub mod lease;
+pub mod quorum;
 pub mod raft;
 pub mod register;
 pub mod replication;

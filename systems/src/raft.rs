@@ -20,6 +20,9 @@ use std::fmt::{self, Debug};
 use std::hash::Hash;
 use std::time::Duration;
 
+use crate::lease::Lease;
+pub use crate::lease::LeaseClock;
+use crate::quorum;
 use harness::check::lease::{LeaseClaim, LeaseDeadline, LeaseEvent};
 use harness::check::stable_hash;
 use harness::check::{Invariant, Observed};
@@ -148,18 +151,6 @@ pub struct RaftConfig {
     pub max_drift_ppm: f64,
 }
 
-/// What a leader lease is measured on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseClock {
-    /// The monotonic clock, shortened by the drift margin: safe.
-    MonoWithMargin,
-    /// Planted bug: the monotonic clock for the full election timeout, no
-    /// margin for drift.
-    MonoNoMargin,
-    /// Planted bug: the wall clock, with the margin (jumps ignored).
-    WallWithMargin,
-}
-
 impl Default for RaftConfig {
     fn default() -> Self {
         RaftConfig {
@@ -204,12 +195,12 @@ pub struct Raft<C> {
     /// Heartbeat rounds: the latest sent, and, for recent ones, when they
     /// were sent (on the lease's clock) and who acknowledged them.
     round: u64,
-    acks: BTreeMap<u64, (i64, BTreeSet<NodeId>)>,
+    acks: BTreeMap<u64, (LeaseDeadline, BTreeSet<NodeId>)>,
     confirmed_round: u64,
     /// Leases: when this node last heard its leader (monotonic), and, as
     /// leader, until when its lease runs (on the lease's clock).
     heard_leader_at: Option<harness::time::MonoTime>,
-    lease_until: Option<i64>,
+    lease: Option<Lease>,
 }
 
 const TERM_KEY: &str = "raft/term";
@@ -229,6 +220,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             assert_eq!(*key, entry_key(i as u64 + 1), "the log on disk has a hole before {key}");
         }
         let log: Vec<Entry<C>> = keys.iter().map(|k| disk.get(k).expect("listed key exists")).collect();
+        let lease = config.leases.map(|clock| Lease::new(clock, config.election_timeout, config.max_drift_ppm));
         Raft {
             config,
             term: disk.get::<u64>(TERM_KEY).map(Term).unwrap_or_default(),
@@ -247,7 +239,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             acks: BTreeMap::new(),
             confirmed_round: 0,
             heard_leader_at: None,
-            lease_until: None,
+            lease,
         }
     }
 
@@ -288,7 +280,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     fn majority<N: RaftHost<C>>(ctx: &Ctx<'_, N>) -> usize {
-        ctx.servers().len() / 2 + 1
+        quorum::majority(ctx.servers().len())
     }
 
     pub fn start<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
@@ -334,7 +326,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.voted_for = None;
         self.role = Role::Follower;
         self.leader = None;
-        self.lease_until = None;
+        if let Some(l) = &mut self.lease {
+            l.clear();
+        }
         self.persist_state(ctx);
         ctx.disk().sync();
     }
@@ -450,7 +444,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.next_index = ctx.peers().iter().map(|&p| (p, next)).collect();
         self.match_index = ctx.peers().iter().map(|&p| (p, LogIndex(0))).collect();
         self.acks.clear();
-        self.lease_until = None;
+        if let Some(l) = &mut self.lease {
+            l.clear();
+        }
         ctx.observe(RaftObs::BecameLeader { term: self.term }.into());
         // A no-op commits this term, so earlier entries commit with it.
         self.append(ctx, Payload::Noop);
@@ -668,42 +664,23 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
-    /// Now, on the clock the lease is measured on (nanoseconds).
-    fn lease_now<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> i64 {
-        match self.config.leases {
-            Some(LeaseClock::WallWithMargin) => ctx.wall_now().0,
-            _ => ctx.mono_now().0 as i64,
-        }
+    /// Now, on the clock the lease is measured on (the monotonic clock
+    /// when there are no leases: heartbeat rounds still keep a send time).
+    fn lease_now<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> LeaseDeadline {
+        self.lease.as_ref().map_or(LeaseDeadline::Mono(ctx.mono_now()), |l| l.now(ctx))
     }
 
     /// A majority acknowledged a round sent at `sent`: the lease runs from
-    /// then, shortened by the drift margin (or, in the planted bug, not),
-    /// and the checkers hear of every extension.
-    fn extend_lease<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, sent: i64) {
-        let Some(clock) = self.config.leases else { return };
-        let emin = self.config.election_timeout.as_nanos() as f64;
-        let length = match clock {
-            LeaseClock::MonoNoMargin => emin,
-            LeaseClock::MonoWithMargin | LeaseClock::WallWithMargin => {
-                emin * (1.0 - 3.0 * self.config.max_drift_ppm / 1e6).max(0.0)
-            }
-        };
-        let until = sent.saturating_add(length as i64);
-        if self.lease_until.is_some_and(|u| u >= until) {
-            return;
-        }
-        self.lease_until = Some(until);
-        let until = match clock {
-            LeaseClock::WallWithMargin => LeaseDeadline::Wall(harness::time::WallTime(until)),
-            _ => LeaseDeadline::Mono(harness::time::MonoTime(until.max(0) as u64)),
-        };
+    /// then (see [`crate::lease`]); the checkers hear of every extension.
+    fn extend_lease<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>, sent: LeaseDeadline) {
+        let Some(until) = self.lease.as_mut().and_then(|l| l.extend(sent)) else { return };
         ctx.observe(RaftObs::HoldsLease { term: self.term, until }.into());
     }
 
     /// A lease read: the index to apply up to before answering, if this
     /// node leads, has committed in its term, and holds a valid lease.
     pub fn lease_read<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> Option<LogIndex> {
-        let valid = self.lease_until.is_some_and(|u| self.lease_now(ctx) < u);
+        let valid = self.lease.as_ref().is_some_and(|l| l.is_valid(ctx));
         (self.is_leader() && valid && self.term_at(self.commit) == self.term).then_some(self.commit)
     }
 
@@ -711,8 +688,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     fn advance_commit<N: RaftHost<C>>(&mut self, ctx: &Ctx<'_, N>) {
         let mut matched: Vec<LogIndex> = self.match_index.values().copied().collect();
         matched.push(self.last_index());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[Self::majority(ctx) - 1];
+        debug_assert_eq!(matched.len(), ctx.servers().len(), "a match index for every peer");
+        let candidate = quorum::majority_reached(&matched);
         if candidate > self.commit && self.term_at(candidate) == self.term {
             self.commit = candidate;
         }

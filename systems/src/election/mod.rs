@@ -63,6 +63,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use crate::lease::{Lease, LeaseClock};
+use crate::quorum;
 use harness::check::lease::{LeaseClaim, LeaseDeadline, LeaseEvent};
 use harness::check::{Invariant, Observed};
 use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
@@ -103,6 +105,16 @@ impl Variant {
             "lease-on-wall-clock" => Variant::LeaseOnWallClock,
             _ => return None,
         })
+    }
+
+    /// How this variant measures its leases (the planted lease bugs are
+    /// set here, and nowhere else).
+    pub fn lease_clock(self) -> LeaseClock {
+        match self {
+            Variant::LeaseNoDriftMargin => LeaseClock::MonoNoMargin,
+            Variant::LeaseOnWallClock => LeaseClock::WallWithMargin,
+            _ => LeaseClock::MonoWithMargin,
+        }
     }
 
     pub fn has_leases(self) -> bool {
@@ -214,7 +226,7 @@ pub struct ElectionNode {
     /// and who acknowledged it.
     round: u64,
     sent: BTreeMap<u64, (LeaseDeadline, BTreeSet<NodeId>)>,
-    lease_until: Option<LeaseDeadline>,
+    lease: Lease,
 }
 
 impl ElectionNode {
@@ -223,6 +235,7 @@ impl ElectionNode {
     pub fn new(config: Config, disk: &harness::Disk) -> Self {
         let term = disk.get::<u64>("term").map(Term).unwrap_or_default();
         let voted_for = if config.variant == Variant::VoteNotPersisted { None } else { disk.get::<NodeId>("vote") };
+        let lease = Lease::new(config.variant.lease_clock(), config.election_timeout, config.max_drift_ppm);
         ElectionNode {
             config,
             term,
@@ -234,7 +247,7 @@ impl ElectionNode {
             promised_at: None,
             round: 0,
             sent: BTreeMap::new(),
-            lease_until: None,
+            lease,
         }
     }
 
@@ -246,7 +259,7 @@ impl ElectionNode {
     }
 
     fn majority(ctx: &Ctx<'_, Self>) -> usize {
-        ctx.servers().len() / 2 + 1
+        quorum::majority(ctx.servers().len())
     }
 
     /// Makes term and vote durable: a reply or a campaign may depend on them.
@@ -291,7 +304,7 @@ impl ElectionNode {
         self.term = term;
         self.voted_for = None;
         self.role = Role::Follower;
-        self.lease_until = None;
+        self.lease.clear();
         if let Some(t) = self.heartbeat_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -337,7 +350,7 @@ impl ElectionNode {
         debug_assert_eq!(self.voted_for, Some(ctx.me()), "a leader voted for itself");
         self.role = Role::Leader;
         self.sent.clear();
-        self.lease_until = None;
+        self.lease.clear();
         if let Some(t) = self.election_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -372,17 +385,9 @@ impl ElectionNode {
         }
     }
 
-    /// Now, on the clock the lease is measured on.
-    fn lease_clock(&self, ctx: &Ctx<'_, Self>) -> LeaseDeadline {
-        match self.config.variant {
-            Variant::LeaseOnWallClock => LeaseDeadline::Wall(ctx.wall_now()),
-            _ => LeaseDeadline::Mono(ctx.mono_now()),
-        }
-    }
-
     fn send_heartbeats(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.round += 1;
-        let now = self.lease_clock(ctx);
+        let now = self.lease.now(ctx);
         self.sent.insert(self.round, (now, BTreeSet::from([ctx.me()])));
         // Rounds older than a lease are no use for one.
         let keep = (self.config.election_timeout.as_nanos() / self.config.heartbeat.as_nanos().max(1)) as u64 + 2;
@@ -440,26 +445,9 @@ impl ElectionNode {
     }
 
     /// A majority acknowledged a round sent at `sent_at`: the lease runs
-    /// from then, for a length that leaves room for drift (or, in the
-    /// planted bug, none).
+    /// from then (see [`crate::lease`]); the checkers hear of every extension.
     fn extend_lease(&mut self, ctx: &mut Ctx<'_, Self>, sent_at: LeaseDeadline) {
-        let emin = self.config.election_timeout;
-        let margin = match self.config.variant {
-            Variant::LeaseNoDriftMargin => 1.0,
-            _ => (1.0 - 3.0 * self.config.max_drift_ppm / 1e6).max(0.0),
-        };
-        let length = emin.mul_f64(margin);
-        let until = match sent_at {
-            LeaseDeadline::Mono(m) => LeaseDeadline::Mono(m.saturating_add(length)),
-            LeaseDeadline::Wall(w) => LeaseDeadline::Wall(w.saturating_add(length)),
-        };
-        let later = match (self.lease_until, until) {
-            (Some(LeaseDeadline::Mono(a)), LeaseDeadline::Mono(b)) => b > a,
-            (Some(LeaseDeadline::Wall(a)), LeaseDeadline::Wall(b)) => b > a,
-            _ => true,
-        };
-        if later {
-            self.lease_until = Some(until);
+        if let Some(until) = self.lease.extend(sent_at) {
             ctx.observe(ElectionObs::HoldsLease { term: self.term, until });
         }
     }
