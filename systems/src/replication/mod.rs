@@ -49,7 +49,10 @@
 //! `lease-reads-on-wall-clock` 91 of 100, median 1 (2); `async-failover`
 //! 69 of 100, median 1 (6).
 
+mod failover;
 pub mod system;
+
+pub use failover::FailoverServer;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -289,19 +292,6 @@ pub struct Server {
     leader_reads: Vec<(LogIndex, u64, NodeId, u64, String)>,
     /// Session reads waiting to apply up to the token: (token, client, id, key).
     session_reads: Vec<(LogIndex, NodeId, u64, String)>,
-    /// `async-failover` only.
-    failover: Failover,
-}
-
-/// `async-failover`'s primary-backup state.
-#[derive(Default)]
-struct Failover {
-    /// Epochs are unique per node (`n * 100 + node index`), so two backups
-    /// that promote together never share one.
-    epoch: u64,
-    primary: Option<NodeId>,
-    index: u64,
-    suspect_timer: Option<TimerId>,
 }
 
 impl Server {
@@ -321,101 +311,6 @@ impl Server {
             proposed: BTreeMap::new(),
             leader_reads: Vec::new(),
             session_reads: Vec::new(),
-            failover: Failover::default(),
-        }
-    }
-
-    fn failover_mode(&self) -> bool {
-        self.config.variant == Variant::AsyncFailover
-    }
-
-    fn on_failover_start(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
-        if ctx.me() == NodeId::server(0) && self.failover.epoch == 0 {
-            self.promote(ctx);
-        } else {
-            self.suspect_later(ctx);
-        }
-    }
-
-    fn suspect_later(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
-        if let Some(t) = self.failover.suspect_timer.take() {
-            ctx.cancel_timer(t);
-        }
-        let emin = self.config.raft.election_timeout;
-        let after = ctx.rng().duration_between(emin, emin * 2);
-        self.failover.suspect_timer = Some(ctx.set_timer(after, Timer::Suspect));
-    }
-
-    /// Becomes primary with whatever this node has: the bug is that it may
-    /// lack writes the old primary acknowledged.
-    fn promote(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
-        let f = &mut self.failover;
-        f.epoch = (f.epoch / 100 + 1) * 100 + u64::from(ctx.me().index());
-        f.primary = Some(ctx.me());
-        // Versions keep ordering writes across primaries: a new epoch's
-        // writes all come after anything an earlier primary wrote.
-        f.index = f.index.max(f.epoch * 1_000_000);
-        f.suspect_timer = None;
-        ctx.observe(ReplObs(RaftObs::BecameLeader { term: crate::raft::Term(f.epoch) }));
-        self.on_ping_timeout(ctx);
-    }
-
-    fn on_ping_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
-        if self.failover.primary != Some(ctx.me()) {
-            return;
-        }
-        let state = Snapshot { index: self.failover.index, store: self.store.clone() };
-        for peer in ctx.peers().to_vec() {
-            ctx.send(peer, Msg::Ping { epoch: self.failover.epoch, state: state.clone() });
-        }
-        ctx.set_timer(self.config.raft.heartbeat, Timer::Ping);
-    }
-
-    fn on_ping(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, epoch: u64, state: Snapshot) {
-        if epoch < self.failover.epoch {
-            return;
-        }
-        if self.failover.primary == Some(ctx.me()) {
-            ctx.observe(ReplObs(RaftObs::SteppedDown { term: crate::raft::Term(self.failover.epoch) }));
-        }
-        // A backup takes the primary's state wholesale (losing anything else).
-        self.failover.epoch = epoch;
-        self.failover.primary = Some(from);
-        self.failover.index = state.index;
-        self.store = state.store;
-        self.suspect_later(ctx);
-    }
-
-    fn on_suspect_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
-        self.failover.suspect_timer = None;
-        if self.failover.primary != Some(ctx.me()) {
-            self.promote(ctx);
-        }
-    }
-
-    /// `async-failover`: the primary applies and answers at once.
-    fn on_failover_request(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, msg: Msg) {
-        if self.failover.primary != Some(ctx.me()) {
-            let id = match msg {
-                Msg::Write { id, .. } | Msg::LeaderRead { id, .. } | Msg::SessionRead { id, .. } => id,
-                _ => return,
-            };
-            ctx.send(from, Msg::NotLeader { id, hint: self.failover.primary });
-            return;
-        }
-        match msg {
-            Msg::Write { id, op } => {
-                self.failover.index += 1;
-                let command = KvCommand { client: from, id, op };
-                if let Some(reply) = self.store.apply(LogIndex(self.failover.index), &command) {
-                    ctx.send(from, Msg::Reply { id, reply });
-                }
-            }
-            Msg::LeaderRead { id, key } | Msg::SessionRead { id, key, .. } => {
-                let reply = self.store.read(&key, LogIndex(self.failover.index));
-                ctx.send(from, Msg::Reply { id, reply });
-            }
-            _ => {}
         }
     }
 
@@ -671,6 +566,8 @@ fn following(servers: &[NodeId], current: NodeId) -> NodeId {
 
 pub enum ReplicaNode {
     Server(Box<Server>),
+    /// `async-failover`'s servers: primary-backup, no Raft.
+    Failover(Box<FailoverServer>),
     Client(Box<Client>),
 }
 
@@ -681,8 +578,8 @@ impl Node for ReplicaNode {
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         match self {
-            ReplicaNode::Server(s) if s.failover_mode() => s.on_failover_start(ctx),
             ReplicaNode::Server(s) => s.raft.start(ctx),
+            ReplicaNode::Failover(f) => f.on_start(ctx),
             ReplicaNode::Client(c) => {
                 ctx.set_timer(c.config.think, Timer::Think);
             }
@@ -691,8 +588,8 @@ impl Node for ReplicaNode {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
         match (self, msg) {
-            (ReplicaNode::Server(s), Msg::Ping { epoch, state }) => s.on_ping(ctx, from, epoch, state),
-            (ReplicaNode::Server(s), msg) if s.failover_mode() => s.on_failover_request(ctx, from, msg),
+            (ReplicaNode::Failover(f), Msg::Ping { epoch, state }) => f.on_ping(ctx, from, epoch, state),
+            (ReplicaNode::Failover(f), msg) => f.on_request(ctx, from, msg),
             (ReplicaNode::Server(s), msg) => {
                 match msg {
                     Msg::Raft(m) => s.raft.on_message(ctx, from, m),
@@ -711,8 +608,8 @@ impl Node for ReplicaNode {
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
         match (self, timer) {
-            (ReplicaNode::Server(s), Timer::Ping) => s.on_ping_timeout(ctx),
-            (ReplicaNode::Server(s), Timer::Suspect) => s.on_suspect_timeout(ctx),
+            (ReplicaNode::Failover(f), Timer::Ping) => f.on_ping_timeout(ctx),
+            (ReplicaNode::Failover(f), Timer::Suspect) => f.on_suspect_timeout(ctx),
             (ReplicaNode::Server(s), Timer::Raft(t)) => {
                 s.raft.on_timer(ctx, t);
                 s.pump(ctx);

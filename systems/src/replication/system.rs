@@ -13,7 +13,7 @@ use harness::system::{Count, Positive, Ppm, Setup, System, VariantNames, Workloa
 use harness::system::{HistoryCheck, Progress};
 use harness::{History, Invariant, NodeId, OpType, Value};
 
-use super::{Client, Config, ReplObs, ReplicaNode, Server, Variant};
+use super::{Client, Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
 use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
 use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
 
@@ -170,7 +170,9 @@ impl System for Replication {
         let scripts: Vec<Vec<crate::ClientOp>> =
             (0..setup.scenario.clients).map(|c| crate::client_script(&setup.script(c))).collect();
         Box::new(move |id: NodeId, disk: &harness::Disk| {
-            if id.is_server() {
+            if id.is_server() && config.variant == Variant::AsyncFailover {
+                ReplicaNode::Failover(Box::new(FailoverServer::new(config.clone())))
+            } else if id.is_server() {
                 ReplicaNode::Server(Box::new(Server::new(config.clone(), disk)))
             } else {
                 let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
