@@ -765,12 +765,13 @@ impl<N: Node> World<N> {
         let core = &mut self.core;
         let now = core.now;
         let state = &mut core.nodes[slot];
+        let (mono, wall) = state.clock.readings(now);
         let env = Env {
             me: state.id,
             peers: &state.peers,
             servers: &core.servers,
-            wall: state.clock.wall(now),
-            mono: state.clock.mono(now),
+            wall,
+            mono,
             rng: &mut state.rng,
             disk: &state.disk,
             outstanding: state.outstanding.is_some(),

@@ -14,11 +14,11 @@ pub fn is_majority(votes: usize, voters: usize) -> bool {
 
 /// The highest value a majority has reached, given every voter's value
 /// (the leader's own included): the commit index from match indexes.
-pub fn majority_reached<T: Ord + Copy>(values: &[T]) -> T {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let reached = sorted[majority(values.len()) - 1];
-    debug_assert!(values.iter().filter(|&&v| v >= reached).count() >= majority(values.len()));
+/// Reorders `values` (it selects in place rather than allocate).
+pub fn majority_reached<T: Ord + Copy>(values: &mut [T]) -> T {
+    let k = majority(values.len()) - 1;
+    let (_, &mut reached, _) = values.select_nth_unstable_by(k, |a, b| b.cmp(a));
+    debug_assert!(values.iter().filter(|&&v| v >= reached).count() > k);
     reached
 }
 
@@ -45,7 +45,7 @@ mod tests {
             (&[10, 10, 10, 0, 0], 10),
         ];
         for &(values, reached) in cases {
-            assert_eq!(majority_reached(values), reached, "{values:?}");
+            assert_eq!(majority_reached(&mut values.to_vec()), reached, "{values:?}");
         }
     }
 }

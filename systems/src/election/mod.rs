@@ -91,11 +91,11 @@ pub enum Variant {
     LeaseOnWallClock,
 }
 
-impl Variant {
-    pub const NAMES: &'static [&'static str] =
+impl harness::system::VariantNames for Variant {
+    const NAMES: &'static [&'static str] =
         &["correct", "lease", "vote-not-persisted", "fixed-timeout", "lease-no-drift-margin", "lease-on-wall-clock"];
 
-    pub fn parse(name: &str) -> Option<Variant> {
+    fn parse(name: &str) -> Option<Variant> {
         Some(match name {
             "correct" => Variant::Correct,
             "lease" => Variant::Lease,
@@ -106,7 +106,9 @@ impl Variant {
             _ => return None,
         })
     }
+}
 
+impl Variant {
     /// How this variant measures its leases (the planted lease bugs are
     /// set here, and nowhere else).
     pub fn lease_clock(self) -> LeaseClock {

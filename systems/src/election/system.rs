@@ -9,7 +9,7 @@ use harness::check::lease::LeasesNeverOverlap;
 use harness::system::ClientOp;
 use harness::system::Progress;
 use harness::system::Status;
-use harness::system::{Positive, Ppm, Setup, System, VariantNames, Workload};
+use harness::system::{Positive, Ppm, Setup, System, Workload};
 use harness::{Invariant, NodeId, SimTime};
 
 use super::{Config, ElectionNode, ElectionObs, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
@@ -38,13 +38,6 @@ impl Default for Settings {
 
 /// Raft-style leader election, with leases in some variants.
 pub struct Election;
-
-impl VariantNames for Variant {
-    const NAMES: &'static [&'static str] = Variant::NAMES;
-    fn parse(name: &str) -> Option<Self> {
-        Variant::parse(name)
-    }
-}
 
 fn config(variant: Variant, s: &Settings) -> Config {
     Config {

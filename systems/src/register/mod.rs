@@ -70,10 +70,10 @@ pub enum Variant {
     ReplyBeforeSync,
 }
 
-impl Variant {
-    pub const NAMES: &'static [&'static str] = &["correct", "lost-update", "ack-before-sync", "reply-before-sync"];
+impl harness::system::VariantNames for Variant {
+    const NAMES: &'static [&'static str] = &["correct", "lost-update", "ack-before-sync", "reply-before-sync"];
 
-    pub fn parse(name: &str) -> Option<Variant> {
+    fn parse(name: &str) -> Option<Variant> {
         match name {
             "correct" => Some(Variant::Correct),
             "lost-update" => Some(Variant::LostUpdate),

@@ -7,7 +7,7 @@ use harness::check::models::Register as RegisterModel;
 use harness::node::NoObservation;
 use harness::system::ClientOp;
 use harness::system::{ok_after_heal, HistoryCheck, Progress};
-use harness::system::{Count, Positive, Setup, System, VariantNames, Workload};
+use harness::system::{Count, Positive, Setup, System, Workload};
 use harness::{Invariant, NodeId, Value};
 
 use super::{Client, Config, RegisterNode, Server, Variant};
@@ -37,13 +37,6 @@ impl Default for Settings {
 
 /// The tutorial system: one server, clients reading, writing and cas-ing.
 pub struct Register;
-
-impl VariantNames for Variant {
-    const NAMES: &'static [&'static str] = Variant::NAMES;
-    fn parse(name: &str) -> Option<Self> {
-        Variant::parse(name)
-    }
-}
 
 impl System for Register {
     type Node = RegisterNode;

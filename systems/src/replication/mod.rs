@@ -74,8 +74,8 @@ pub enum Variant {
     AsyncFailover,
 }
 
-impl Variant {
-    pub const NAMES: &'static [&'static str] = &[
+impl harness::system::VariantNames for Variant {
+    const NAMES: &'static [&'static str] = &[
         "correct",
         "follower-any",
         "commit-without-majority",
@@ -85,7 +85,7 @@ impl Variant {
         "async-failover",
     ];
 
-    pub fn parse(name: &str) -> Option<Variant> {
+    fn parse(name: &str) -> Option<Variant> {
         Some(match name {
             "correct" => Variant::Correct,
             "follower-any" => Variant::FollowerAny,

@@ -9,7 +9,7 @@ use harness::check::linearizability::check;
 use harness::check::models::Kv;
 use harness::check::session::{SessionFunctions, SessionGuarantee, MONOTONIC_READS, READ_YOUR_WRITES};
 use harness::system::ClientOp;
-use harness::system::{Count, Positive, Ppm, Setup, System, VariantNames, Workload};
+use harness::system::{Count, Positive, Ppm, Setup, System, Workload};
 use harness::system::{HistoryCheck, Progress};
 use harness::{History, Invariant, NodeId, OpType, Value};
 
@@ -61,13 +61,6 @@ impl Default for Settings {
 
 /// A key-value store on the Raft log, with sessions.
 pub struct Replication;
-
-impl VariantNames for Variant {
-    const NAMES: &'static [&'static str] = Variant::NAMES;
-    fn parse(name: &str) -> Option<Self> {
-        Variant::parse(name)
-    }
-}
 
 fn config(variant: Variant, s: &Settings, think: std::time::Duration) -> Config {
     let d = Config::default();
