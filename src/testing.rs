@@ -3,7 +3,7 @@
 //! --test scenarios -- NAME` runs one. A crate's `tests/scenarios.rs`
 //! (with `harness = false` in its `Cargo.toml`) is one call:
 //!
-//! ```ignore
+//! ```text
 //! fn main() {
 //!     faultline::testing::main(&my_crate::SYSTEMS, env!("CARGO_MANIFEST_DIR"));
 //! }
