@@ -1,0 +1,336 @@
+//! Scenario files: TOML that says which system to run, how, under which
+//! faults, and what to expect. Parsing checks every value; every error
+//! names the file, line and column and says what was expected.
+//!
+//! A scenario plus a seed gives a [`Plan`]: the concrete list of timed
+//! faults (the scenario's own and the nemesis's draws) and each client's
+//! operations. Plans are what runs, what shrinking cuts down, and what a
+//! shrunk scenario file writes out explicitly.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::fault::Fault;
+use crate::history::Value;
+use crate::net::LinkConfig;
+use crate::rng::{Rng, Stream};
+
+/// A scenario file that cannot be used: where, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// What the runner knows about the systems, so scenario files can be
+/// checked against them (names, variants, invariants, `[config]` keys).
+pub trait Catalog {
+    fn systems(&self) -> Vec<&'static str>;
+    fn variants(&self, system: &str) -> Vec<&'static str>;
+    /// The plain-English names of the checks a run of `variant` of
+    /// `system` with this `[config]` judges.
+    fn checks(&self, system: &str, variant: &str, config: &toml::Table) -> Vec<String>;
+    /// Checks the `[config]` of the whole file `text`; the error carries
+    /// the span of the offending key or value when there is one.
+    fn check_config(&self, system: &str, text: &str) -> Result<(), (Option<std::ops::Range<usize>>, String)>;
+    /// Checks one explicit client operation (`[[workload.client]]`).
+    fn validate_op(&self, _system: &str, _op: &ClientOp) -> Result<(), String> {
+        Ok(())
+    }
+    /// The fewest servers the system runs with.
+    fn min_nodes(&self, _system: &str) -> u32 {
+        1
+    }
+    /// Whether the system has client nodes at all.
+    fn has_clients(&self, _system: &str) -> bool {
+        true
+    }
+}
+
+mod duration;
+mod file;
+mod nemesis;
+mod parse;
+mod write;
+
+pub use duration::{format_duration, Dur, SignedDur};
+pub use file::*;
+use parse::*;
+pub use write::{fault_entry, write_explicit};
+
+/// What a scenario expects of every seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Pass,
+    /// A violation of one of these checks (a bug may show as any of them).
+    Violation(Vec<String>),
+    Liveness,
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Pass => f.write_str("pass"),
+            Expect::Violation(names) => {
+                let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                write!(f, "violation of {}", quoted.join(" or "))
+            }
+            Expect::Liveness => f.write_str("liveness"),
+        }
+    }
+}
+
+/// A fault at a time, undone after `duration` when it has one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedFault {
+    pub at: Duration,
+    pub fault: Fault,
+    pub duration: Option<Duration>,
+}
+
+/// One client operation before it runs: function, key, input.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientOp {
+    pub f: String,
+    pub key: Option<String>,
+    pub value: Value,
+}
+
+/// The nemesis: random faults every so often, drawn per seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nemesis {
+    pub kinds: Vec<String>,
+    pub every: Duration,
+}
+
+/// The fault kinds the nemesis can draw.
+pub const NEMESIS_KINDS: &[&str] = &[
+    "partition",
+    "crash",
+    "crash-in-handler",
+    "kill",
+    "pause",
+    "clock-bump",
+    "clock-strobe",
+    "clock-drift",
+    "clock-reset",
+    "network",
+];
+
+/// The fault kinds a `[[fault]]` can name.
+pub const FAULT_KINDS: &[&str] = &[
+    "partition",
+    "heal",
+    "crash",
+    "crash-in-handler",
+    "restart",
+    "kill",
+    "pause",
+    "resume",
+    "clock-bump",
+    "clock-strobe",
+    "clock-reset",
+    "clock-drift",
+    "network",
+];
+
+/// A validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file it came from, as given (reports and commands name it).
+    pub path: String,
+    pub title: String,
+    pub system: String,
+    pub variant: String,
+    pub nodes: u32,
+    pub clients: u32,
+    pub duration: Duration,
+    pub liveness: Duration,
+    pub seeds: u64,
+    pub seed: Option<u64>,
+    pub expect: Expect,
+    pub network: LinkConfig,
+    pub skew: Duration,
+    pub drift_ppm: f64,
+    pub faults: Vec<TimedFault>,
+    pub nemesis: Option<Nemesis>,
+    pub ops: u32,
+    pub keys: u32,
+    pub think: Duration,
+    /// Explicit per-client operations, when the file lists them.
+    pub scripts: Option<Vec<Vec<ClientOp>>>,
+    pub config: toml::Table,
+    /// The file as parsed, for writing it back out (shrinking).
+    pub file: ScenarioFile,
+}
+
+/// What one seed of a scenario runs: every fault and every client's operations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub faults: Vec<TimedFault>,
+    pub clients: Vec<Vec<ClientOp>>,
+}
+
+/// Draws one client operation of a system's workload.
+/// Draws the next operation over `keys` keys for client number `client`
+/// (from 0); it may remember what it drew for whom.
+pub type OpGenerator<'a> = &'a mut dyn FnMut(&mut Rng, u32, u32) -> ClientOp;
+
+impl Scenario {
+    /// Parses and validates a scenario file.
+    pub fn parse(file: &str, text: &str, catalog: &dyn Catalog) -> Result<Scenario, ScenarioError> {
+        let raw: ScenarioFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ScenarioError { file: file.to_owned(), line, column, message: e.message().trim().to_owned() }
+        })?;
+        let cx = Ctx { file, text, nodes: *raw.nodes.get_ref(), clients: *raw.clients.get_ref() };
+        let systems = catalog.systems();
+        let system = raw.system.get_ref().clone();
+        if !systems.contains(&system.as_str()) {
+            return Err(cx.err(
+                raw.system.span(),
+                format!("unknown system \"{system}\"; the systems are: {}", systems.join(", ")),
+            ));
+        }
+        let variants = catalog.variants(&system);
+        let variant = raw.variant.get_ref().clone();
+        if !variants.contains(&variant.as_str()) {
+            return Err(cx.err(
+                raw.variant.span(),
+                format!("system \"{system}\" has no variant \"{variant}\"; its variants are: {}", variants.join(", ")),
+            ));
+        }
+        let min = catalog.min_nodes(&system);
+        if cx.nodes < min || cx.nodes > 99 {
+            return Err(cx.err(
+                raw.nodes.span(),
+                format!("nodes must be between {min} and 99 for system \"{system}\", not {}", cx.nodes),
+            ));
+        }
+        if cx.clients > 0 && !catalog.has_clients(&system) {
+            return Err(cx.err(raw.clients.span(), format!("system \"{system}\" has no clients; leave `clients` out")));
+        }
+        if cx.clients > 99 {
+            return Err(cx.err(raw.clients.span(), format!("clients must be at most 99, not {}", cx.clients)));
+        }
+        let duration = raw.duration.get_ref().0;
+        if duration.is_zero() {
+            return Err(cx.err(raw.duration.span(), "duration must be positive"));
+        }
+        if *raw.seeds.get_ref() == 0 {
+            return Err(cx.err(raw.seeds.span(), "seeds must be at least 1"));
+        }
+        let config = raw.config.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+        if let Err((span, message)) = catalog.check_config(&system, text) {
+            let span = span.or_else(|| raw.config.as_ref().map(|c| c.span())).unwrap_or(0..0);
+            return Err(cx.err(span, message));
+        }
+        let expect = parse_expect(&cx, raw.expect.as_ref(), &catalog.checks(&system, &variant, &config))?;
+        let network = parse_network(&cx, &raw.network)?;
+        let drift_ppm = match &raw.clocks.drift_ppm {
+            Some(d) if !(0.0..=crate::clock::MAX_DRIFT_PPM).contains(d.get_ref()) => {
+                return Err(cx.err(
+                    d.span(),
+                    format!("drift_ppm must be between 0 and {}, not {}", crate::clock::MAX_DRIFT_PPM, d.get_ref()),
+                ));
+            }
+            Some(d) => *d.get_ref(),
+            None => 0.0,
+        };
+        let mut faults = Vec::with_capacity(raw.fault.len());
+        for entry in &raw.fault {
+            faults.push(parse_fault(&cx, entry, duration)?);
+        }
+        faults.sort_by_key(|f| f.at);
+        let nemesis = match &raw.nemesis {
+            None => None,
+            Some(n) => Some(parse_nemesis(&cx, n.get_ref())?),
+        };
+        let (ops, keys, scripts) = parse_workload(&cx, &raw.workload, &|op| catalog.validate_op(&system, op))?;
+        Ok(Scenario {
+            path: file.to_owned(),
+            title: raw.title.clone(),
+            system,
+            variant,
+            nodes: cx.nodes,
+            clients: cx.clients,
+            duration,
+            liveness: raw.liveness.as_ref().map_or(Duration::from_secs(30), |l| l.get_ref().0),
+            seeds: *raw.seeds.get_ref(),
+            seed: raw.seed,
+            expect,
+            network,
+            skew: raw.clocks.skew.map_or(Duration::ZERO, |d| d.0),
+            drift_ppm,
+            faults,
+            nemesis,
+            ops,
+            keys,
+            think: raw.workload.think.map_or(Duration::from_millis(10), |d| d.0),
+            scripts,
+            config,
+            file: raw,
+        })
+    }
+
+    /// The concrete plan for one seed: the file's faults, the nemesis's
+    /// draws, and each client's operations.
+    pub fn plan(&self, seed: u64, generate: OpGenerator<'_>) -> Plan {
+        let mut faults = self.faults.clone();
+        if let Some(n) = &self.nemesis {
+            faults.extend(n.draw(seed, self.duration));
+        }
+        faults.sort_by_key(|f| f.at);
+        let clients = match &self.scripts {
+            Some(scripts) => scripts.clone(),
+            None => {
+                let mut rng = Rng::new(seed, Stream::Workload);
+                let mut clients = vec![Vec::new(); self.clients as usize];
+                for i in 0..self.ops {
+                    let c = (i % self.clients.max(1)) as usize;
+                    if let Some(list) = clients.get_mut(c) {
+                        list.push(generate(&mut rng, self.keys, c as u32));
+                    }
+                }
+                clients
+            }
+        };
+        Plan { faults, clients }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duration::format_signed;
+
+    #[test]
+    fn durations_parse_and_print_back() {
+        let d: Dur = toml::Value::String("250ms".into()).try_into().expect("parses");
+        assert_eq!(d.0, Duration::from_millis(250));
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_signed(-2_000_000_000), "-2s");
+        for bad in ["3", "3 parsecs", "-1s", "ms", "1e999s"] {
+            assert!(toml::Value::String(bad.into()).try_into::<Dur>().is_err(), "{bad}");
+        }
+        let s: SignedDur = toml::Value::String("-1.5s".into()).try_into().expect("parses");
+        assert_eq!(s.0, -1_500_000_000);
+    }
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

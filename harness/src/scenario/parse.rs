@@ -1,0 +1,487 @@
+//! Validating a scenario file: every check names file:line:column.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::*;
+use crate::fault::{Fault, Shape, Target};
+use crate::history::Value;
+use crate::net::{Latency, LinkConfig};
+use crate::node::NodeId;
+
+pub(super) struct Ctx<'a> {
+    pub(super) file: &'a str,
+    pub(super) text: &'a str,
+    pub(super) nodes: u32,
+    pub(super) clients: u32,
+}
+
+impl Ctx<'_> {
+    pub(super) fn err(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = line_col(self.text, span.start);
+        ScenarioError { file: self.file.to_owned(), line, column, message: message.into() }
+    }
+
+    pub(super) fn node(&self, name: &Spanned<String>) -> Result<NodeId, ScenarioError> {
+        self.node_named(name.get_ref(), name.span())
+    }
+
+    pub(super) fn node_named(&self, name: &str, span: std::ops::Range<usize>) -> Result<NodeId, ScenarioError> {
+        let id = NodeId::parse(name).ok_or_else(|| {
+            self.err(
+                span.clone(),
+                format!("\"{name}\" is not a node name; expected n1..n{} or c1..c{}", self.nodes, self.clients.max(1)),
+            )
+        })?;
+        let exists = if id.is_client() { id.index() < self.clients } else { id.index() < self.nodes };
+        if !exists {
+            let role = if id.is_client() {
+                format!("{} client{} (c1..c{})", self.clients, plural(self.clients), self.clients)
+            } else {
+                format!("{} server{} (n1..n{})", self.nodes, plural(self.nodes), self.nodes)
+            };
+            return Err(self.err(span, format!("node {name} does not exist: this scenario has {role}")));
+        }
+        Ok(id)
+    }
+}
+
+pub(super) fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
+    (line, column)
+}
+
+pub(super) fn parse_expect(
+    cx: &Ctx<'_>,
+    expect: Option<&Spanned<toml::Value>>,
+    checks: &[String],
+) -> Result<Expect, ScenarioError> {
+    let Some(e) = expect else { return Ok(Expect::Pass) };
+    let what = "expected \"pass\", { violation = \"<check name>\" } (or a list of names) or { outcome = \"liveness\" }";
+    let known = |name: &str| {
+        if checks.iter().any(|c| c == name) {
+            Ok(name.to_owned())
+        } else {
+            Err(cx.err(
+                e.span(),
+                format!("no check is named \"{name}\"; this variant's checks are: {}", checks.join(", ")),
+            ))
+        }
+    };
+    match e.get_ref() {
+        toml::Value::String(s) if s == "pass" => Ok(Expect::Pass),
+        toml::Value::String(s) if s == "liveness" => Ok(Expect::Liveness),
+        toml::Value::Table(t) if t.len() == 1 => match t.iter().next() {
+            Some((k, toml::Value::String(name))) if k == "violation" => Ok(Expect::Violation(vec![known(name)?])),
+            Some((k, toml::Value::Array(names))) if k == "violation" && !names.is_empty() => {
+                let names = names.iter().map(|n| n.as_str().ok_or_else(|| cx.err(e.span(), what)).and_then(known));
+                Ok(Expect::Violation(names.collect::<Result<_, _>>()?))
+            }
+            Some((k, toml::Value::String(o))) if k == "outcome" && o == "liveness" => Ok(Expect::Liveness),
+            Some((k, toml::Value::String(o))) if k == "outcome" && o == "pass" => Ok(Expect::Pass),
+            _ => Err(cx.err(e.span(), what)),
+        },
+        _ => Err(cx.err(e.span(), what)),
+    }
+}
+
+pub(super) fn probability(cx: &Ctx<'_>, p: &Option<Spanned<f64>>, name: &str) -> Result<f64, ScenarioError> {
+    match p {
+        None => Ok(0.0),
+        Some(v) if (0.0..=1.0).contains(v.get_ref()) => Ok(*v.get_ref()),
+        Some(v) => {
+            Err(cx
+                .err(v.span(), format!("{name} is a probability: expected a number from 0 to 1, not {}", v.get_ref())))
+        }
+    }
+}
+
+pub(super) fn parse_latency(cx: &Ctx<'_>, spec: &Spanned<LatencySpec>) -> Result<Latency, ScenarioError> {
+    let l = spec.get_ref();
+    let need = |d: Option<Dur>, key: &str| {
+        d.map(|d| d.0).ok_or_else(|| cx.err(spec.span(), format!("latency dist \"{}\" needs `{key}`", l.dist)))
+    };
+    let latency = match l.dist.as_str() {
+        "constant" => Latency::Constant(need(l.value, "value")?),
+        "uniform" => Latency::Uniform { min: need(l.min, "min")?, max: need(l.max, "max")? },
+        "exponential" => Latency::Exponential { mean: need(l.mean, "mean")?, max: need(l.max, "max")? },
+        "heavy-tail" => Latency::HeavyTail {
+            min: need(l.min, "min")?,
+            alpha: l.alpha.ok_or_else(|| cx.err(spec.span(), "latency dist \"heavy-tail\" needs `alpha`"))?,
+            max: need(l.max, "max")?,
+        },
+        other => {
+            return Err(cx.err(
+                spec.span(),
+                format!("unknown latency dist \"{other}\"; expected constant, uniform, exponential or heavy-tail"),
+            ))
+        }
+    };
+    latency.validate().map_err(|m| cx.err(spec.span(), m))?;
+    Ok(latency)
+}
+
+pub(super) fn parse_network(cx: &Ctx<'_>, n: &NetworkSection) -> Result<LinkConfig, ScenarioError> {
+    let mut config = LinkConfig::default();
+    if let Some(l) = &n.latency {
+        config.latency = parse_latency(cx, l)?;
+    }
+    config.loss = probability(cx, &n.loss, "loss")?;
+    config.duplicate = probability(cx, &n.duplicate, "duplicate")?;
+    config.ordering = n.ordering.unwrap_or_default();
+    Ok(config)
+}
+
+/// Parses `random`, `leader`, `minority`, `majority` or a node name.
+/// Clients drive the test and keep the session a checker follows: a
+/// client that lost its memory would reuse request ids and forget its
+/// session, and the checks would blame the system. Clients pause; they
+/// never crash.
+pub(super) fn no_client_crashes(cx: &Ctx<'_>, e: &FaultEntry, target: &Target) -> Result<(), ScenarioError> {
+    let client = match target {
+        Target::Node(n) => Some(*n).filter(|n| n.is_client()),
+        Target::Nodes(ns) => ns.iter().copied().find(|n| n.is_client()),
+        _ => None,
+    };
+    let Some(client) = client else { return Ok(()) };
+    let span = e
+        .node
+        .as_ref()
+        .map(|v| v.span())
+        .or(e.nodes.as_ref().map(|v| v.span()))
+        .or(e.target.as_ref().map(|v| v.span()));
+    Err(cx.err(
+        span.unwrap_or_else(|| e.kind.span()),
+        format!("{client} is a client: clients never crash (they drive the test); pause it instead, or crash a server"),
+    ))
+}
+
+pub(super) fn parse_target(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Target, ScenarioError> {
+    let given = [e.node.is_some(), e.target.is_some(), e.nodes.is_some()].iter().filter(|&&g| g).count();
+    if given > 1 {
+        return Err(cx.err(e.kind.span(), "give only one of `node`, `target` and `nodes`"));
+    }
+    if let Some(n) = &e.node {
+        return Ok(Target::Node(cx.node(n)?));
+    }
+    if let Some(ns) = &e.nodes {
+        let ids = ns.get_ref().iter().map(|n| cx.node_named(n, ns.span())).collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Err(cx.err(ns.span(), "`nodes` must name at least one node"));
+        }
+        return Ok(Target::Nodes(ids));
+    }
+    let Some(t) = &e.target else {
+        return Err(cx.err(
+            e.kind.span(),
+            format!(
+                "a {} fault needs `node` or `target` (random, leader, minority, majority, or a node name)",
+                e.kind.get_ref()
+            ),
+        ));
+    };
+    Ok(match t.get_ref().as_str() {
+        "random" => Target::Random,
+        "leader" => Target::Leader,
+        "minority" => Target::Minority,
+        "majority" => Target::Majority,
+        _ => Target::Node(cx.node(t)?),
+    })
+}
+
+pub(super) fn parse_fault(
+    cx: &Ctx<'_>,
+    entry: &Spanned<FaultEntry>,
+    run: Duration,
+) -> Result<TimedFault, ScenarioError> {
+    let e = entry.get_ref();
+    let at = e.at.get_ref().0;
+    if at >= run {
+        return Err(cx.err(
+            e.at.span(),
+            format!(
+                "this fault is at {} but the run's fault phase ends at {}",
+                format_duration(at),
+                format_duration(run)
+            ),
+        ));
+    }
+    let kind = e.kind.get_ref().as_str();
+    if !FAULT_KINDS.contains(&kind) {
+        return Err(
+            cx.err(e.kind.span(), format!("unknown fault kind \"{kind}\"; expected one of {}", FAULT_KINDS.join(", ")))
+        );
+    }
+    // Keys that make no sense for this kind are errors, not silently ignored.
+    let allowed: &[&str] = match kind {
+        "partition" => &["node", "target", "nodes", "shape", "groups", "for"],
+        "heal" => &[],
+        "crash" | "pause" | "kill" | "restart" | "resume" | "clock-reset" => &["node", "target", "nodes", "for"],
+        "crash-in-handler" => &["node", "target", "nodes", "effects", "for"],
+        "clock-bump" => &["node", "target", "nodes", "delta", "for"],
+        "clock-strobe" => &["node", "target", "nodes", "delta", "period", "for"],
+        "clock-drift" => &["node", "target", "nodes", "ppm", "for"],
+        _ => &["latency", "loss", "duplicate", "for"],
+    };
+    let present: [(&str, Option<std::ops::Range<usize>>); 13] = [
+        ("node", e.node.as_ref().map(|v| v.span())),
+        ("target", e.target.as_ref().map(|v| v.span())),
+        ("nodes", e.nodes.as_ref().map(|v| v.span())),
+        ("shape", e.shape.as_ref().map(|v| v.span())),
+        ("groups", e.groups.as_ref().map(|v| v.span())),
+        ("delta", e.delta.as_ref().map(|v| v.span())),
+        ("period", e.period.as_ref().map(|v| v.span())),
+        ("ppm", e.ppm.as_ref().map(|v| v.span())),
+        ("latency", e.latency.as_ref().map(|v| v.span())),
+        ("loss", e.loss.as_ref().map(|v| v.span())),
+        ("duplicate", e.duplicate.as_ref().map(|v| v.span())),
+        ("for", e.for_.as_ref().map(|v| v.span())),
+        ("effects", e.effects.as_ref().map(|v| v.span())),
+    ];
+    for (key, span) in present {
+        if let Some(span) = span {
+            if !allowed.contains(&key) {
+                let takes = if allowed.is_empty() { "no other keys".to_owned() } else { allowed.join(", ") };
+                return Err(cx.err(span, format!("a {kind} fault does not take `{key}`; it takes {takes}")));
+            }
+        }
+    }
+    if matches!(kind, "kill" | "restart" | "resume" | "clock-reset") {
+        if let Some(f) = &e.for_ {
+            return Err(cx.err(f.span(), format!("a {kind} fault has no `for`: nothing undoes it")));
+        }
+    }
+    if matches!(kind, "crash" | "kill" | "crash-in-handler" | "restart") {
+        no_client_crashes(cx, e, &parse_target(cx, e)?)?;
+    }
+    let fault = match kind {
+        "partition" => Fault::Partition(parse_shape(cx, e)?),
+        "heal" => Fault::HealPartitions,
+        "crash" => Fault::Crash(parse_target(cx, e)?),
+        "crash-in-handler" => {
+            Fault::CrashInHandler { target: parse_target(cx, e)?, effects: e.effects.as_ref().map(|k| *k.get_ref()) }
+        }
+        "restart" => Fault::Restart(parse_target(cx, e)?),
+        "kill" => Fault::Kill(parse_target(cx, e)?),
+        "pause" => Fault::Pause(parse_target(cx, e)?),
+        "resume" => Fault::Resume(parse_target(cx, e)?),
+        "clock-reset" => Fault::ClockReset(parse_target(cx, e)?),
+        "clock-bump" => Fault::ClockBump {
+            target: parse_target(cx, e)?,
+            delta_ns: e
+                .delta
+                .as_ref()
+                .ok_or_else(|| cx.err(e.kind.span(), "a clock-bump needs `delta`, like \"-2s\""))?
+                .get_ref()
+                .0,
+        },
+        "clock-strobe" => {
+            let delta = e
+                .delta
+                .as_ref()
+                .ok_or_else(|| cx.err(e.kind.span(), "a clock-strobe needs `delta`, like \"500ms\""))?;
+            let period = e
+                .period
+                .as_ref()
+                .ok_or_else(|| cx.err(e.kind.span(), "a clock-strobe needs `period`, like \"100ms\""))?;
+            if period.get_ref().0.is_zero() {
+                return Err(cx.err(period.span(), "period must be positive"));
+            }
+            // `for` is how long the strobe lasts (default: to the end of the fault phase).
+            let lasts = e.for_.as_ref().map_or(run - at, |f| f.get_ref().0);
+            Fault::ClockStrobe {
+                target: parse_target(cx, e)?,
+                delta_ns: delta.get_ref().0,
+                period: period.get_ref().0,
+                duration: lasts,
+            }
+        }
+        "clock-drift" => {
+            let ppm = e.ppm.as_ref().ok_or_else(|| cx.err(e.kind.span(), "a clock-drift needs `ppm`"))?;
+            if ppm.get_ref().abs() > crate::clock::MAX_DRIFT_PPM {
+                return Err(cx.err(
+                    ppm.span(),
+                    format!("ppm must be within +-{}, not {}", crate::clock::MAX_DRIFT_PPM, ppm.get_ref()),
+                ));
+            }
+            Fault::ClockDrift { target: parse_target(cx, e)?, ppm: *ppm.get_ref() }
+        }
+        _ => {
+            let section = NetworkSection {
+                latency: e.latency.clone(),
+                loss: e.loss.clone(),
+                duplicate: e.duplicate.clone(),
+                ordering: None,
+            };
+            Fault::Network(parse_network(cx, &section)?)
+        }
+    };
+    let duration = match &e.for_ {
+        Some(f) if f.get_ref().0.is_zero() => return Err(cx.err(f.span(), "`for` must be positive")),
+        _ if kind == "clock-strobe" => None,
+        Some(f) => Some(f.get_ref().0),
+        None => None,
+    };
+    Ok(TimedFault { at, fault, duration })
+}
+
+pub(super) fn parse_shape(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Shape, ScenarioError> {
+    if let Some(groups) = &e.groups {
+        if e.shape.is_some() {
+            return Err(cx.err(groups.span(), "give either `shape` or `groups`, not both"));
+        }
+        let mut out = Vec::new();
+        for g in groups.get_ref() {
+            out.push(g.iter().map(|n| cx.node_named(n, groups.span())).collect::<Result<Vec<_>, _>>()?);
+        }
+        if out.len() < 2 {
+            return Err(cx.err(groups.span(), "`groups` needs at least two groups"));
+        }
+        return Ok(Shape::Groups(out));
+    }
+    let Some(shape) = &e.shape else {
+        return Err(cx.err(
+            e.kind.span(),
+            "a partition needs `shape` (isolate, halves, majority-ring, bridge, one-way) or `groups`",
+        ));
+    };
+    let needs_target = matches!(shape.get_ref().as_str(), "isolate" | "isolate-from-peers" | "one-way");
+    if !needs_target && (e.node.is_some() || e.target.is_some() || e.nodes.is_some()) {
+        return Err(cx.err(
+            shape.span(),
+            format!("shape \"{}\" picks its own sides; it takes no `node` or `target`", shape.get_ref()),
+        ));
+    }
+    Ok(match shape.get_ref().as_str() {
+        "isolate" => Shape::Isolate(parse_target(cx, e)?),
+        "isolate-from-peers" => Shape::IsolateFromPeers(parse_target(cx, e)?),
+        "one-way" => Shape::OneWay(parse_target(cx, e)?),
+        "halves" => Shape::Halves,
+        "majority-ring" => Shape::MajorityRing,
+        "bridge" => Shape::Bridge,
+        other => {
+            return Err(cx.err(
+                shape.span(),
+                format!("unknown shape \"{other}\"; expected isolate, isolate-from-peers, halves, majority-ring, bridge or one-way"),
+            ))
+        }
+    })
+}
+
+pub(super) fn parse_nemesis(cx: &Ctx<'_>, n: &NemesisSection) -> Result<Nemesis, ScenarioError> {
+    if n.kinds.get_ref().is_empty() {
+        return Err(cx.err(n.kinds.span(), format!("kinds must list at least one of {}", NEMESIS_KINDS.join(", "))));
+    }
+    for k in n.kinds.get_ref() {
+        if !NEMESIS_KINDS.contains(&k.as_str()) {
+            return Err(cx.err(
+                n.kinds.span(),
+                format!("the nemesis has no kind \"{k}\"; expected some of {}", NEMESIS_KINDS.join(", ")),
+            ));
+        }
+    }
+    if n.every.get_ref().0 < Duration::from_millis(1) {
+        return Err(cx.err(n.every.span(), "every must be at least 1ms"));
+    }
+    Ok(Nemesis { kinds: n.kinds.get_ref().clone(), every: n.every.get_ref().0 })
+}
+
+pub(super) type Workload = (u32, u32, Option<Vec<Vec<ClientOp>>>);
+
+pub(super) fn parse_workload(
+    cx: &Ctx<'_>,
+    w: &WorkloadSection,
+    validate: &dyn Fn(&ClientOp) -> Result<(), String>,
+) -> Result<Workload, ScenarioError> {
+    let keys = match &w.keys {
+        Some(k) if *k.get_ref() == 0 || *k.get_ref() > 1000 => {
+            return Err(cx.err(k.span(), format!("keys must be between 1 and 1000, not {}", k.get_ref())))
+        }
+        Some(k) => *k.get_ref(),
+        None => 1,
+    };
+    if w.client.is_empty() {
+        let ops = w.ops.as_ref().map_or(0, |o| *o.get_ref());
+        if ops > 0 && cx.clients == 0 {
+            let span = w.ops.as_ref().map_or(0..0, |o| o.span());
+            return Err(cx.err(span, "workload ops need clients: set `clients` to at least 1"));
+        }
+        return Ok((ops, keys, None));
+    }
+    if let Some(o) = &w.ops {
+        return Err(cx.err(o.span(), "give either `ops` (generated) or [[workload.client]] scripts, not both"));
+    }
+    let mut scripts = vec![Vec::new(); cx.clients as usize];
+    for script in &w.client {
+        let id = cx.node_named(&script.get_ref().name, script.span())?;
+        if !id.is_client() {
+            return Err(cx.err(
+                script.span(),
+                format!("{} is a server; workload scripts belong to clients", script.get_ref().name),
+            ));
+        }
+        let ops = script
+            .get_ref()
+            .ops
+            .iter()
+            .map(|op| {
+                parse_client_op(op).and_then(|op| validate(&op).map(|()| op)).map_err(|m| cx.err(script.span(), m))
+            })
+            .collect::<Result<_, _>>()?;
+        scripts[id.index() as usize] = ops;
+    }
+    let total = scripts.iter().map(Vec::len).sum::<usize>() as u32;
+    Ok((total, keys, Some(scripts)))
+}
+
+pub(super) fn parse_client_op(op: &toml::Value) -> Result<ClientOp, String> {
+    let what = || format!("each op is [f, key] or [f, key, value], like [\"write\", \"k1\", 3]; found {op}");
+    let toml::Value::Array(parts) = op else { return Err(what()) };
+    let f = parts.first().and_then(|v| v.as_str()).ok_or_else(what)?.to_owned();
+    let key = match parts.get(1) {
+        Some(toml::Value::String(k)) if k.is_empty() => None,
+        Some(toml::Value::String(k)) => Some(k.clone()),
+        _ => return Err(what()),
+    };
+    let value = match parts.get(2) {
+        None => Value::Null,
+        Some(v) => toml_to_value(v).ok_or_else(what)?,
+    };
+    if parts.len() > 3 {
+        return Err(what());
+    }
+    Ok(ClientOp { f, key, value })
+}
+
+pub(super) fn toml_to_value(v: &toml::Value) -> Option<Value> {
+    Some(match v {
+        toml::Value::Integer(i) => Value::Int(*i),
+        toml::Value::String(s) => Value::Str(s.clone()),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Array(items) => Value::List(items.iter().map(toml_to_value).collect::<Option<_>>()?),
+        _ => return None,
+    })
+}
+
+pub(super) fn value_to_toml(v: &Value) -> toml::Value {
+    match v {
+        Value::Null => toml::Value::String(String::new()),
+        Value::Bool(b) => toml::Value::Boolean(*b),
+        Value::Int(i) => toml::Value::Integer(*i),
+        Value::Str(s) => toml::Value::String(s.clone()),
+        Value::List(items) => toml::Value::Array(items.iter().map(value_to_toml).collect()),
+    }
+}
