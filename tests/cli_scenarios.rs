@@ -150,6 +150,7 @@ fn broken_scenario_files_name_file_line_and_column_and_exit_2() {
         ("no-such-node", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"n4\"\n"), ":10:8: node n4 does not exist: this scenario has 1 server (n1..n1)"),
         ("probability", &format!("{GOOD}[network]\nloss = 1.5\n"), ":8:8: loss is a probability"),
         ("bad-check", &format!("expect = {{ violation = \"fast\" }}\n{GOOD}"), "no check is named \"fast\"; this variant's checks are: linearizable"),
+        ("nan-drift", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"clock-drift\"\nnode = \"n1\"\nppm = nan\n"), ":11:7: ppm must be a number within +-100000, not NaN"),
         ("config-key", &format!("{GOOD}[config]\nspeed = 3\n"), ":8:1: [config]: unknown field `speed`, expected one of `request_timeout`, `retries`, `group_commit`"),
         ("config-range", &format!("{GOOD}[config]\nretries = 30\n"), ":8:11: [config]: expected an integer from 0 to 10, found 30"),
         ("config-zero", &format!("{GOOD}[config]\ngroup_commit = \"0s\"\n"), ":8:16: [config]: expected a positive duration"),

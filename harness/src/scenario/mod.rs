@@ -59,12 +59,14 @@ pub trait Catalog {
 
 mod duration;
 mod file;
+mod kinds;
 mod nemesis;
 mod parse;
 mod write;
 
 pub use duration::{format_duration, Dur, SignedDur};
 pub use file::*;
+pub use kinds::{fault_kind, nemesis_kinds, FaultKind, FAULT_TABLE};
 use parse::*;
 pub use write::{fault_entry, write_explicit};
 
@@ -112,37 +114,6 @@ pub struct Nemesis {
     pub kinds: Vec<String>,
     pub every: Duration,
 }
-
-/// The fault kinds the nemesis can draw.
-pub const NEMESIS_KINDS: &[&str] = &[
-    "partition",
-    "crash",
-    "crash-in-handler",
-    "kill",
-    "pause",
-    "clock-bump",
-    "clock-strobe",
-    "clock-drift",
-    "clock-reset",
-    "network",
-];
-
-/// The fault kinds a `[[fault]]` can name.
-pub const FAULT_KINDS: &[&str] = &[
-    "partition",
-    "heal",
-    "crash",
-    "crash-in-handler",
-    "restart",
-    "kill",
-    "pause",
-    "resume",
-    "clock-bump",
-    "clock-strobe",
-    "clock-reset",
-    "clock-drift",
-    "network",
-];
 
 /// A validated scenario.
 #[derive(Clone, Debug)]

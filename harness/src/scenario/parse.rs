@@ -5,7 +5,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::*;
-use crate::fault::{Fault, Shape, Target};
+use crate::fault::{Shape, Target};
 use crate::history::Value;
 use crate::net::{Latency, LinkConfig};
 use crate::node::NodeId;
@@ -219,23 +219,14 @@ pub(super) fn parse_fault(
             ),
         ));
     }
-    let kind = e.kind.get_ref().as_str();
-    if !FAULT_KINDS.contains(&kind) {
+    let name = e.kind.get_ref().as_str();
+    let Some(kind) = fault_kind(name) else {
+        let names: Vec<&str> = FAULT_TABLE.iter().map(|k| k.name).collect();
         return Err(
-            cx.err(e.kind.span(), format!("unknown fault kind \"{kind}\"; expected one of {}", FAULT_KINDS.join(", ")))
+            cx.err(e.kind.span(), format!("unknown fault kind \"{name}\"; expected one of {}", names.join(", ")))
         );
-    }
-    // Keys that make no sense for this kind are errors, not silently ignored.
-    let allowed: &[&str] = match kind {
-        "partition" => &["node", "target", "nodes", "shape", "groups", "for"],
-        "heal" => &[],
-        "crash" | "pause" | "kill" | "restart" | "resume" | "clock-reset" => &["node", "target", "nodes", "for"],
-        "crash-in-handler" => &["node", "target", "nodes", "effects", "for"],
-        "clock-bump" => &["node", "target", "nodes", "delta", "for"],
-        "clock-strobe" => &["node", "target", "nodes", "delta", "period", "for"],
-        "clock-drift" => &["node", "target", "nodes", "ppm", "for"],
-        _ => &["latency", "loss", "duplicate", "for"],
     };
+    // Keys that make no sense for this kind are errors, not silently ignored.
     let present: [(&str, Option<std::ops::Range<usize>>); 13] = [
         ("node", e.node.as_ref().map(|v| v.span())),
         ("target", e.target.as_ref().map(|v| v.span())),
@@ -252,86 +243,23 @@ pub(super) fn parse_fault(
         ("effects", e.effects.as_ref().map(|v| v.span())),
     ];
     for (key, span) in present {
-        if let Some(span) = span {
-            if !allowed.contains(&key) {
-                let takes = if allowed.is_empty() { "no other keys".to_owned() } else { allowed.join(", ") };
-                return Err(cx.err(span, format!("a {kind} fault does not take `{key}`; it takes {takes}")));
-            }
+        let Some(span) = span else { continue };
+        if kind.keys.contains(&key) {
+            continue;
         }
-    }
-    if matches!(kind, "kill" | "restart" | "resume" | "clock-reset") {
-        if let Some(f) = &e.for_ {
-            return Err(cx.err(f.span(), format!("a {kind} fault has no `for`: nothing undoes it")));
+        if key == "for" {
+            return Err(cx.err(span, format!("a {name} fault has no `for`: nothing undoes it")));
         }
+        let takes = if kind.keys.is_empty() { "no other keys".to_owned() } else { kind.keys.join(", ") };
+        return Err(cx.err(span, format!("a {name} fault does not take `{key}`; it takes {takes}")));
     }
-    if matches!(kind, "crash" | "kill" | "crash-in-handler" | "restart") {
+    if kind.downs_nodes {
         no_client_crashes(cx, e, &parse_target(cx, e)?)?;
     }
-    let fault = match kind {
-        "partition" => Fault::Partition(parse_shape(cx, e)?),
-        "heal" => Fault::HealPartitions,
-        "crash" => Fault::Crash(parse_target(cx, e)?),
-        "crash-in-handler" => {
-            Fault::CrashInHandler { target: parse_target(cx, e)?, effects: e.effects.as_ref().map(|k| *k.get_ref()) }
-        }
-        "restart" => Fault::Restart(parse_target(cx, e)?),
-        "kill" => Fault::Kill(parse_target(cx, e)?),
-        "pause" => Fault::Pause(parse_target(cx, e)?),
-        "resume" => Fault::Resume(parse_target(cx, e)?),
-        "clock-reset" => Fault::ClockReset(parse_target(cx, e)?),
-        "clock-bump" => Fault::ClockBump {
-            target: parse_target(cx, e)?,
-            delta_ns: e
-                .delta
-                .as_ref()
-                .ok_or_else(|| cx.err(e.kind.span(), "a clock-bump needs `delta`, like \"-2s\""))?
-                .get_ref()
-                .0,
-        },
-        "clock-strobe" => {
-            let delta = e
-                .delta
-                .as_ref()
-                .ok_or_else(|| cx.err(e.kind.span(), "a clock-strobe needs `delta`, like \"500ms\""))?;
-            let period = e
-                .period
-                .as_ref()
-                .ok_or_else(|| cx.err(e.kind.span(), "a clock-strobe needs `period`, like \"100ms\""))?;
-            if period.get_ref().0.is_zero() {
-                return Err(cx.err(period.span(), "period must be positive"));
-            }
-            // `for` is how long the strobe lasts (default: to the end of the fault phase).
-            let lasts = e.for_.as_ref().map_or(run - at, |f| f.get_ref().0);
-            Fault::ClockStrobe {
-                target: parse_target(cx, e)?,
-                delta_ns: delta.get_ref().0,
-                period: period.get_ref().0,
-                duration: lasts,
-            }
-        }
-        "clock-drift" => {
-            let ppm = e.ppm.as_ref().ok_or_else(|| cx.err(e.kind.span(), "a clock-drift needs `ppm`"))?;
-            if ppm.get_ref().abs() > crate::clock::MAX_DRIFT_PPM {
-                return Err(cx.err(
-                    ppm.span(),
-                    format!("ppm must be within +-{}, not {}", crate::clock::MAX_DRIFT_PPM, ppm.get_ref()),
-                ));
-            }
-            Fault::ClockDrift { target: parse_target(cx, e)?, ppm: *ppm.get_ref() }
-        }
-        _ => {
-            let section = NetworkSection {
-                latency: e.latency.clone(),
-                loss: e.loss.clone(),
-                duplicate: e.duplicate.clone(),
-                ordering: None,
-            };
-            Fault::Network(parse_network(cx, &section)?)
-        }
-    };
+    let fault = (kind.parse)(cx, e, run - at)?;
     let duration = match &e.for_ {
         Some(f) if f.get_ref().0.is_zero() => return Err(cx.err(f.span(), "`for` must be positive")),
-        _ if kind == "clock-strobe" => None,
+        _ if name == "clock-strobe" => None,
         Some(f) => Some(f.get_ref().0),
         None => None,
     };
@@ -382,14 +310,15 @@ pub(super) fn parse_shape(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Shape, Scenari
 }
 
 pub(super) fn parse_nemesis(cx: &Ctx<'_>, n: &NemesisSection) -> Result<Nemesis, ScenarioError> {
+    let nemesis_kinds = nemesis_kinds();
     if n.kinds.get_ref().is_empty() {
-        return Err(cx.err(n.kinds.span(), format!("kinds must list at least one of {}", NEMESIS_KINDS.join(", "))));
+        return Err(cx.err(n.kinds.span(), format!("kinds must list at least one of {}", nemesis_kinds.join(", "))));
     }
     for k in n.kinds.get_ref() {
-        if !NEMESIS_KINDS.contains(&k.as_str()) {
+        if !nemesis_kinds.contains(&k.as_str()) {
             return Err(cx.err(
                 n.kinds.span(),
-                format!("the nemesis has no kind \"{k}\"; expected some of {}", NEMESIS_KINDS.join(", ")),
+                format!("the nemesis has no kind \"{k}\"; expected some of {}", nemesis_kinds.join(", ")),
             ));
         }
     }
