@@ -15,8 +15,8 @@
 //! runs K seeds instead; `FAULTLINE_SEED=N` runs exactly seed N. A failure prints the outcome,
 //! the check and its explanation, the seed, and both reproduction commands.
 //!
-//! Besides one test per file: `determinism/<name>` runs seeds 0 and 1 twice
-//! and requires equal trace hashes, and `snapshot/<name>` compares the
+//! Besides one test per file: `determinism/<name>` runs seeds 0 and 1 (or
+//! the file's fixed seed) twice and requires equal trace hashes, and `snapshot/<name>` compares the
 //! canonical report with its insta snapshot: seed 0 (or the file's seed)
 //! of a pass scenario, the first seed that fails as expected of any other.
 
@@ -84,7 +84,11 @@ fn failure(scenario: &Scenario, seed: u64, report: &str) -> Failed {
 }
 
 fn determinism(systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
-    for seed in [0, 1] {
+    let seeds = match scenario.seed {
+        Some(fixed) => vec![fixed],
+        None => vec![0, 1],
+    };
+    for seed in seeds {
         let a = run_seed(systems, scenario, seed, &RunOptions::default()).report;
         let b = run_seed(systems, scenario, seed, &RunOptions::default()).report;
         if a.trace_hash != b.trace_hash || a != b {
@@ -132,7 +136,10 @@ pub fn main(systems: &'static Systems, root: &str) -> ! {
     for file in files {
         let rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
         let name = test_name(&rel);
-        let scenario = match load(systems, &file) {
+        // Load by the path relative to the crate (cargo runs tests there),
+        // so errors name the file as a person wrote it.
+        let path = if Path::new(&rel).exists() { PathBuf::from(&rel) } else { file.clone() };
+        let scenario = match load(systems, &path) {
             Ok(mut s) => {
                 s.path = rel;
                 s

@@ -332,6 +332,23 @@ impl<N: Node + ?Sized> DiskHandle<'_, N> {
         });
         mine.unwrap_or_else(|| self.base.read(key))
     }
+    /// Every key starting with `prefix`, in key order: the disk's, with
+    /// this handler's own writes and deletes applied.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut keys: std::collections::BTreeSet<String> = self.base.keys_with_prefix(prefix).into_iter().collect();
+        for effect in self.effects.iter() {
+            if let Effect::DiskWrite { key, value } = effect {
+                if key.starts_with(prefix) {
+                    if value.is_some() {
+                        keys.insert(key.clone());
+                    } else {
+                        keys.remove(key);
+                    }
+                }
+            }
+        }
+        keys.into_iter().collect()
+    }
     /// Reads a typed record (a record that does not parse is a bug: it panics).
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         self.read(key).map(|bytes| {

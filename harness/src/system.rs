@@ -175,9 +175,16 @@ impl<S: System> AnySystem for S {
         System::min_nodes(self)
     }
     fn check_config(&self, text: &str) -> Result<(), (Option<Range<usize>>, String)> {
+        // Read from the file's text first, for spans; then exactly as a run
+        // will read it, so that nothing that passes here fails there.
         toml::from_str::<ConfigOnly<S::Config>>(text)
-            .map(|_| ())
-            .map_err(|e| (e.span(), format!("[config]: {}", e.message().trim())))
+            .map_err(|e| (e.span(), format!("[config]: {}", e.message().trim())))?;
+        let file: toml::Table = toml::from_str(text).map_err(|e| (e.span(), e.message().trim().to_owned()))?;
+        let table = match file.get("config") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            _ => toml::Table::new(),
+        };
+        typed_config::<S>(&table).map(|_| ()).map_err(|e| (None, format!("[config]: {}", e.message().trim())))
     }
     fn validate_op(&self, op: &ClientOp) -> Result<(), String> {
         System::validate_op(self, op)

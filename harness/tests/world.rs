@@ -756,3 +756,22 @@ fn scenario_files_may_not_crash_clients() {
     let paused = text.replace("kind = \"crash\"", "kind = \"pause\"");
     assert!(harness::scenario::Scenario::parse("f.toml", &paused, &One).is_ok());
 }
+
+#[test]
+fn a_send_to_a_node_that_does_not_exist_is_that_nodes_crash() {
+    // The send is an effect applied after the handler returns; its panic
+    // is still this node's crash, with the time and event.
+    let mut world = probe_world(config(LinkConfig::default()), |ctx| {
+        if ctx.me() == N2 {
+            ctx.send(NodeId::server(7), Ping(1));
+        }
+    });
+    world.run_for(ms(10));
+    match world.stop_outcome() {
+        Some(Outcome::Crash { node: Some(n), message, .. }) => {
+            assert_eq!(n, N2);
+            assert!(message.contains("n8 is not a node of this world"), "{message}");
+        }
+        other => panic!("expected n2's crash, got {other:?}"),
+    }
+}

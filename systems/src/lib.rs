@@ -51,7 +51,7 @@ pub fn validate_register_op(op: &harness::system::ClientOp, session_read: bool) 
     }
     let reads = if session_read { "[\"read\", key], [\"session-read\", key]" } else { "[\"read\", key]" };
     Err(format!(
-        "cannot run {:?} with {}; expected {reads}, [\"write\", key, integer] or [\"cas\", key, [expected, new]] (integers; expected may be nil)",
+        "cannot run {:?} with {}; expected {reads}, [\"write\", key, integer] or [\"cas\", key, [expected, new]] (integers)",
         op.f, op.value
     ))
 }

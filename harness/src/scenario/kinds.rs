@@ -1,8 +1,9 @@
 //! The fault kinds, in one table: each kind's name in scenario files, the
 //! keys a `[[fault]]` of it takes, whether the nemesis draws it, whether it
-//! takes nodes down, and how its entry parses. What the nemesis draws and
-//! how a fault is written back are exhaustive matches on [`Fault`], so the
-//! compiler names any kind they forget.
+//! takes nodes down, and how its entry parses. How a fault is written back
+//! is an exhaustive match on [`Fault`], so the compiler names a kind it
+//! forgets; what the nemesis draws is a match on these names that fails
+//! loudly (`unreachable!`) on a kind marked `nemesis` it does not know.
 
 use std::time::Duration;
 

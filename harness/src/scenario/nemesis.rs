@@ -86,9 +86,10 @@ pub(super) fn draw_fault(rng: &mut Rng, kind: &str, at: Duration, len: Duration)
             timed(Fault::ClockDrift { target: draw_target(rng), ppm }, Some(len))
         }
         "clock-reset" => timed(Fault::ClockReset(draw_target(rng)), None),
-        _ => {
+        "network" => {
             let config = LinkConfig { loss: rng.between(5, 50) as f64 / 100.0, ..LinkConfig::default() };
             timed(Fault::Network(config), Some(len))
         }
+        other => unreachable!("the nemesis kinds are validated, and {other} is not one the nemesis draws"),
     }
 }

@@ -146,10 +146,27 @@ impl<N: Node> World<N> {
             ),
         };
         let total = effects.len();
-        for effect in effects.drain(..).take(keep) {
-            self.core.apply_effect(slot, effect);
-        }
+        // Applying an effect can panic too (a send to a node that does not
+        // exist, a checker's bug): that is this node's event, and a crash
+        // with its time and event, as if the handler itself had panicked.
+        let core = &mut self.core;
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            for effect in effects.drain(..).take(keep) {
+                core.apply_effect(slot, effect);
+            }
+        }));
+        effects.clear();
         self.core.effects = effects;
+        if let Err(panic) = applied {
+            let id = self.core.id_of(slot);
+            self.core.stop = Some(Stop::Crash {
+                node: Some(id),
+                time: self.core.now,
+                event: self.core.trace.events().saturating_sub(1),
+                message: panic_message(&panic),
+            });
+            return;
+        }
         if let Some(i) = interrupt {
             self.crash_in_handler(slot, keep, total, i.down_for);
         }
