@@ -2,6 +2,7 @@
 //! written against `harness::node`, reporting to `harness::history` and
 //! `harness::check`. Each system ships a correct variant and planted bugs.
 
+pub mod client;
 pub mod election;
 pub mod lease;
 pub mod quorum;

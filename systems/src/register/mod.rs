@@ -50,8 +50,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::client::{ClientSettings, Completion, Protocol, Request, ScriptedClient};
 use harness::history::Value;
-use harness::node::{Ctx, NoObservation, Node, NodeId, TimerId};
+use harness::node::{Ctx, NoObservation, Node, NodeId};
 
 /// A client's request number; increases with every new operation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -276,29 +277,32 @@ impl Server {
 
 pub use crate::ClientOp as Op;
 
-pub struct Client {
-    config: Config,
+/// The register's side of the shared scripted client: requests go to the
+/// one server, and a timed-out request is resent to it.
+pub struct RegisterProtocol {
     server: NodeId,
-    script: Vec<Op>,
-    next: usize,
-    next_id: u64,
-    /// The request in flight: id, command, tries so far, its timer.
-    pending: Option<(RequestId, Command, u32, TimerId)>,
 }
 
-impl Client {
-    pub fn new(config: Config, server: NodeId, script: Vec<Op>) -> Self {
-        Client { config, server, script, next: 0, next_id: 0, pending: None }
-    }
+/// A register client: the shared scripted client over [`RegisterProtocol`].
+pub type Client = ScriptedClient<RegisterProtocol>;
 
-    fn on_think_timeout(&mut self, ctx: &mut Ctx<'_, RegisterNode>) {
-        // After the script, keep reading the first key once a second: the
-        // liveness phase needs traffic to see progress.
-        let op = match self.script.get(self.next) {
-            Some(op) => op.clone(),
-            None => Op { f: "read".into(), key: "k0".into(), value: Value::Null },
-        };
-        self.next += 1;
+/// A client of `server` running `script`, then reading the first key once
+/// a second (the liveness phase needs traffic to see progress).
+pub fn client(config: &Config, server: NodeId, script: Vec<Op>) -> Client {
+    let settings = ClientSettings {
+        think: config.think,
+        probe_every: Duration::from_secs(1),
+        request_timeout: config.request_timeout,
+        sends: config.retries + 1,
+        reads_fail: false,
+    };
+    ScriptedClient::new(RegisterProtocol { server }, settings, script)
+}
+
+impl Protocol for RegisterProtocol {
+    type Node = RegisterNode;
+
+    fn request(&mut self, _ctx: &mut Ctx<'_, RegisterNode>, op: &Op, id: u64) -> Request<Msg> {
         let command = match (op.f.as_str(), &op.value) {
             ("read", _) => Command::Read { key: op.key.clone() },
             ("write", Value::Int(v)) => Command::Write { key: op.key.clone(), value: *v },
@@ -312,45 +316,28 @@ impl Client {
             }
             (f, v) => panic!("the register client cannot run `{f}` with {v}"),
         };
-        ctx.invoke(&op.f, Some(&op.key), op.value.clone());
-        self.next_id += 1;
-        let id = RequestId(self.next_id);
-        ctx.send(self.server, Msg::Request { id, command: command.clone() });
-        let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
-        self.pending = Some((id, command, 0, timer));
+        Request { msg: Msg::Request { id: RequestId(id), command }, to: self.server, f: op.f.clone(), is_read: false }
     }
-
-    fn on_reply(&mut self, ctx: &mut Ctx<'_, RegisterNode>, id: RequestId, outcome: Outcome) {
-        let Some((pending, _, _, timer)) = &self.pending else { return };
-        if *pending != id {
-            return; // a late reply to a request already given up on
-        }
-        ctx.cancel_timer(*timer);
-        self.pending = None;
-        match outcome {
-            Outcome::Value(v) => ctx.ok(v.map_or(Value::Null, Value::Int)),
-            Outcome::Written | Outcome::Swapped => ctx.ok(Value::Bool(true)),
-            Outcome::Mismatch => ctx.fail(Value::Bool(false)),
-        }
-        self.schedule_next(ctx);
+    fn resend_to(&mut self, _: &Ctx<'_, RegisterNode>, _: NodeId, _: &Msg, _: Option<Option<NodeId>>) -> NodeId {
+        self.server
     }
-
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, RegisterNode>, id: RequestId) {
-        let Some((pending, command, tries, _)) = self.pending.take() else { return };
-        assert_eq!(pending, id, "a timer outlived its request");
-        if tries < self.config.retries {
-            ctx.send(self.server, Msg::Request { id, command: command.clone() });
-            let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
-            self.pending = Some((id, command, tries + 1, timer));
-            return;
-        }
-        ctx.info(Value::Null);
-        self.schedule_next(ctx);
+    fn probe(&mut self, _ctx: &mut Ctx<'_, RegisterNode>, _n: u64) -> Op {
+        Op { f: "read".into(), key: "k0".into(), value: Value::Null }
     }
+    fn think_timer() -> Timer {
+        Timer::Think
+    }
+    fn request_timer(id: u64) -> Timer {
+        Timer::Request(RequestId(id))
+    }
+}
 
-    fn schedule_next(&mut self, ctx: &mut Ctx<'_, RegisterNode>) {
-        let pause = if self.next < self.script.len() { self.config.think } else { Duration::from_secs(1) };
-        ctx.set_timer(pause, Timer::Think);
+/// What a reply says happened.
+fn completion(outcome: Outcome) -> Completion {
+    match outcome {
+        Outcome::Value(v) => Completion::Ok(v.map_or(Value::Null, Value::Int)),
+        Outcome::Written | Outcome::Swapped => Completion::Ok(Value::Bool(true)),
+        Outcome::Mismatch => Completion::Fail(Value::Bool(false)),
     }
 }
 
@@ -372,9 +359,7 @@ impl Node for RegisterNode {
                     ctx.set_timer(s.config.group_commit, Timer::GroupCommit);
                 }
             }
-            RegisterNode::Client(c) => {
-                ctx.set_timer(c.config.think, Timer::Think);
-            }
+            RegisterNode::Client(c) => c.on_start(ctx),
         }
     }
 
@@ -384,7 +369,7 @@ impl Node for RegisterNode {
             (RegisterNode::Server(s), Msg::FinishCas { client, id, key, to }) => {
                 s.on_finish_cas(ctx, client, id, key, to)
             }
-            (RegisterNode::Client(c), Msg::Reply { id, outcome }) => c.on_reply(ctx, id, outcome),
+            (RegisterNode::Client(c), Msg::Reply { id, outcome }) => c.on_reply(ctx, id.0, |_, _| completion(outcome)),
             (_, msg) => panic!("{} got a message it never expects: {msg:?}", ctx.me()),
         }
     }
@@ -393,7 +378,7 @@ impl Node for RegisterNode {
         match (self, timer) {
             (RegisterNode::Server(s), Timer::GroupCommit) => s.on_group_commit_timeout(ctx),
             (RegisterNode::Client(c), Timer::Think) => c.on_think_timeout(ctx),
-            (RegisterNode::Client(c), Timer::Request(id)) => c.on_request_timeout(ctx, id),
+            (RegisterNode::Client(c), Timer::Request(id)) => c.on_request_timeout(ctx, id.0),
             (_, timer) => panic!("{} got a timer it never sets: {timer:?}", ctx.me()),
         }
     }

@@ -10,7 +10,7 @@ use harness::system::{ok_after_heal, HistoryCheck, Progress};
 use harness::system::{Count, Positive, Setup, System, Workload};
 use harness::{Invariant, NodeId, Value};
 
-use super::{Client, Config, RegisterNode, Server, Variant};
+use super::{Config, RegisterNode, Server, Variant};
 
 /// The scenario's `[config]` for `register`.
 #[derive(Clone, Debug, Deserialize)]
@@ -108,7 +108,7 @@ impl System for Register {
                 RegisterNode::Server(Server::new(config.clone(), disk))
             } else {
                 let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
-                RegisterNode::Client(Client::new(config.clone(), NodeId::server(0), script))
+                RegisterNode::Client(super::client(&config, NodeId::server(0), script))
             }
         })
     }
