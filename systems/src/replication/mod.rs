@@ -58,8 +58,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::client::{ClientSettings, Completion, Protocol, Request, ScriptedClient};
 use harness::history::Value;
-use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
+use harness::node::{Ctx, Leadership, Node, NodeId, Observation};
 
 use crate::raft::{LogIndex, Payload, Raft, RaftConfig, RaftMsg, RaftObs, RaftTimer};
 
@@ -384,66 +385,61 @@ impl Server {
 
 pub use crate::ClientOp as Op;
 
-struct Pending {
-    id: u64,
-    msg: Msg,
-    to: NodeId,
-    tries: u32,
-    timer: TimerId,
-    /// Reads that time out did nothing: they fail rather than stay open.
-    is_read: bool,
-}
-
-pub struct Client {
+/// The replication side of the shared scripted client: where each kind of
+/// request goes (the leader it believes in, or any server with its session
+/// token), and the session state replies update.
+pub struct ReplicationProtocol {
     config: Config,
-    script: Vec<Op>,
-    next: usize,
-    next_id: u64,
     leader: NodeId,
     /// The session token: the highest log index this client has seen.
     token: LogIndex,
-    pending: Option<Pending>,
-    /// After the script: alternate probe writes and reads.
-    probes: u64,
     /// `sticky-leader-window`: when this client last wrote (its wall clock).
     last_write: Option<harness::time::WallTime>,
 }
 
-impl Client {
-    pub fn new(config: Config, script: Vec<Op>) -> Self {
-        Client {
-            config,
-            script,
-            next: 0,
-            next_id: 0,
-            leader: NodeId::server(0),
-            token: LogIndex(0),
-            pending: None,
-            probes: 0,
-            last_write: None,
+/// A replication client: the shared scripted client over [`ReplicationProtocol`].
+pub type Client = ScriptedClient<ReplicationProtocol>;
+
+/// A client running `script`, then alternating probe writes and reads.
+pub fn client(config: &Config, script: Vec<Op>) -> Client {
+    let settings = ClientSettings {
+        think: config.think,
+        probe_every: Duration::from_millis(500),
+        request_timeout: config.request_timeout,
+        sends: config.tries,
+        // Reads that time out did nothing: they fail rather than stay open.
+        reads_fail: true,
+    };
+    let protocol =
+        ReplicationProtocol { config: config.clone(), leader: NodeId::server(0), token: LogIndex(0), last_write: None };
+    ScriptedClient::new(protocol, settings, script)
+}
+
+impl ReplicationProtocol {
+    /// What a reply says happened; it moves the session token forward.
+    fn on_reply(&mut self, ctx: &Ctx<'_, ReplicaNode>, from: NodeId, reply: Reply) -> Completion {
+        match reply {
+            Reply::Written { version } | Reply::Swapped { version } => {
+                self.token = self.token.max(LogIndex(version));
+                self.leader = from;
+                self.last_write = Some(ctx.wall_now());
+                Completion::Ok(Value::Int(version as i64))
+            }
+            Reply::Mismatch => Completion::Fail(Value::Bool(false)),
+            Reply::Value { value, applied, .. } => {
+                // The client records what it read, not the server's version:
+                // the checkers judge what clients saw.
+                self.token = self.token.max(applied);
+                Completion::Ok(value.map_or(Value::Null, Value::Int))
+            }
         }
     }
+}
 
-    fn next_op(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) -> Op {
-        if let Some(op) = self.script.get(self.next) {
-            self.next += 1;
-            return op.clone();
-        }
-        // Liveness probes: a write, then a read, of key k0. Their values
-        // are negative and unique per client, unlike any scripted write.
-        self.probes += 1;
-        if self.probes % 2 == 1 {
-            let value = -(i64::from(ctx.me().index()) + 1) * 1_000_000_000 - self.probes as i64;
-            Op { f: "write".into(), key: "k0".into(), value: Value::Int(value) }
-        } else {
-            Op { f: "read".into(), key: "k0".into(), value: Value::Null }
-        }
-    }
+impl Protocol for ReplicationProtocol {
+    type Node = ReplicaNode;
 
-    fn on_think_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
-        let op = self.next_op(ctx);
-        self.next_id += 1;
-        let id = self.next_id;
+    fn request(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, op: &Op, id: u64) -> Request<Msg> {
         let (msg, to) = match (op.f.as_str(), &op.value) {
             ("write", Value::Int(v)) => {
                 (Msg::Write { id, op: KvOp::Write { key: op.key.clone(), value: *v } }, self.leader)
@@ -479,82 +475,46 @@ impl Client {
             }
             msg => (op.f.as_str(), msg, to),
         };
-        ctx.invoke(f, Some(&op.key), op.value.clone());
         let is_read = matches!(msg, Msg::LeaderRead { .. } | Msg::SessionRead { .. });
-        ctx.send(to, msg.clone());
-        let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
-        self.pending = Some(Pending { id, msg, to, tries: 1, timer, is_read });
+        Request { msg, to, f: f.to_owned(), is_read }
     }
 
-    fn finish(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
-        if let Some(p) = self.pending.take() {
-            ctx.cancel_timer(p.timer);
-        }
-        let pause = if self.next < self.script.len() { self.config.think } else { Duration::from_millis(500) };
-        ctx.set_timer(pause, Timer::Think);
-    }
-
-    fn on_reply(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, from: NodeId, id: u64, reply: Reply) {
-        if self.pending.as_ref().is_none_or(|p| p.id != id) {
-            return;
-        }
-        match reply {
-            Reply::Written { version } | Reply::Swapped { version } => {
-                self.token = self.token.max(LogIndex(version));
-                self.leader = from;
-                self.last_write = Some(ctx.wall_now());
-                ctx.ok(Value::Int(version as i64));
-            }
-            Reply::Mismatch => ctx.fail(Value::Bool(false)),
-            Reply::Value { value, applied, .. } => {
-                // The client records what it read, not the server's version:
-                // the checkers judge what clients saw.
-                self.token = self.token.max(applied);
-                ctx.ok(value.map_or(Value::Null, Value::Int));
-            }
-        }
-        self.finish(ctx);
-    }
-
-    /// Sends the pending request again, to `to`, or gives up after its tries.
-    fn retry(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, to: NodeId) {
-        let Some(mut p) = self.pending.take() else { return };
-        ctx.cancel_timer(p.timer);
-        if p.tries >= self.config.tries {
-            if p.is_read {
-                ctx.fail(Value::Null);
-            } else {
-                ctx.info(Value::Null);
-            }
-            self.pending = Some(p);
-            self.finish(ctx);
-            return;
-        }
-        p.tries += 1;
-        p.to = to;
-        ctx.send(to, p.msg.clone());
-        p.timer = ctx.set_timer(self.config.request_timeout, Timer::Request(p.id));
-        self.pending = Some(p);
-    }
-
-    fn on_not_leader(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, id: u64, hint: Option<NodeId>) {
-        let Some(p) = &self.pending else { return };
-        if p.id != id {
-            return;
-        }
-        let next = hint.filter(|&h| h != p.to).unwrap_or_else(|| following(ctx.servers(), p.to));
-        self.leader = next;
-        self.retry(ctx, next);
-    }
-
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, id: u64) {
-        let Some(p) = &self.pending else { return };
-        assert_eq!(p.id, id, "a request timer outlived its request");
-        let next = following(ctx.servers(), p.to);
-        if !matches!(p.msg, Msg::SessionRead { .. }) {
+    /// After a timeout, the next server round-robin (it is now the leader
+    /// to try, unless this was a session read, which any server serves);
+    /// after a redirect, the hint, or the next server.
+    fn resend_to(
+        &mut self,
+        ctx: &Ctx<'_, ReplicaNode>,
+        sent_to: NodeId,
+        msg: &Msg,
+        redirect: Option<Option<NodeId>>,
+    ) -> NodeId {
+        let next = match redirect {
+            Some(hint) => hint.filter(|&h| h != sent_to).unwrap_or_else(|| following(ctx.servers(), sent_to)),
+            None => following(ctx.servers(), sent_to),
+        };
+        if redirect.is_some() || !matches!(msg, Msg::SessionRead { .. }) {
             self.leader = next;
         }
-        self.retry(ctx, next);
+        next
+    }
+
+    /// A write, then a read, of key k0. Write values are negative and
+    /// unique per client, unlike any scripted write.
+    fn probe(&mut self, ctx: &mut Ctx<'_, ReplicaNode>, n: u64) -> Op {
+        if n % 2 == 1 {
+            let value = -(i64::from(ctx.me().index()) + 1) * 1_000_000_000 - n as i64;
+            Op { f: "write".into(), key: "k0".into(), value: Value::Int(value) }
+        } else {
+            Op { f: "read".into(), key: "k0".into(), value: Value::Null }
+        }
+    }
+
+    fn think_timer() -> Timer {
+        Timer::Think
+    }
+    fn request_timer(id: u64) -> Timer {
+        Timer::Request(id)
     }
 }
 
@@ -580,9 +540,7 @@ impl Node for ReplicaNode {
         match self {
             ReplicaNode::Server(s) => s.raft.start(ctx),
             ReplicaNode::Failover(f) => f.on_start(ctx),
-            ReplicaNode::Client(c) => {
-                ctx.set_timer(c.config.think, Timer::Think);
-            }
+            ReplicaNode::Client(c) => c.on_start(ctx),
         }
     }
 
@@ -600,8 +558,10 @@ impl Node for ReplicaNode {
                 }
                 s.pump(ctx);
             }
-            (ReplicaNode::Client(c), Msg::Reply { id, reply }) => c.on_reply(ctx, from, id, reply),
-            (ReplicaNode::Client(c), Msg::NotLeader { id, hint }) => c.on_not_leader(ctx, id, hint),
+            (ReplicaNode::Client(c), Msg::Reply { id, reply }) => {
+                c.on_reply(ctx, id, |p, ctx| p.on_reply(ctx, from, reply))
+            }
+            (ReplicaNode::Client(c), Msg::NotLeader { id, hint }) => c.on_redirect(ctx, id, hint),
             (ReplicaNode::Client(_), other) => panic!("{} got a server's message: {other:?}", ctx.me()),
         }
     }

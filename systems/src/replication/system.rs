@@ -13,7 +13,7 @@ use harness::system::{Count, Positive, Ppm, Setup, System, Workload};
 use harness::system::{HistoryCheck, Progress};
 use harness::{History, Invariant, NodeId, OpType, Value};
 
-use super::{Client, Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
+use super::{Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
 use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
 use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
 
@@ -169,7 +169,7 @@ impl System for Replication {
                 ReplicaNode::Server(Box::new(Server::new(config.clone(), disk)))
             } else {
                 let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
-                ReplicaNode::Client(Box::new(Client::new(config.clone(), script)))
+                ReplicaNode::Client(Box::new(super::client(&config, script)))
             }
         })
     }
