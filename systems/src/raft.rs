@@ -107,6 +107,10 @@ pub enum RaftObs {
     Started {
         term: Term,
     },
+    /// This node discarded its log from `from` on (a conflicting suffix).
+    Truncated {
+        from: LogIndex,
+    },
     /// The leader's read lease now runs until this reading of its own
     /// clock (the one it measures the lease on).
     HoldsLease {
@@ -120,7 +124,7 @@ impl Observation for RaftObs {
         match self {
             RaftObs::BecameLeader { .. } => Some(Leadership::Elected),
             RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => Some(Leadership::SteppedDown),
-            RaftObs::Applied { .. } | RaftObs::HoldsLease { .. } => None,
+            RaftObs::Applied { .. } | RaftObs::HoldsLease { .. } | RaftObs::Truncated { .. } => None,
         }
     }
     fn lease(&self) -> Option<LeaseEvent> {
@@ -130,7 +134,7 @@ impl Observation for RaftObs {
                 Some(LeaseEvent::Holds(LeaseClaim { resource, holder: None, epoch: term.0, until }))
             }
             RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => Some(LeaseEvent::Ends { resource, holder: None }),
-            RaftObs::BecameLeader { .. } | RaftObs::Applied { .. } => None,
+            RaftObs::BecameLeader { .. } | RaftObs::Applied { .. } | RaftObs::Truncated { .. } => None,
         }
     }
 }
@@ -606,14 +610,12 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
                 if existing.term == entry.term {
                     continue;
                 }
-                // A conflict: everything from here on goes. Committed
-                // entries never conflict, unless commits skip the majority.
-                assert!(
-                    i as u64 >= self.commit.0 || self.config.commit_without_majority,
-                    "truncating committed entry {} (commit index {})",
-                    i + 1,
-                    self.commit
-                );
+                // A conflict: everything from here on goes. A committed
+                // entry never conflicts; the checkers are told what goes,
+                // and "committed entries are never lost or changed" judges
+                // it (an assertion here would have to be switched off for
+                // the commit-without-majority bug, which breaks exactly this).
+                ctx.observe(RaftObs::Truncated { from: LogIndex(i as u64 + 1) }.into());
                 for j in i..self.log.len() {
                     ctx.disk().remove(&entry_key(j as u64 + 1));
                 }
@@ -716,23 +718,27 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
 pub const COMMITTED_NEVER_CHANGE: &str = "committed entries are never lost or changed";
 
 /// "committed entries are never lost or changed": no two nodes apply
-/// different entries at one index. `applied_of` picks Raft's `Applied`
-/// facts out of the host's observations.
+/// different entries at one index, and no node discards an entry it has
+/// applied (applied means committed). `raft_of` picks Raft's facts out of
+/// the host's observations.
 pub struct CommittedNeverChange<F> {
     applied: BTreeMap<LogIndex, (Term, u64, NodeId)>,
-    applied_of: F,
+    /// The highest index each node has applied, across its restarts: what
+    /// a node applied stays committed, on its disk too.
+    applied_by: BTreeMap<NodeId, LogIndex>,
+    raft_of: F,
     /// Whether any index was applied twice (by two nodes, or one node
     /// across a restart): with none, nothing was compared.
     compared: bool,
 }
 
 impl<F> CommittedNeverChange<F> {
-    pub fn new(applied_of: F) -> Self {
-        CommittedNeverChange { applied: BTreeMap::new(), applied_of, compared: false }
+    pub fn new(raft_of: F) -> Self {
+        CommittedNeverChange { applied: BTreeMap::new(), applied_by: BTreeMap::new(), raft_of, compared: false }
     }
 }
 
-impl<O, F: FnMut(&O) -> Option<(LogIndex, Term, u64)>> Invariant<O> for CommittedNeverChange<F> {
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for CommittedNeverChange<F> {
     fn name(&self) -> &str {
         COMMITTED_NEVER_CHANGE
     }
@@ -740,20 +746,59 @@ impl<O, F: FnMut(&O) -> Option<(LogIndex, Term, u64)>> Invariant<O> for Committe
         !self.compared
     }
     fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
-        let Some((index, term, digest)) = (self.applied_of)(&o.obs) else { return Ok(()) };
-        match self.applied.get(&index) {
-            Some(&(t, d, first)) if (t, d) != (term, digest) => Err(format!(
-                "{} applied an entry of term {term} at index {index}, where {first} had applied a different entry of term {t}",
-                o.node
-            )),
-            Some(_) => {
-                self.compared = true;
-                Ok(())
+        match (self.raft_of)(&o.obs) {
+            Some(&RaftObs::Applied { index, term, digest }) => {
+                let by = self.applied_by.entry(o.node).or_default();
+                *by = (*by).max(index);
+                match self.applied.get(&index) {
+                    Some(&(t, d, first)) if (t, d) != (term, digest) => Err(format!(
+                        "{} applied an entry of term {term} at index {index}, where {first} had applied a different entry of term {t}",
+                        o.node
+                    )),
+                    Some(_) => {
+                        self.compared = true;
+                        Ok(())
+                    }
+                    None => {
+                        self.applied.insert(index, (term, digest, o.node));
+                        Ok(())
+                    }
+                }
             }
-            None => {
-                self.applied.insert(index, (term, digest, o.node));
-                Ok(())
-            }
+            Some(&RaftObs::Truncated { from }) => match self.applied_by.get(&o.node) {
+                Some(&applied) if from <= applied => Err(format!(
+                    "{} discarded its log from index {from}, though it had applied (so committed) up to {applied}",
+                    o.node
+                )),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::time::SimTime;
+
+    fn fact(node: u32, obs: RaftObs) -> Observed<RaftObs> {
+        Observed { time: SimTime(1), event: 1, node: NodeId::server(node), obs }
+    }
+
+    #[test]
+    fn discarding_an_applied_entry_is_a_lost_committed_entry() {
+        fn itself(o: &RaftObs) -> Option<&RaftObs> {
+            Some(o)
+        }
+        let mut check = CommittedNeverChange::new(itself);
+        let applied = RaftObs::Applied { index: LogIndex(5), term: Term(1), digest: 9 };
+        assert!(check.on_observation(&fact(0, applied)).is_ok());
+        // Discarding beyond what it applied is an ordinary conflict.
+        assert!(check.on_observation(&fact(0, RaftObs::Truncated { from: LogIndex(6) })).is_ok());
+        let err = check.on_observation(&fact(0, RaftObs::Truncated { from: LogIndex(3) })).unwrap_err();
+        assert!(err.contains("discarded its log from index 3") && err.contains("up to 5"), "{err}");
+        // Another node that applied nothing may discard freely.
+        assert!(check.on_observation(&fact(1, RaftObs::Truncated { from: LogIndex(1) })).is_ok());
     }
 }
