@@ -9,7 +9,7 @@ use harness::system::Systems;
 use systems::{Election, Register, Replication};
 
 /// Every system, and the catalog scenario files are checked against.
-pub static SYSTEMS: Systems = Systems(&[&Register, &Election, &Replication]);
+pub static SYSTEMS: Systems = Systems::new(&[&Register, &Election, &Replication]);
 
 /// The plan of a scenario for a seed, with its system's workload.
 pub fn plan(scenario: &Scenario, seed: u64) -> Plan {

@@ -100,11 +100,12 @@ pub fn shrink_command(systems: &Systems, args: &ShrinkArgs) -> Result<bool, CliE
     let out = args.out.clone().unwrap_or_else(|| default_out(&scenario, args.seed));
     let title = format!("{} (shrunk from seed {})", scenario.title, args.seed);
     let mut text = format!(
-        "# Shrunk by `faultline shrink {} --seed {}` from {} faults and {} operations.\n# Reproduce: cargo run --release -- run {}\n",
+        "# Shrunk by `faultline shrink {} --seed {}` from {} faults and {} operations.\n# Reproduce: {} run {}\n",
         scenario.path,
         args.seed,
         original.faults.len(),
         original.clients.iter().map(Vec::len).sum::<usize>(),
+        systems.command(),
         out.display()
     );
     text.push_str(&write_explicit(&scenario, &plan, args.seed, &title));

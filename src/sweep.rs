@@ -81,10 +81,11 @@ pub fn run_seed_twice(systems: &Systems, scenario: &Scenario, seed: u64, options
 }
 
 /// The two commands that reproduce one seed of a scenario.
-pub fn reproduce(scenario: &Scenario, seed: u64) -> String {
+pub fn reproduce(systems: &Systems, scenario: &Scenario, seed: u64) -> String {
     format!(
-        "  reproduce: FAULTLINE_SEED={seed} cargo test --test scenarios -- {}\n         or: cargo run --release -- run {} --seed {seed}",
+        "  reproduce: FAULTLINE_SEED={seed} cargo test --test scenarios -- {}\n         or: {} run {} --seed {seed}",
         test_name(&scenario.path),
+        systems.command(),
         scenario.path
     )
 }
@@ -149,7 +150,7 @@ pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> 
     } else {
         print!("{}", report.to_text());
         if !report.outcome.is_pass() {
-            println!("{}", reproduce(&scenario, seed));
+            println!("{}", reproduce(systems, &scenario, seed));
         }
         println!("{}", if met { "as expected" } else { "NOT as expected" });
     }
@@ -280,7 +281,13 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
         } else {
             // Unexpected results, each with its seed and both reproduction commands.
             for r in mine.iter().filter(|r| !met && !r.2.outcome.is_pass() && !meets(&scenario.expect, &r.2.outcome)) {
-                println!("UNEXPECTED {} seed {}: {}\n{}", scenario.path, r.1, r.2.outcome, reproduce(scenario, r.1));
+                println!(
+                    "UNEXPECTED {} seed {}: {}\n{}",
+                    scenario.path,
+                    r.1,
+                    r.2.outcome,
+                    reproduce(systems, scenario, r.1)
+                );
             }
             if !met && scenario.expect != Expect::Pass && failing.is_empty() {
                 println!(

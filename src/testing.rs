@@ -52,7 +52,7 @@ fn run_scenario(systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
         let outcome = out.report.outcome.clone();
         let expected_here = meets(&scenario.expect, &outcome);
         if !outcome.is_pass() && !expected_here {
-            return Err(failure(scenario, seed, &out.report.to_text()));
+            return Err(failure(systems, scenario, seed, &out.report.to_text()));
         }
         outcomes.push(outcome);
         if stop_at_first_hit && expected_here {
@@ -73,12 +73,12 @@ fn run_scenario(systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
     .into())
 }
 
-fn failure(scenario: &Scenario, seed: u64, report: &str) -> Failed {
+fn failure(systems: &Systems, scenario: &Scenario, seed: u64, report: &str) -> Failed {
     format!(
         "{}: seed {seed} did not meet \"{}\"\n{report}{}",
         scenario.path,
         scenario.expect,
-        reproduce(scenario, seed)
+        reproduce(systems, scenario, seed)
     )
     .into()
 }

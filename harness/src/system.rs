@@ -229,12 +229,32 @@ fn parsed<S: System>(scenario: &Scenario) -> (S::Variant, S::Config) {
 
 /// A list of systems: the catalog scenario files are checked against, and
 /// what runs them. The root package lists faultline's own; a user's crate
-/// lists theirs.
-pub struct Systems(pub &'static [&'static dyn AnySystem]);
+/// lists theirs, and names the command that runs the faultline command
+/// over them, for the reproduction commands failures print.
+pub struct Systems {
+    list: &'static [&'static dyn AnySystem],
+    command: &'static str,
+}
 
 impl Systems {
+    /// These systems, run by `cargo run --release --` (faultline's own binary).
+    pub const fn new(list: &'static [&'static dyn AnySystem]) -> Self {
+        Systems { list, command: "cargo run --release --" }
+    }
+
+    /// The command that runs the faultline command over these systems in
+    /// their crate, such as `cargo run --example faultline --`.
+    pub const fn with_command(self, command: &'static str) -> Self {
+        Systems { command, ..self }
+    }
+
+    /// The command that runs the faultline command over these systems.
+    pub fn command(&self) -> &'static str {
+        self.command
+    }
+
     pub fn find(&self, name: &str) -> Option<&'static dyn AnySystem> {
-        self.0.iter().copied().find(|s| s.name() == name)
+        self.list.iter().copied().find(|s| s.name() == name)
     }
 
     fn get(&self, name: &str) -> &'static dyn AnySystem {
@@ -254,7 +274,7 @@ impl Systems {
 
 impl Catalog for Systems {
     fn systems(&self) -> Vec<&'static str> {
-        self.0.iter().map(|s| s.name()).collect()
+        self.list.iter().map(|s| s.name()).collect()
     }
     fn variants(&self, system: &str) -> Vec<&'static str> {
         self.find(system).map(|s| s.variants().to_vec()).unwrap_or_default()

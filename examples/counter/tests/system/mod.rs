@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The systems this crate tests: the list `faultline::testing::main` and
 /// `faultline::command::main` run.
-pub static SYSTEMS: Systems = Systems(&[&CounterSystem]);
+pub static SYSTEMS: Systems = Systems::new(&[&CounterSystem]).with_command("cargo run --example faultline --");
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Variant {
