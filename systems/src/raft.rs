@@ -147,6 +147,15 @@ pub struct RaftConfig {
     pub max_batch: usize,
     /// Planted bug: the leader commits an entry as soon as it appends it.
     pub commit_without_majority: bool,
+    /// Planted bug: the vote lives only in memory (a restarted node may
+    /// vote twice in one term).
+    pub vote_not_persisted: bool,
+    /// Planted bug: every election timeout is exactly `election_timeout`
+    /// (no randomization).
+    pub fixed_election_timeout: bool,
+    /// Whether a new leader appends a no-op to commit its term (a log with
+    /// commands needs it; an election with no commands has nothing to commit).
+    pub noop_on_election: bool,
     /// Leader leases for local reads: followers promise not to vote for
     /// `election_timeout` after hearing the leader; the leader's lease runs
     /// from an acknowledged round's send time.
@@ -162,6 +171,9 @@ impl Default for RaftConfig {
             heartbeat: Duration::from_millis(50),
             max_batch: 64,
             commit_without_majority: false,
+            vote_not_persisted: false,
+            fixed_election_timeout: false,
+            noop_on_election: true,
             leases: None,
             max_drift_ppm: 200.0,
         }
@@ -226,10 +238,11 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
         let log: Vec<Entry<C>> = keys.iter().map(|k| disk.get(k).expect("listed key exists")).collect();
         let lease = config.leases.map(|clock| Lease::new(clock, config.election_timeout, config.max_drift_ppm));
+        let voted_for = if config.vote_not_persisted { None } else { disk.get(VOTE_KEY) };
         Raft {
             config,
             term: disk.get::<u64>(TERM_KEY).map(Term).unwrap_or_default(),
-            voted_for: disk.get(VOTE_KEY),
+            voted_for,
             log,
             commit: LogIndex(0),
             applied: LogIndex(0),
@@ -300,6 +313,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
 
     fn persist_state<N: RaftHost<C>>(&self, ctx: &mut Ctx<'_, N>) {
         ctx.disk().put(TERM_KEY, &self.term.0);
+        if self.config.vote_not_persisted {
+            return; // the planted bug
+        }
         match self.voted_for {
             Some(v) => ctx.disk().put(VOTE_KEY, &v),
             None => ctx.disk().remove(VOTE_KEY),
@@ -311,7 +327,11 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             ctx.cancel_timer(t);
         }
         let emin = self.config.election_timeout;
-        let after = ctx.rng().duration_between(emin, emin * 2 - Duration::from_nanos(1));
+        let after = if self.config.fixed_election_timeout {
+            emin // the planted bug: nodes that start together time out together
+        } else {
+            ctx.rng().duration_between(emin, emin * 2 - Duration::from_nanos(1))
+        };
         self.election_timer = Some(ctx.set_timer(after, RaftTimer::Election.into()));
     }
 
@@ -454,7 +474,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
         ctx.observe(RaftObs::BecameLeader { term: self.term }.into());
         // A no-op commits this term, so earlier entries commit with it.
-        self.append(ctx, Payload::Noop);
+        if self.config.noop_on_election {
+            self.append(ctx, Payload::Noop);
+        }
         self.send_heartbeats(ctx);
         if let Some(t) = self.heartbeat_timer.take() {
             ctx.cancel_timer(t);

@@ -51,24 +51,25 @@
 //! How fast the harness finds them, over seeds 0..100 of each bug's scenario
 //! (median number of seeds to the first failure, counted from every
 //! starting seed; worst case in brackets; `scripts/detection-rates.sh`):
-//! - `vote-not-persisted`: 35 of 100 seeds, median 2 (8);
+//! - `vote-not-persisted`: 36 of 100 seeds, median 2 (11);
 //! - `fixed-timeout`: 26 of 100 seeds (liveness), median 3 (9);
-//! - `lease-no-drift-margin`: 54 of 100 seeds, median 1 (5), drift alone;
+//! - `lease-no-drift-margin`: 52 of 100 seeds, median 1 (8), drift alone;
 //! - `lease-on-wall-clock`: 81 of 100 seeds, median 1 (3).
 
 pub mod system;
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::lease::{Lease, LeaseClock};
-use crate::quorum;
-use harness::check::lease::{LeaseClaim, LeaseDeadline, LeaseEvent};
+use crate::lease::LeaseClock;
+use crate::raft::{Raft, RaftConfig, RaftMsg, RaftObs, RaftTimer};
 use harness::check::{Invariant, Observed};
-use harness::node::{Ctx, Leadership, Node, NodeId, Observation, TimerId};
-use harness::time::MonoTime;
+use harness::node::{Ctx, Node, NodeId};
+
+/// The resource leader leases are reported on.
+pub const LEADERSHIP: &str = "leadership";
 
 /// A Raft term. Terms only grow, on every node.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -146,348 +147,61 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
-pub enum Msg {
-    RequestVote { term: Term },
-    RequestVoteReply { term: Term, granted: bool },
-    Heartbeat { term: Term, round: u64 },
-    HeartbeatReply { term: Term, round: u64 },
-}
-
-#[derive(Clone, Debug, Hash)]
-pub enum Timer {
-    Election,
-    Heartbeat,
-}
-
-/// Facts for the checkers.
-#[derive(Clone, Debug, Hash, Serialize, PartialEq, Eq)]
-pub enum ElectionObs {
-    BecameLeader {
-        term: Term,
-    },
-    SteppedDown {
-        term: Term,
-    },
-    /// The node (re)started: whatever it led or held before is gone with
-    /// its memory.
-    Started {
-        term: Term,
-    },
-    /// The leader's lease now runs until this reading of its own clock
-    /// (the clock it measures the lease on).
-    HoldsLease {
-        term: Term,
-        until: LeaseDeadline,
-    },
-}
-
-/// The resource leader leases are reported on.
-pub const LEADERSHIP: &str = "leadership";
-
-impl Observation for ElectionObs {
-    fn leadership(&self) -> Option<Leadership> {
-        match self {
-            ElectionObs::BecameLeader { .. } => Some(Leadership::Elected),
-            ElectionObs::SteppedDown { .. } | ElectionObs::Started { .. } => Some(Leadership::SteppedDown),
-            ElectionObs::HoldsLease { .. } => None,
-        }
-    }
-    fn lease(&self) -> Option<LeaseEvent> {
-        match *self {
-            ElectionObs::HoldsLease { term, until } => {
-                Some(LeaseEvent::Holds(LeaseClaim { resource: LEADERSHIP.into(), holder: None, epoch: term.0, until }))
-            }
-            ElectionObs::SteppedDown { .. } | ElectionObs::Started { .. } => {
-                Some(LeaseEvent::Ends { resource: LEADERSHIP.into(), holder: None })
-            }
-            ElectionObs::BecameLeader { .. } => None,
+impl Config {
+    /// The Raft log's settings for this variant: the planted bugs are set
+    /// here, and nowhere else.
+    pub fn raft(&self) -> RaftConfig {
+        RaftConfig {
+            election_timeout: self.election_timeout,
+            heartbeat: self.heartbeat,
+            max_drift_ppm: self.max_drift_ppm,
+            leases: self.variant.has_leases().then(|| self.variant.lease_clock()),
+            vote_not_persisted: self.variant == Variant::VoteNotPersisted,
+            fixed_election_timeout: self.variant == Variant::FixedTimeout,
+            noop_on_election: false,
+            ..RaftConfig::default()
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Follower,
-    Candidate,
-    Leader,
-}
+/// A command the election's log never carries: it has none.
+pub type NoCommand = ();
 
+/// A server: the Raft log's election, with no commands.
 pub struct ElectionNode {
-    config: Config,
-    term: Term,
-    voted_for: Option<NodeId>,
-    role: Role,
-    votes: BTreeSet<NodeId>,
-    election_timer: Option<TimerId>,
-    /// The one armed heartbeat timer (leader: send a round; candidate: re-ask).
-    heartbeat_timer: Option<TimerId>,
-    /// When this node last acknowledged a leader (its monotonic clock).
-    promised_at: Option<MonoTime>,
-    /// Leader: the current heartbeat round, when each recent round was sent,
-    /// and who acknowledged it.
-    round: u64,
-    sent: BTreeMap<u64, (LeaseDeadline, BTreeSet<NodeId>)>,
-    lease: Lease,
+    raft: Raft<NoCommand>,
 }
 
 impl ElectionNode {
-    /// Rebuilds a node from its disk: term and vote (unless the vote is the
-    /// planted bug's in-memory one).
+    /// Rebuilds a node from its disk (term, and vote unless the planted bug
+    /// forgets it).
     pub fn new(config: Config, disk: &harness::Disk) -> Self {
-        let term = disk.get::<u64>("term").map(Term).unwrap_or_default();
-        let voted_for = if config.variant == Variant::VoteNotPersisted { None } else { disk.get::<NodeId>("vote") };
-        let lease = Lease::new(config.variant.lease_clock(), config.election_timeout, config.max_drift_ppm);
-        ElectionNode {
-            config,
-            term,
-            voted_for,
-            role: Role::Follower,
-            votes: BTreeSet::new(),
-            election_timer: None,
-            heartbeat_timer: None,
-            promised_at: None,
-            round: 0,
-            sent: BTreeMap::new(),
-            lease,
-        }
+        ElectionNode { raft: Raft::new(config.raft(), disk) }
     }
 
     pub fn term(&self) -> Term {
-        self.term
+        self.raft.term()
     }
     pub fn is_leader(&self) -> bool {
-        self.role == Role::Leader
-    }
-
-    fn majority(ctx: &Ctx<'_, Self>) -> usize {
-        quorum::majority(ctx.servers().len())
-    }
-
-    /// Makes term and vote durable: a reply or a campaign may depend on them.
-    fn persist(&self, ctx: &mut Ctx<'_, Self>) {
-        ctx.disk().put("term", &self.term.0);
-        if self.config.variant != Variant::VoteNotPersisted {
-            match self.voted_for {
-                Some(v) => ctx.disk().put("vote", &v),
-                None => ctx.disk().remove("vote"),
-            }
-        }
-        ctx.disk().sync();
-    }
-
-    /// (Re)arms the heartbeat timer; there is never more than one.
-    fn arm_heartbeat(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if let Some(t) = self.heartbeat_timer.take() {
-            ctx.cancel_timer(t);
-        }
-        self.heartbeat_timer = Some(ctx.set_timer(self.config.heartbeat, Timer::Heartbeat));
-    }
-
-    fn reset_election_timer(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if let Some(t) = self.election_timer.take() {
-            ctx.cancel_timer(t);
-        }
-        let emin = self.config.election_timeout;
-        let after = if self.config.variant == Variant::FixedTimeout {
-            emin
-        } else {
-            ctx.rng().duration_between(emin, emin * 2 - Duration::from_nanos(1))
-        };
-        self.election_timer = Some(ctx.set_timer(after, Timer::Election));
-    }
-
-    /// Moves to a newer term as a follower; steps down if leading.
-    fn adopt_term(&mut self, ctx: &mut Ctx<'_, Self>, term: Term) {
-        assert!(term > self.term, "adopt_term needs a newer term: {term} after {}", self.term);
-        if self.role == Role::Leader {
-            ctx.observe(ElectionObs::SteppedDown { term: self.term });
-        }
-        self.term = term;
-        self.voted_for = None;
-        self.role = Role::Follower;
-        self.lease.clear();
-        if let Some(t) = self.heartbeat_timer.take() {
-            ctx.cancel_timer(t);
-        }
-        self.persist(ctx);
-    }
-
-    fn within_promise(&self, ctx: &Ctx<'_, Self>) -> bool {
-        self.config.variant.has_leases()
-            && self.promised_at.is_some_and(|p| ctx.mono_now() < p.saturating_add(self.config.election_timeout))
-    }
-
-    fn on_request_vote(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term) {
-        if self.within_promise(ctx) {
-            return; // a leader was heard recently: its lease may still be valid
-        }
-        if term > self.term {
-            self.adopt_term(ctx, term);
-        }
-        let granted = term == self.term && self.voted_for.is_none_or(|v| v == from);
-        if granted {
-            self.voted_for = Some(from);
-            self.persist(ctx);
-            self.reset_election_timer(ctx);
-        }
-        ctx.send(from, Msg::RequestVoteReply { term: self.term, granted });
-    }
-
-    fn on_request_vote_reply(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term, granted: bool) {
-        if term > self.term {
-            self.adopt_term(ctx, term);
-            return;
-        }
-        if self.role != Role::Candidate || term < self.term || !granted {
-            return;
-        }
-        self.votes.insert(from);
-        if self.votes.len() >= Self::majority(ctx) {
-            self.become_leader(ctx);
-        }
-    }
-
-    fn become_leader(&mut self, ctx: &mut Ctx<'_, Self>) {
-        debug_assert_eq!(self.voted_for, Some(ctx.me()), "a leader voted for itself");
-        self.role = Role::Leader;
-        self.sent.clear();
-        self.lease.clear();
-        if let Some(t) = self.election_timer.take() {
-            ctx.cancel_timer(t);
-        }
-        ctx.observe(ElectionObs::BecameLeader { term: self.term });
-        self.send_heartbeats(ctx);
-    }
-
-    fn on_election_timeout(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.election_timer = None;
-        if self.role == Role::Leader {
-            return;
-        }
-        self.term = Term(self.term.0 + 1);
-        self.role = Role::Candidate;
-        self.voted_for = Some(ctx.me());
-        self.votes = BTreeSet::from([ctx.me()]);
-        self.persist(ctx);
-        self.reset_election_timer(ctx);
-        if self.votes.len() >= Self::majority(ctx) {
-            self.become_leader(ctx);
-            return;
-        }
-        self.ask_for_votes(ctx);
-        self.arm_heartbeat(ctx);
-    }
-
-    fn ask_for_votes(&mut self, ctx: &mut Ctx<'_, Self>) {
-        for peer in ctx.peers().to_vec() {
-            if !self.votes.contains(&peer) {
-                ctx.send(peer, Msg::RequestVote { term: self.term });
-            }
-        }
-    }
-
-    fn send_heartbeats(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.round += 1;
-        let now = self.lease.now(ctx);
-        self.sent.insert(self.round, (now, BTreeSet::from([ctx.me()])));
-        // Rounds older than a lease are no use for one.
-        let keep = (self.config.election_timeout.as_nanos() / self.config.heartbeat.as_nanos().max(1)) as u64 + 2;
-        self.sent.retain(|&r, _| r + keep > self.round);
-        for peer in ctx.peers().to_vec() {
-            ctx.send(peer, Msg::Heartbeat { term: self.term, round: self.round });
-        }
-        self.arm_heartbeat(ctx);
-    }
-
-    fn on_heartbeat_timeout(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.heartbeat_timer = None;
-        match self.role {
-            Role::Leader => self.send_heartbeats(ctx),
-            Role::Candidate => {
-                self.ask_for_votes(ctx);
-                self.arm_heartbeat(ctx);
-            }
-            Role::Follower => {}
-        }
-    }
-
-    fn on_heartbeat(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term, round: u64) {
-        if term < self.term {
-            ctx.send(from, Msg::HeartbeatReply { term: self.term, round });
-            return;
-        }
-        if term > self.term {
-            self.adopt_term(ctx, term);
-        }
-        if self.role != Role::Follower {
-            assert_ne!(self.role, Role::Leader, "two leaders in term {term}: {} and {from}", ctx.me());
-            self.role = Role::Follower;
-        }
-        self.promised_at = Some(ctx.mono_now());
-        self.reset_election_timer(ctx);
-        ctx.send(from, Msg::HeartbeatReply { term, round });
-    }
-
-    fn on_heartbeat_reply(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, term: Term, round: u64) {
-        if term > self.term {
-            self.adopt_term(ctx, term);
-            return;
-        }
-        if self.role != Role::Leader || term < self.term {
-            return;
-        }
-        let majority = Self::majority(ctx);
-        let Some((sent_at, acks)) = self.sent.get_mut(&round) else { return };
-        acks.insert(from);
-        if acks.len() >= majority && self.config.variant.has_leases() {
-            let sent_at = *sent_at;
-            self.extend_lease(ctx, sent_at);
-        }
-    }
-
-    /// A majority acknowledged a round sent at `sent_at`: the lease runs
-    /// from then (see [`crate::lease`]); the checkers hear of every extension.
-    fn extend_lease(&mut self, ctx: &mut Ctx<'_, Self>, sent_at: LeaseDeadline) {
-        if let Some(until) = self.lease.extend(sent_at) {
-            ctx.observe(ElectionObs::HoldsLease { term: self.term, until });
-        }
+        self.raft.is_leader()
     }
 }
 
 impl Node for ElectionNode {
-    type Msg = Msg;
-    type Timer = Timer;
-    type Obs = ElectionObs;
+    type Msg = RaftMsg<NoCommand>;
+    type Timer = RaftTimer;
+    type Obs = RaftObs;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
-        ctx.observe(ElectionObs::Started { term: self.term });
-        if self.config.variant.has_leases() {
-            // It may have promised a leader, just before a crash, not to
-            // vote: honour that promise for as long as it could last.
-            self.promised_at = Some(ctx.mono_now());
-        }
-        self.reset_election_timer(ctx);
+        self.raft.start(ctx);
     }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
-        match msg {
-            Msg::RequestVote { term } => self.on_request_vote(ctx, from, term),
-            Msg::RequestVoteReply { term, granted } => self.on_request_vote_reply(ctx, from, term, granted),
-            Msg::Heartbeat { term, round } => self.on_heartbeat(ctx, from, term, round),
-            Msg::HeartbeatReply { term, round } => self.on_heartbeat_reply(ctx, from, term, round),
-        }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Self::Msg) {
+        self.raft.on_message(ctx, from, msg);
     }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
-        match timer {
-            Timer::Election => self.on_election_timeout(ctx),
-            Timer::Heartbeat => self.on_heartbeat_timeout(ctx),
-        }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: RaftTimer) {
+        self.raft.on_timer(ctx, timer);
     }
 }
-
-// ------------------------------------------------------------------ invariants
 
 pub const ONE_LEADER_PER_TERM: &str = "at most one leader per term";
 pub const ONE_LEASE_HOLDER: &str = "at most one valid lease holder at any instant";
@@ -529,7 +243,13 @@ impl<O, F: FnMut(&O) -> Option<Term>> Invariant<O> for OneLeaderPerTerm<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::LogIndex;
     use harness::{Latency, LinkConfig, SimTime, World, WorldConfig};
+
+    /// A vote request for `term` from a candidate with an empty log.
+    fn vote(term: Term) -> RaftMsg<NoCommand> {
+        RaftMsg::RequestVote { term, last_index: LogIndex(0), last_term: Term(0) }
+    }
 
     fn world(variant: Variant, servers: u32) -> World<ElectionNode> {
         let config = Config { variant, ..Config::default() };
@@ -546,7 +266,7 @@ mod tests {
         w.observations()
             .iter()
             .filter_map(|o| match o.obs {
-                ElectionObs::BecameLeader { term } => Some((o.node, term)),
+                RaftObs::BecameLeader { term } => Some((o.node, term)),
                 _ => None,
             })
             .collect()
@@ -583,7 +303,7 @@ mod tests {
         let (leader, term) = *leaders(&w).last().expect("a leader");
         let others: Vec<NodeId> = (0..3).map(NodeId::server).filter(|&n| n != leader).collect();
         let mark = w.events();
-        w.inject(others[0], others[1], Msg::RequestVote { term: Term(term.0 - 1) });
+        w.inject(others[0], others[1], vote(Term(term.0 - 1)));
         w.run_for(Duration::from_millis(10));
         let replies = delivered_to(&w, others[0], mark);
         let want = format!("RequestVoteReply {{ term: Term({}), granted: false }}", term.0);
@@ -597,12 +317,12 @@ mod tests {
             let mut w = traced(variant);
             // Keep everyone a follower: isolate nobody, but ask before any timeout fires.
             let (a, b, c) = (NodeId::server(0), NodeId::server(1), NodeId::server(2));
-            w.inject(a, c, Msg::RequestVote { term: Term(1) });
+            w.inject(a, c, vote(Term(1)));
             w.run_for(Duration::from_millis(5));
             w.apply(harness::Fault::Crash(harness::Target::Node(c)));
             w.apply(harness::Fault::Restart(harness::Target::Node(c)));
             let mark = w.events();
-            w.inject(b, c, Msg::RequestVote { term: Term(1) });
+            w.inject(b, c, vote(Term(1)));
             w.run_for(Duration::from_millis(5));
             let want = format!("RequestVoteReply {{ term: Term(1), granted: {second_granted} }}");
             let replies = delivered_to(&w, b, mark);
@@ -617,7 +337,7 @@ mod tests {
         let (leader, term) = *leaders(&w).last().expect("a leader");
         let others: Vec<NodeId> = (0..3).map(NodeId::server).filter(|&n| n != leader).collect();
         let mark = w.events();
-        w.inject(others[0], others[1], Msg::RequestVote { term: Term(term.0 + 1) });
+        w.inject(others[0], others[1], vote(Term(term.0 + 1)));
         w.run_for(Duration::from_millis(10));
         assert!(
             delivered_to(&w, others[0], mark).iter().all(|r| !r.contains("RequestVoteReply")),
@@ -629,8 +349,8 @@ mod tests {
     #[test]
     fn one_leader_emerges_and_stays() {
         let mut w = world(Variant::Correct, 5);
-        w.add_invariant(Box::new(OneLeaderPerTerm::new(|o: &ElectionObs| match o {
-            ElectionObs::BecameLeader { term } => Some(*term),
+        w.add_invariant(Box::new(OneLeaderPerTerm::new(|o: &RaftObs| match o {
+            RaftObs::BecameLeader { term } => Some(*term),
             _ => None,
         })));
         w.run_until(SimTime::from_duration(Duration::from_secs(10)));
@@ -660,7 +380,7 @@ mod tests {
         let first = w
             .observations()
             .iter()
-            .find(|o| matches!(o.obs, ElectionObs::BecameLeader { .. }))
+            .find(|o| matches!(o.obs, RaftObs::BecameLeader { .. }))
             .expect("drift breaks the tie eventually");
         assert_eq!(first.node, NodeId::server(0), "the fast clock wins");
         let rounds = first.time.0 / 150_000_000;

@@ -12,7 +12,8 @@ use harness::system::Status;
 use harness::system::{Positive, Ppm, Setup, System, Workload};
 use harness::{Invariant, NodeId, SimTime};
 
-use super::{Config, ElectionNode, ElectionObs, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
+use super::{Config, ElectionNode, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
+use crate::raft::RaftObs;
 
 /// The scenario's `[config]` for `election`.
 #[derive(Clone, Debug, Deserialize)]
@@ -65,10 +66,10 @@ impl System for Election {
     fn validate_op(&self, _op: &ClientOp) -> Result<(), String> {
         Err("election has no clients, so no client operations".into())
     }
-    fn invariants(&self, variant: Variant, _config: &Settings) -> Vec<Box<dyn Invariant<ElectionObs>>> {
-        let mut invariants: Vec<Box<dyn Invariant<ElectionObs>>> =
-            vec![Box::new(OneLeaderPerTerm::new(|o: &ElectionObs| match o {
-                ElectionObs::BecameLeader { term } => Some(*term),
+    fn invariants(&self, variant: Variant, _config: &Settings) -> Vec<Box<dyn Invariant<RaftObs>>> {
+        let mut invariants: Vec<Box<dyn Invariant<RaftObs>>> =
+            vec![Box::new(OneLeaderPerTerm::new(|o: &RaftObs| match o {
+                RaftObs::BecameLeader { term } => Some(*term),
                 _ => None,
             }))];
         if variant.has_leases() {
@@ -101,10 +102,10 @@ pub fn stable_leader(heartbeat: Duration) -> Progress<ElectionNode> {
     Box::new(move |view, healed| {
         for o in &view.observations()[seen..] {
             match o.obs {
-                ElectionObs::BecameLeader { .. } => {
+                RaftObs::BecameLeader { .. } => {
                     leading.insert(o.node, o.time);
                 }
-                ElectionObs::SteppedDown { .. } | ElectionObs::Started { .. } => {
+                RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => {
                     leading.remove(&o.node);
                 }
                 _ => {}
