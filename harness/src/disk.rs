@@ -29,6 +29,12 @@ impl Disk {
         self.volatile.insert(key.to_owned(), None);
     }
 
+    /// A write (`Some`) or delete (`None`) of a key the caller already owns
+    /// (a handler's recorded effect), without copying it again.
+    pub fn apply_write(&mut self, key: String, value: Option<Vec<u8>>) {
+        self.volatile.insert(key, value);
+    }
+
     pub fn read(&self, key: &str) -> Option<&[u8]> {
         match self.volatile.get(key) {
             Some(v) => v.as_deref(),
