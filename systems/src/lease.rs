@@ -1,5 +1,5 @@
-//! A leader lease measured on the node's own clock, shared by `election`
-//! and the Raft log's lease reads. A lease runs from when a heartbeat
+//! A leader lease measured on the node's own clock, as the Raft log keeps
+//! it (for its lease reads, and for `election`, which runs on it). A lease runs from when a heartbeat
 //! round that a majority acknowledged was *sent*, for the minimum
 //! election timeout shortened by a margin for clock drift: with every
 //! clock within `max_drift` of true speed, it ends before any promise that

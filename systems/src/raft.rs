@@ -8,7 +8,8 @@
 //! up-to-date check; `AppendEntries` with the consistency check (a follower
 //! truncates a conflicting suffix); commit on a majority of matching logs,
 //! only for entries of the leader's own term (a leader starts its term with
-//! a no-op); heartbeat rounds that confirm leadership for read-index reads.
+//! a no-op, unless it carries no commands at all, as `election` does);
+//! heartbeat rounds that confirm leadership for read-index reads; leases.
 //!
 //! The host's message, timer and observation types wrap Raft's through
 //! `From`, so one host node can carry Raft and its own protocol.
@@ -516,6 +517,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     /// node was still leader. `None` if not leader or if its term has not
     /// committed an entry yet.
     pub fn start_read<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) -> Option<(LogIndex, u64)> {
+        debug_assert!(self.config.noop_on_election, "reads wait for an entry of the leader's term: the no-op");
         if !self.is_leader() || self.term_at(self.commit) != self.term {
             return None;
         }
@@ -705,6 +707,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     /// A lease read: the index to apply up to before answering, if this
     /// node leads, has committed in its term, and holds a valid lease.
     pub fn lease_read<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> Option<LogIndex> {
+        debug_assert!(self.config.noop_on_election, "reads wait for an entry of the leader's term: the no-op");
         let valid = self.lease.as_ref().is_some_and(|l| l.is_valid(ctx));
         (self.is_leader() && valid && self.term_at(self.commit) == self.term).then_some(self.commit)
     }

@@ -9,7 +9,10 @@
 //!    survive a crash on `ctx.disk()` and `sync()` before acting on it.
 //! 2. Clients record every operation in the history: `ctx.invoke(...)`,
 //!    then exactly one of `ok` (it happened), `fail` (it definitely did
-//!    not) or `info` (unknown: a timeout).
+//!    not) or `info` (unknown: a timeout). The shared
+//!    [`crate::client::ScriptedClient`] does all of that; a system writes
+//!    only its [`crate::client::Protocol`] (here [`RegisterProtocol`]): how
+//!    an operation becomes a request, and where a request is sent again.
 //! 3. Put one node type over servers and clients (an enum, as
 //!    [`RegisterNode`]), and give each planted bug a [`Variant`].
 //! 4. Describe the system as one unit in its folder (here `system.rs`):
@@ -316,7 +319,8 @@ impl Protocol for RegisterProtocol {
             }
             (f, v) => panic!("the register client cannot run `{f}` with {v}"),
         };
-        Request { msg: Msg::Request { id: RequestId(id), command }, to: self.server, f: op.f.clone(), is_read: false }
+        let is_read = matches!(command, Command::Read { .. });
+        Request { msg: Msg::Request { id: RequestId(id), command }, to: self.server, f: op.f.clone(), is_read }
     }
     fn resend_to(&mut self, _: &Ctx<'_, RegisterNode>, _: NodeId, _: &Msg, _: Option<Option<NodeId>>) -> NodeId {
         self.server
