@@ -127,14 +127,8 @@ impl<N: Node> World<N> {
         let result = catch_unwind(AssertUnwindSafe(|| f(node, &mut ctx)));
         drop(span);
         if let Err(panic) = result {
-            let id = self.core.id_of(slot);
-            self.core.stop = Some(Stop::Crash {
-                node: Some(id),
-                time: self.core.now,
-                event: self.core.trace.events().saturating_sub(1),
-                message: panic_message(&panic),
-            });
             self.core.effects = effects;
+            self.node_panicked(slot, &panic);
             return;
         }
         let interrupt = self.core.nodes[slot].interrupt.take();
@@ -158,18 +152,23 @@ impl<N: Node> World<N> {
         effects.clear();
         self.core.effects = effects;
         if let Err(panic) = applied {
-            let id = self.core.id_of(slot);
-            self.core.stop = Some(Stop::Crash {
-                node: Some(id),
-                time: self.core.now,
-                event: self.core.trace.events().saturating_sub(1),
-                message: panic_message(&panic),
-            });
+            self.node_panicked(slot, &panic);
             return;
         }
         if let Some(i) = interrupt {
             self.crash_in_handler(slot, keep, total, i.down_for);
         }
+    }
+
+    /// A handler of the node in `slot`, or applying what it did, panicked:
+    /// the run stops as that node's crash, at this time and event.
+    fn node_panicked(&mut self, slot: usize, panic: &Box<dyn std::any::Any + Send>) {
+        self.core.stop = Some(Stop::Crash {
+            node: Some(self.core.id_of(slot)),
+            time: self.core.now,
+            event: self.core.trace.events().saturating_sub(1),
+            message: panic_message(panic),
+        });
     }
 
     /// The armed crash of a node's handler: it applied `kept` of `total`
