@@ -61,7 +61,7 @@ fn reports_are_byte_identical_across_runs_and_renderings_agree() {
         assert_eq!(a.to_yaml(), b.to_yaml(), "{file}");
         assert_eq!(a.to_json(), b.to_json(), "{file}");
         let from_json: serde_json::Value = serde_json::from_str(&a.to_json()).expect("json");
-        let from_yaml: serde_json::Value = serde_yaml::from_str(&a.to_yaml()).expect("yaml");
+        let from_yaml: serde_json::Value = yaml_serde::from_str(&a.to_yaml()).expect("yaml");
         assert_eq!(from_json, from_yaml, "{file}: YAML and JSON say different things");
     }
 }

@@ -226,11 +226,13 @@ impl<'a, N: Node + ?Sized> Ctx<'a, N> {
         self.env.me
     }
     /// The other servers (for a client: every server).
-    pub fn peers(&self) -> &[NodeId] {
+    /// Borrowed from the world, not from `self`, so a handler can send to
+    /// each peer while it iterates them.
+    pub fn peers(&self) -> &'a [NodeId] {
         self.env.peers
     }
     /// Every server, in order.
-    pub fn servers(&self) -> &[NodeId] {
+    pub fn servers(&self) -> &'a [NodeId] {
         self.env.servers
     }
     /// This node's wall clock: skew, drift, bumps, strobes and resets apply.
@@ -316,9 +318,9 @@ impl<N: Node + ?Sized> DiskHandle<'_, N> {
     pub fn remove(&mut self, key: &str) {
         self.effects.push(Effect::DiskWrite { key: key.to_owned(), value: None });
     }
-    /// Serialises `value` (JSON) under `key`.
+    /// Serialises `value` under `key` (see [`crate::disk::encode_record`]).
     pub fn put<T: Serialize>(&mut self, key: &str, value: &T) {
-        self.write(key, serde_json::to_vec(value).expect("disk records serialise"));
+        self.write(key, crate::disk::encode_record(value));
     }
     /// Makes every write so far durable.
     pub fn sync(&mut self) {
@@ -351,9 +353,7 @@ impl<N: Node + ?Sized> DiskHandle<'_, N> {
     }
     /// Reads a typed record (a record that does not parse is a bug: it panics).
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.read(key).map(|bytes| {
-            serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("disk record {key:?} does not parse: {e}"))
-        })
+        self.read(key).map(|bytes| crate::disk::decode_record(key, bytes))
     }
 }
 

@@ -105,7 +105,7 @@ impl Node for HeartbeatNode {
     }
     fn on_message(&mut self, _ctx: &mut Ctx<'_, Self>, _from: NodeId, _msg: ()) {}
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _timer: ()) {
-        for peer in ctx.peers().to_vec() {
+        for &peer in ctx.peers() {
             ctx.send(peer, ());
         }
         ctx.set_timer(self.period, ());

@@ -89,7 +89,7 @@ pub struct RunOutput {
 
 impl Report {
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).expect("reports serialise")
+        yaml_serde::to_string(self).expect("reports serialise")
     }
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialise")

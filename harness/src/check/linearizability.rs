@@ -766,7 +766,7 @@ fn evidence<M: Model>(
 impl LinearizabilityReport {
     /// Canonical YAML (for snapshots and tools).
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).expect("reports serialise")
+        yaml_serde::to_string(self).expect("reports serialise")
     }
 
     /// Canonical JSON, pretty-printed.

@@ -63,7 +63,7 @@ impl FailoverServer {
             return;
         }
         let state = Snapshot { index: self.index, store: self.store.clone() };
-        for peer in ctx.peers().to_vec() {
+        for &peer in ctx.peers() {
             ctx.send(peer, Msg::Ping { epoch: self.epoch, state: state.clone() });
         }
         ctx.set_timer(self.config.raft.heartbeat, Timer::Ping);
