@@ -20,7 +20,7 @@ for file in "$@"; do
   waits=$(for s in $(seq 0 99); do
     f=$s
     while [ "$f" -lt 300 ] && [ "${hits[$f]}" -eq 0 ]; do f=$((f + 1)); done
-    [ "$f" -lt 300 ] && echo $((f - s + 1))
+    if [ "$f" -lt 300 ]; then echo $((f - s + 1)); fi
   done | sort -n)
   if [ -z "$waits" ]; then
     echo "$file: 0 of 100 seeds fail; none of 300 does"

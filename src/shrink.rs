@@ -138,8 +138,10 @@ fn default_out(scenario: &Scenario, seed: u64) -> PathBuf {
 fn minimise(s: &mut Shrinker<'_>, plan: Plan) -> Plan {
     // Faults first: each removed one makes every later run cheaper to read.
     let clients = plan.clients.clone();
-    let faults = ddmin(plan.faults, |f| s.fails(&Plan { faults: f.to_vec(), clients: clients.clone() }));
-    let faults = shorten_windows(s, faults, &clients);
+    let config = plan.config;
+    let faults =
+        ddmin(plan.faults, |f| s.fails(&Plan { faults: f.to_vec(), clients: clients.clone(), config: config.clone() }));
+    let faults = shorten_windows(s, faults, &clients, &config);
     // Whole clients, from the last, then each client's operations.
     let mut clients = clients;
     let mut i = clients.len();
@@ -147,7 +149,7 @@ fn minimise(s: &mut Shrinker<'_>, plan: Plan) -> Plan {
         i -= 1;
         let mut fewer = clients.clone();
         fewer.remove(i);
-        if s.fails(&Plan { faults: faults.clone(), clients: fewer.clone() }) {
+        if s.fails(&Plan { faults: faults.clone(), clients: fewer.clone(), config: config.clone() }) {
             clients = fewer;
         }
     }
@@ -156,11 +158,11 @@ fn minimise(s: &mut Shrinker<'_>, plan: Plan) -> Plan {
         let kept = ddmin(ops, |o| {
             let mut trial = clients.clone();
             trial[c] = o.to_vec();
-            s.fails(&Plan { faults: faults.clone(), clients: trial })
+            s.fails(&Plan { faults: faults.clone(), clients: trial, config: config.clone() })
         });
         clients[c] = kept;
     }
-    Plan { faults, clients }
+    Plan { faults, clients, config }
 }
 
 /// Halves each fault's window while the run still fails.
@@ -168,6 +170,7 @@ fn shorten_windows(
     s: &mut Shrinker<'_>,
     mut faults: Vec<TimedFault>,
     clients: &[Vec<harness::scenario::ClientOp>],
+    config: &toml::Table,
 ) -> Vec<TimedFault> {
     for i in 0..faults.len() {
         while let Some(d) = faults[i].duration {
@@ -177,7 +180,7 @@ fn shorten_windows(
             }
             let mut trial = faults.clone();
             trial[i].duration = Some(half);
-            if !s.fails(&Plan { faults: trial.clone(), clients: clients.to_vec() }) {
+            if !s.fails(&Plan { faults: trial.clone(), clients: clients.to_vec(), config: config.clone() }) {
                 break;
             }
             faults = trial;

@@ -120,16 +120,21 @@ fn shrink_writes_a_file_that_fails_when_run() {
     let target = scratch("shrunk.toml");
     let o = faultline(&[
         "shrink",
-        "scenarios/register/ack-before-sync.toml",
+        "scenarios/torture/register-ack-before-sync.toml",
         "--seed",
-        "2",
+        "5",
         "--out",
         target.to_str().expect("utf-8"),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
     assert!(out(&o).contains("removed"), "{}", out(&o));
     let text = std::fs::read_to_string(&target).expect("written");
-    assert!(!text.contains("[nemesis]") && text.contains("seed = 2") && text.contains("[[fault]]"), "{text}");
+    assert!(!text.contains("[nemesis]") && text.contains("seed = 5") && text.contains("[[fault]]"), "{text}");
+    // The torture file's knobs are written out as the values seed 5 drew.
+    assert!(
+        text.contains("retries = ") && !text.contains("retries = {") && !text.contains("group_commit = {"),
+        "{text}"
+    );
     let run = faultline(&["run", target.to_str().expect("utf-8"), "--json"]);
     let line: serde_json::Value = serde_json::from_str(out(&run).trim()).expect("json");
     assert_eq!(line["outcome"], "violation", "{line}");

@@ -24,6 +24,8 @@ pub enum Stream {
     Nemesis,
     /// Initial clock offsets and drifts.
     Clocks,
+    /// `[config]` knobs drawn per seed.
+    Knobs,
     Node(NodeId),
     /// Anything else a caller needs, numbered by the caller.
     Custom(u32),
@@ -37,6 +39,7 @@ impl Stream {
             Stream::Workload => 3,
             Stream::Nemesis => 4,
             Stream::Clocks => 5,
+            Stream::Knobs => 6,
             Stream::Node(n) => (1 << 32) | u64::from(n.raw()),
             Stream::Custom(k) => (2 << 32) | u64::from(k),
         }
@@ -100,6 +103,16 @@ impl Rng {
             return false;
         }
         self.unit() < p
+    }
+
+    /// An integer in `lo..=hi` whose logarithm is uniform: as likely to be
+    /// in 1..10 as in 1,000..10,000. `lo` must be positive. libm keeps the
+    /// result the same on every platform.
+    pub fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
+        assert!(lo > 0 && lo <= hi, "log_uniform({lo}, {hi})");
+        let (a, b) = (libm::log(lo as f64), libm::log(hi as f64));
+        let x = libm::exp(a + self.unit() * (b - a)) as u64;
+        x.clamp(lo, hi)
     }
 
     /// A uniform duration in `lo..=hi`.

@@ -67,6 +67,9 @@ pub struct Report {
     pub variant: String,
     pub seed: u64,
     pub expected: String,
+    /// The knobs this seed drew (`[config]` ranges), as written in a file.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub knobs: std::collections::BTreeMap<String, String>,
     #[serde(flatten)]
     pub outcome: Outcome,
     pub trace_hash: String,
@@ -104,6 +107,7 @@ impl Report {
             variant: scenario.variant.clone(),
             seed,
             expected: scenario.expect.to_string(),
+            knobs: Default::default(),
             outcome,
             trace_hash: String::new(),
             virtual_time_ns: 0,
@@ -143,6 +147,10 @@ impl Report {
             crate::time::SimTime(self.virtual_time_ns),
             self.history_events
         );
+        if !self.knobs.is_empty() {
+            let knobs: Vec<String> = self.knobs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            s.push_str(&format!("  knobs drawn: {}\n", knobs.join(", ")));
+        }
         s.push_str(&format!(
             "  messages: {} sent, {} delivered, {} lost, {} cut by partitions, {} to down nodes, {} duplicated\n",
             self.stats.sent,
@@ -254,10 +262,23 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         faults: world.applied_faults().to_vec(),
         checks,
         linearizability: lin_report,
+        knobs: scenario
+            .knobs
+            .iter()
+            .filter_map(|k| plan.config.get(&k.key).map(|v| (k.key.clone(), knob_text(v))))
+            .collect(),
         ..Report::new(scenario, seed, outcome)
     };
     let trace = world.trace().entries().map(<[_]>::to_vec);
     RunOutput { report, trace, history: world.history().clone() }
+}
+
+/// A drawn knob as a person reads it: strings (durations, choices) bare.
+fn knob_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn run_phases<N: Node>(world: &mut World<N>, scenario: &Scenario, progress: &mut Progress<N>) -> Outcome {

@@ -149,7 +149,9 @@ pub trait AnySystem: Sync {
     fn validate_op(&self, op: &ClientOp) -> Result<(), String>;
     /// The names of the checks a run of `variant` with this `[config]` judges.
     fn checks(&self, variant: &str, config: &toml::Table) -> Vec<String>;
-    fn workload(&self, scenario: &Scenario) -> Workload;
+    /// The workload generator for a seed's drawn `[config]`.
+    fn workload(&self, scenario: &Scenario, config: &toml::Table) -> Workload;
+    fn check_config_table(&self, config: &toml::Table) -> Result<(), String>;
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput;
 }
 
@@ -199,12 +201,15 @@ impl<S: System> AnySystem for S {
         }
         names
     }
-    fn workload(&self, scenario: &Scenario) -> Workload {
-        let (variant, config) = parsed::<S>(scenario);
+    fn workload(&self, scenario: &Scenario, config: &toml::Table) -> Workload {
+        let (variant, config) = parsed::<S>(scenario, config);
         System::workload(self, variant, &config)
     }
+    fn check_config_table(&self, config: &toml::Table) -> Result<(), String> {
+        typed_config::<S>(config).map(|_| ()).map_err(|e| format!("[config]: {}", e.message().trim()))
+    }
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
-        let (variant, config) = parsed::<S>(scenario);
+        let (variant, config) = parsed::<S>(scenario, &plan.config);
         let setup = Setup::<S> { variant, config: &config, scenario, plan };
         let spec = Spec {
             factory: self.factory(&setup),
@@ -220,10 +225,12 @@ fn typed_config<S: System>(config: &toml::Table) -> Result<S::Config, toml::de::
     toml::Value::Table(config.clone()).try_into()
 }
 
-/// The variant and `[config]` of a scenario parsed against this system's catalog.
-fn parsed<S: System>(scenario: &Scenario) -> (S::Variant, S::Config) {
+/// The variant of a scenario and a `[config]` of it (knobs drawn), typed.
+fn parsed<S: System>(scenario: &Scenario, config: &toml::Table) -> (S::Variant, S::Config) {
     let variant = S::Variant::parse(&scenario.variant).expect("scenarios are validated against their system");
-    let config = typed_config::<S>(&scenario.config).expect("[config] was validated when the scenario was parsed");
+    // A drawn knob lies within a range whose ends were validated; a value
+    // inside that the system still rejects is the system's own bug.
+    let config = typed_config::<S>(config).unwrap_or_else(|e| panic!("[config] with knobs drawn: {e}"));
     (variant, config)
 }
 
@@ -261,9 +268,12 @@ impl Systems {
         self.find(name).expect("scenarios are validated against the catalog")
     }
 
-    /// The plan of a scenario for a seed, with the system's workload.
+    /// The plan of a scenario for a seed, with the system's workload and
+    /// the seed's knobs.
     pub fn plan(&self, scenario: &Scenario, seed: u64) -> Plan {
-        scenario.plan(seed, &mut *self.get(&scenario.system).workload(scenario))
+        let config = scenario.config_for(seed);
+        let mut workload = self.get(&scenario.system).workload(scenario, &config);
+        scenario.plan(seed, config, &mut *workload)
     }
 
     /// Runs one seed of a scenario with a given plan.
@@ -284,6 +294,9 @@ impl Catalog for Systems {
     }
     fn check_config(&self, system: &str, text: &str) -> Result<(), (Option<Range<usize>>, String)> {
         self.find(system).map_or(Ok(()), |s| s.check_config(text))
+    }
+    fn check_config_table(&self, system: &str, config: &toml::Table) -> Result<(), String> {
+        self.find(system).map_or(Ok(()), |s| s.check_config_table(config))
     }
     fn validate_op(&self, system: &str, op: &ClientOp) -> Result<(), String> {
         self.find(system).map_or(Ok(()), |s| s.validate_op(op))

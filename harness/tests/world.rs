@@ -750,6 +750,9 @@ fn scenario_files_may_not_crash_clients() {
         fn check_config(&self, _: &str, _: &str) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
             Ok(())
         }
+        fn check_config_table(&self, _: &str, _: &toml::Table) -> Result<(), String> {
+            Ok(())
+        }
     }
     let e = harness::scenario::Scenario::parse("f.toml", text, &One).unwrap_err().to_string();
     assert!(e.contains("f.toml:8:8") && e.contains("c1 is a client"), "{e}");

@@ -43,6 +43,8 @@ pub trait Catalog {
     /// Checks the `[config]` of the whole file `text`; the error carries
     /// the span of the offending key or value when there is one.
     fn check_config(&self, system: &str, text: &str) -> Result<(), (Option<std::ops::Range<usize>>, String)>;
+    /// Checks one `[config]` table (a file's, with its knobs set).
+    fn check_config_table(&self, system: &str, config: &toml::Table) -> Result<(), String>;
     /// Checks one explicit client operation (`[[workload.client]]`).
     fn validate_op(&self, _system: &str, _op: &ClientOp) -> Result<(), String> {
         Ok(())
@@ -60,6 +62,7 @@ pub trait Catalog {
 mod duration;
 mod file;
 mod kinds;
+mod knobs;
 mod nemesis;
 mod parse;
 mod write;
@@ -67,6 +70,7 @@ mod write;
 pub use duration::{format_duration, Dur, SignedDur};
 pub use file::*;
 pub use kinds::{fault_kind, nemesis_kinds, FaultKind, FAULT_TABLE};
+pub use knobs::{Knob, KnobRange};
 use parse::*;
 pub use write::{fault_entry, write_explicit};
 
@@ -113,6 +117,14 @@ pub struct ClientOp {
 pub struct Nemesis {
     pub kinds: Vec<String>,
     pub every: Duration,
+    /// The largest clock drift it may set, in ppm: the scenario's
+    /// `[clocks] drift_ppm`, or 200 (the systems' default allowance) when
+    /// that is 0. Drift beyond what a system is configured to survive is not
+    /// a legal fault.
+    pub max_drift_ppm: f64,
+    /// The scenario's network: a network fault changes its latency, loss
+    /// and duplication, never its ordering (a system may rely on FIFO links).
+    pub network: LinkConfig,
 }
 
 /// A validated scenario.
@@ -140,7 +152,10 @@ pub struct Scenario {
     pub think: Duration,
     /// Explicit per-client operations, when the file lists them.
     pub scripts: Option<Vec<Vec<ClientOp>>>,
+    /// The file's `[config]`; a knob's entry is its range, drawn per seed
+    /// by [`Scenario::config_for`].
     pub config: toml::Table,
+    pub knobs: Vec<Knob>,
     /// The file as parsed, for writing it back out (shrinking).
     pub file: ScenarioFile,
 }
@@ -150,6 +165,8 @@ pub struct Scenario {
 pub struct Plan {
     pub faults: Vec<TimedFault>,
     pub clients: Vec<Vec<ClientOp>>,
+    /// The `[config]` the system runs with, knobs drawn.
+    pub config: toml::Table,
 }
 
 /// Draws one client operation of a system's workload.
@@ -202,11 +219,32 @@ impl Scenario {
             return Err(cx.err(raw.seeds.span(), "seeds must be at least 1"));
         }
         let config = raw.config.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
-        if let Err((span, message)) = catalog.check_config(&system, text) {
-            let span = span.or_else(|| raw.config.as_ref().map(|c| c.span())).unwrap_or(0..0);
-            return Err(cx.err(span, message));
+        let knobs = knobs::find_knobs(&cx)?;
+        let mut checks = Vec::new();
+        if knobs.is_empty() {
+            if let Err((span, message)) = catalog.check_config(&system, text) {
+                let span = span.or_else(|| raw.config.as_ref().map(|c| c.span())).unwrap_or(0..0);
+                return Err(cx.err(span, message));
+            }
+            checks = catalog.checks(&system, &variant, &config);
+        } else {
+            // Every corner of the knobs' ranges must be a valid `[config]`;
+            // the checks are those of any corner (a choice may add one).
+            let plain: Vec<Knob> = knobs.iter().map(|(k, _)| k.clone()).collect();
+            for (i, table) in knobs::corners(&config, &plain) {
+                if let Err(message) = catalog.check_config_table(&system, &table) {
+                    let shown: Vec<String> = plain.iter().map(|k| format!("{} = {}", k.key, table[&k.key])).collect();
+                    return Err(cx.err(knobs[i].1.clone(), format!("{message} (with {})", shown.join(", "))));
+                }
+                for name in catalog.checks(&system, &variant, &table) {
+                    if !checks.contains(&name) {
+                        checks.push(name);
+                    }
+                }
+            }
         }
-        let expect = parse_expect(&cx, raw.expect.as_ref(), &catalog.checks(&system, &variant, &config))?;
+        let knobs: Vec<Knob> = knobs.into_iter().map(|(k, _)| k).collect();
+        let expect = parse_expect(&cx, raw.expect.as_ref(), &checks)?;
         let network = parse_network(&cx, &raw.network)?;
         let drift_ppm = match &raw.clocks.drift_ppm {
             Some(d) if !(0.0..=crate::clock::MAX_DRIFT_PPM).contains(d.get_ref()) => {
@@ -225,7 +263,7 @@ impl Scenario {
         faults.sort_by_key(|f| f.at);
         let nemesis = match &raw.nemesis {
             None => None,
-            Some(n) => Some(parse_nemesis(&cx, n.get_ref())?),
+            Some(n) => Some(parse_nemesis(&cx, n.get_ref(), drift_ppm, network.clone())?),
         };
         let (ops, keys, scripts) = parse_workload(&cx, &raw.workload, &|op| catalog.validate_op(&system, op))?;
         Ok(Scenario {
@@ -250,13 +288,15 @@ impl Scenario {
             think: raw.workload.think.map_or(Duration::from_millis(10), |d| d.0),
             scripts,
             config,
+            knobs,
             file: raw,
         })
     }
 
     /// The concrete plan for one seed: the file's faults, the nemesis's
-    /// draws, and each client's operations.
-    pub fn plan(&self, seed: u64, generate: OpGenerator<'_>) -> Plan {
+    /// draws, each client's operations, and `config` (from
+    /// [`Scenario::config_for`], which the workload generator also saw).
+    pub fn plan(&self, seed: u64, config: toml::Table, generate: OpGenerator<'_>) -> Plan {
         let mut faults = self.faults.clone();
         if let Some(n) = &self.nemesis {
             faults.extend(n.draw(seed, self.duration));
@@ -276,7 +316,7 @@ impl Scenario {
                 clients
             }
         };
-        Plan { faults, clients }
+        Plan { faults, clients, config }
     }
 }
 

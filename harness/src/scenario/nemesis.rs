@@ -1,17 +1,28 @@
-//! The nemesis: random faults every so often, drawn per seed (swarm testing).
+//! The nemesis: random faults every so often, drawn per seed over the whole
+//! fault space (swarm testing, after Groce et al. and FoundationDB).
+//!
+//! Each seed first decides which kinds are on at all and how often each
+//! comes up, and how busy the run is, so different seeds explore very
+//! different fault mixes. Then every fault's length is log-uniform from 1 ms
+//! to tens of seconds: crashes and pauses shorter than an election timeout
+//! are as common as ones that outlast it, which is where restarts race the
+//! protocol. Network faults draw loss storms, duplication up to 30% and
+//! heavy latency tails; clock drift goes up to the scenario's bound.
 
 use std::time::Duration;
 
 use super::*;
 use crate::fault::{Fault, Shape, Target};
-use crate::net::LinkConfig;
+use crate::net::{Latency, LinkConfig};
 use crate::rng::{Rng, Stream};
 use crate::time::nanos;
 
+/// The longest fault the nemesis draws (the run's end cuts it shorter).
+const LONGEST_FAULT: Duration = Duration::from_secs(30);
+const MS: u64 = 1_000_000;
+
 impl Nemesis {
-    /// The faults this nemesis applies in one seed's run. Swarm testing: the
-    /// seed first decides which kinds are on and how often each comes up,
-    /// so different seeds explore very different fault mixes.
+    /// The faults this nemesis applies in one seed's run.
     pub fn draw(&self, seed: u64, run: Duration) -> Vec<TimedFault> {
         let mut rng = Rng::new(seed, Stream::Nemesis);
         let mut weights: Vec<(String, u64)> =
@@ -21,10 +32,14 @@ impl Nemesis {
             weights[i].1 = 1;
         }
         let total: u64 = weights.iter().map(|(_, w)| w).sum();
+        // How busy this seed is: the mean gap between faults, from a quarter
+        // of `every` to twice it.
         let every = nanos(self.every);
+        let gap = rng.log_uniform((every / 4).max(1), every.saturating_mul(2).max(1));
+        let end = nanos(run);
         let mut out = Vec::new();
-        let mut t = rng.between(every / 2, every + every / 2);
-        while t < nanos(run) {
+        let mut t = rng.between(gap / 2, gap + gap / 2);
+        while t < end {
             let mut pick = rng.below(total);
             let kind = weights.iter().find(|(_, w)| {
                 if pick < *w {
@@ -35,61 +50,93 @@ impl Nemesis {
                 }
             });
             let kind = kind.map_or("pause", |(k, _)| k.as_str());
-            let at = Duration::from_nanos(t);
-            let max_len = nanos(run) - t;
-            let len = Duration::from_nanos(rng.between(every / 4, every * 2).min(max_len).max(1));
-            out.push(draw_fault(&mut rng, kind, at, len));
-            t += rng.between(every / 2, every + every / 2).max(1);
+            let longest = (end - t).min(nanos(LONGEST_FAULT)).max(1);
+            let len = Duration::from_nanos(rng.log_uniform(MS.min(longest), longest));
+            out.push(self.draw_fault(&mut rng, kind, Duration::from_nanos(t), len));
+            t = t.saturating_add(rng.between(gap / 2, gap + gap / 2).max(1));
         }
         out
     }
-}
 
-pub(super) fn draw_target(rng: &mut Rng) -> Target {
-    match rng.below(4) {
-        0 => Target::Leader,
-        1 => Target::Minority,
-        _ => Target::Random,
+    fn draw_fault(&self, rng: &mut Rng, kind: &str, at: Duration, len: Duration) -> TimedFault {
+        let timed = |fault, duration| TimedFault { at, fault, duration };
+        match kind {
+            "partition" => {
+                let shape = match rng.below(7) {
+                    0 => Shape::Isolate(Target::Leader),
+                    1 => Shape::Isolate(Target::Random),
+                    2 => Shape::Halves,
+                    3 => Shape::MajorityRing,
+                    4 => Shape::Bridge,
+                    5 => Shape::IsolateFromPeers(Target::Leader),
+                    _ => Shape::OneWay(Target::Random),
+                };
+                timed(Fault::Partition(shape), Some(len))
+            }
+            "crash" => timed(Fault::Crash(draw_target(rng)), Some(len)),
+            "crash-in-handler" => timed(Fault::CrashInHandler { target: draw_target(rng), effects: None }, Some(len)),
+            "kill" => timed(Fault::Kill(Target::Random), None),
+            "pause" => timed(Fault::Pause(draw_target(rng)), Some(len)),
+            "clock-bump" => {
+                let delta_ns = rng.log_uniform(MS, 10_000 * MS) as i64 * if rng.chance(0.5) { -1 } else { 1 };
+                timed(Fault::ClockBump { target: draw_target(rng), delta_ns }, Some(len))
+            }
+            "clock-strobe" => {
+                let delta_ns = rng.log_uniform(MS, 2_000 * MS) as i64;
+                let period = Duration::from_nanos(rng.log_uniform(MS, 500 * MS));
+                timed(Fault::ClockStrobe { target: draw_target(rng), delta_ns, period, duration: len }, None)
+            }
+            "clock-drift" => {
+                // Whole ppm, log-uniform up to the bound: mostly small, sometimes the most the system must survive.
+                let bound = self.max_drift_ppm.max(1.0) as u64;
+                let ppm = rng.log_uniform(1, bound) as f64 * if rng.chance(0.5) { -1.0 } else { 1.0 };
+                timed(Fault::ClockDrift { target: draw_target(rng), ppm }, Some(len))
+            }
+            "clock-reset" => timed(Fault::ClockReset(draw_target(rng)), None),
+            "network" => timed(Fault::Network(self.draw_network(rng)), Some(len)),
+            other => unreachable!("the nemesis kinds are validated, and {other} is not one the nemesis draws"),
+        }
+    }
+
+    /// A network storm: some of heavy loss, duplication, a heavy latency
+    /// tail or uniformly slow links, over the scenario's own network.
+    fn draw_network(&self, rng: &mut Rng) -> LinkConfig {
+        let mut config = self.network.clone();
+        let mut changed = false;
+        while !changed {
+            if rng.chance(0.5) {
+                config.loss = rng.log_uniform(10, 600) as f64 / 1000.0;
+                changed = true;
+            }
+            if rng.chance(0.4) {
+                config.duplicate = rng.log_uniform(10, 300) as f64 / 1000.0;
+                changed = true;
+            }
+            if rng.chance(0.5) {
+                config.latency = if rng.chance(0.6) {
+                    Latency::HeavyTail {
+                        min: Duration::from_millis(1),
+                        alpha: rng.between(11, 25) as f64 / 10.0,
+                        max: Duration::from_nanos(rng.log_uniform(50 * MS, 3_000 * MS)),
+                    }
+                } else {
+                    let max = rng.log_uniform(5 * MS, 500 * MS);
+                    Latency::Uniform { min: Duration::from_millis(1), max: Duration::from_nanos(max) }
+                };
+                changed = true;
+            }
+        }
+        config
     }
 }
 
-pub(super) fn draw_fault(rng: &mut Rng, kind: &str, at: Duration, len: Duration) -> TimedFault {
-    let timed = |fault, duration| TimedFault { at, fault, duration };
-    match kind {
-        "partition" => {
-            let shape = match rng.below(7) {
-                0 => Shape::Isolate(Target::Leader),
-                1 => Shape::Isolate(Target::Random),
-                2 => Shape::Halves,
-                3 => Shape::MajorityRing,
-                4 => Shape::Bridge,
-                5 => Shape::IsolateFromPeers(Target::Leader),
-                _ => Shape::OneWay(Target::Random),
-            };
-            timed(Fault::Partition(shape), Some(len))
-        }
-        "crash" => timed(Fault::Crash(draw_target(rng)), Some(len)),
-        "crash-in-handler" => timed(Fault::CrashInHandler { target: draw_target(rng), effects: None }, Some(len)),
-        "kill" => timed(Fault::Kill(Target::Random), None),
-        "pause" => timed(Fault::Pause(draw_target(rng)), Some(len)),
-        "clock-bump" => {
-            let delta_ns = rng.between(100_000_000, 5_000_000_000) as i64 * if rng.chance(0.5) { -1 } else { 1 };
-            timed(Fault::ClockBump { target: draw_target(rng), delta_ns }, Some(len))
-        }
-        "clock-strobe" => {
-            let delta_ns = rng.between(10_000_000, 2_000_000_000) as i64;
-            let period = Duration::from_millis(rng.between(5, 500));
-            timed(Fault::ClockStrobe { target: draw_target(rng), delta_ns, period, duration: len }, None)
-        }
-        "clock-drift" => {
-            let ppm = rng.between(1, 200) as f64 * if rng.chance(0.5) { -1.0 } else { 1.0 };
-            timed(Fault::ClockDrift { target: draw_target(rng), ppm }, Some(len))
-        }
-        "clock-reset" => timed(Fault::ClockReset(draw_target(rng)), None),
-        "network" => {
-            let config = LinkConfig { loss: rng.between(5, 50) as f64 / 100.0, ..LinkConfig::default() };
-            timed(Fault::Network(config), Some(len))
-        }
-        other => unreachable!("the nemesis kinds are validated, and {other} is not one the nemesis draws"),
+/// Mostly one node (the leader, or any); sometimes a minority; now and then
+/// a majority at once (a rack losing power), which restarts them together.
+pub(super) fn draw_target(rng: &mut Rng) -> Target {
+    match rng.below(8) {
+        0 | 1 => Target::Leader,
+        2 | 3 => Target::Minority,
+        4 => Target::Majority,
+        _ => Target::Random,
     }
 }

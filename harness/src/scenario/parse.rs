@@ -309,7 +309,12 @@ pub(super) fn parse_shape(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Shape, Scenari
     })
 }
 
-pub(super) fn parse_nemesis(cx: &Ctx<'_>, n: &NemesisSection) -> Result<Nemesis, ScenarioError> {
+pub(super) fn parse_nemesis(
+    cx: &Ctx<'_>,
+    n: &NemesisSection,
+    drift_ppm: f64,
+    network: LinkConfig,
+) -> Result<Nemesis, ScenarioError> {
     let nemesis_kinds = nemesis_kinds();
     if n.kinds.get_ref().is_empty() {
         return Err(cx.err(n.kinds.span(), format!("kinds must list at least one of {}", nemesis_kinds.join(", "))));
@@ -325,7 +330,8 @@ pub(super) fn parse_nemesis(cx: &Ctx<'_>, n: &NemesisSection) -> Result<Nemesis,
     if n.every.get_ref().0 < Duration::from_millis(1) {
         return Err(cx.err(n.every.span(), "every must be at least 1ms"));
     }
-    Ok(Nemesis { kinds: n.kinds.get_ref().clone(), every: n.every.get_ref().0 })
+    let max_drift_ppm = if drift_ppm > 0.0 { drift_ppm } else { 200.0 };
+    Ok(Nemesis { kinds: n.kinds.get_ref().clone(), every: n.every.get_ref().0, max_drift_ppm, network })
 }
 
 pub(super) type Workload = (u32, u32, Option<Vec<Vec<ClientOp>>>);

@@ -15,6 +15,10 @@ pub fn write_explicit(scenario: &Scenario, plan: &Plan, seed: u64, title: &str) 
     file.seed = Some(seed);
     file.seeds = Spanned::new(0..0, 1);
     file.nemesis = None;
+    // The seed's knobs, drawn: the file reproduces this one run.
+    if !plan.config.is_empty() {
+        file.config = Some(Spanned::new(0..0, plan.config.clone()));
+    }
     file.clients = Spanned::new(0..0, plan.clients.len() as u32);
     file.fault = plan.faults.iter().map(|f| Spanned::new(0..0, fault_entry(f))).collect();
     file.workload.ops = None;
