@@ -1,11 +1,8 @@
 //! `faultline check` as a user runs it: exit statuses, output, errors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn faultline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline")).args(args).output().expect("faultline runs")
-}
+mod common;
+use common::{faultline, stderr, stdout};
 
 fn data(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/porcupine").join(rel).display().to_string()
@@ -17,13 +14,6 @@ fn scratch(name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write");
     path
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

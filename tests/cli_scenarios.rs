@@ -2,15 +2,8 @@
 //! files with mistakes in them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn faultline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("faultline runs")
-}
+mod common;
+use common::{faultline, stderr as err, stdout as out};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("faultline-scn-{}", std::process::id()));
@@ -22,13 +15,6 @@ fn write(name: &str, text: &str) -> String {
     let path = scratch(name);
     std::fs::write(&path, text).expect("write");
     path.display().to_string()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 const GOOD: &str = r#"title = "t"

@@ -3,21 +3,14 @@
 //! nothing to judge, `not-run` for one the run never reached, and a
 //! variant lists only the checks that apply to it.
 
-use std::process::{Command, Output};
+mod common;
+use common::{faultline, stdout};
 
 use faultline::registry::SYSTEMS;
 use faultline::sweep::run_seed;
 use harness::check::CheckVerdict;
 use harness::runner::RunOptions;
 use harness::scenario::Scenario;
-
-fn faultline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("faultline runs")
-}
 
 fn scenario(text: &str) -> Scenario {
     Scenario::parse("inline.toml", text, &SYSTEMS).expect("a valid scenario")
@@ -31,14 +24,14 @@ fn verdicts(text: &str, seed: u64) -> Vec<(String, CheckVerdict)> {
 #[test]
 fn a_spent_search_budget_is_unknown_and_fails_the_run() {
     let o = faultline(&["run", "scenarios/replication/correct-3-storms.toml", "--seed", "1", "--max-states", "1"]);
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("unknown: the linearizability search ran out of its budget"), "{text}");
     assert!(text.contains("check \"linearizable\": unknown"), "{text}");
     assert!(text.contains("NOT as expected"), "{text}");
     // The same seed with the default budget decides it.
     let o = faultline(&["run", "scenarios/replication/correct-3-storms.toml", "--seed", "1"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     // And a sweep counts it as unexpected.
     let o = faultline(&["sweep", "scenarios/replication/correct-3-storms.toml", "--seeds", "2", "--max-states", "1"]);
     assert_eq!(o.status.code(), Some(1));
@@ -59,7 +52,7 @@ fn a_lease_never_contested_is_vacuous_and_the_sweep_says_so() {
     let path = std::env::temp_dir().join(format!("faultline-verdicts-{}.toml", std::process::id()));
     std::fs::write(&path, CALM_LEASES).expect("write");
     let o = faultline(&["sweep", path.to_str().expect("utf-8 path"), "--seeds", "3"]);
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{text}");
     assert!(
         text.contains("vacuous on every seed (nothing to judge): \"at most one valid lease holder at any instant\""),

@@ -140,3 +140,49 @@ pub(super) fn draw_target(rng: &mut Rng) -> Target {
         _ => Target::Random,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Ordering;
+
+    #[test]
+    fn draws_cover_the_fault_space_within_its_bounds() {
+        let network = LinkConfig { ordering: Ordering::Fifo, ..LinkConfig::default() };
+        let kinds = ["crash", "clock-drift", "network"].map(String::from).to_vec();
+        let nemesis = Nemesis { kinds, every: Duration::from_secs(1), max_drift_ppm: 5_000.0, network };
+        let run = Duration::from_secs(60);
+        let (mut short, mut long, mut no_crash_seeds, mut heavy_dup) = (0, 0, 0, 0);
+        let mut largest_drift: f64 = 0.0;
+        for seed in 0..200 {
+            let faults = nemesis.draw(seed, run);
+            no_crash_seeds += usize::from(!faults.iter().any(|f| matches!(f.fault, Fault::Crash(_))));
+            for f in &faults {
+                let len = f.duration.expect("these kinds are undone");
+                assert!(f.at + len <= run, "{f:?} outlasts the run");
+                match &f.fault {
+                    Fault::Crash(_) => {
+                        short += usize::from(len < Duration::from_millis(10));
+                        long += usize::from(len > Duration::from_secs(5));
+                    }
+                    Fault::ClockDrift { ppm, .. } => {
+                        assert!(ppm.abs() <= 5_000.0, "{ppm}");
+                        largest_drift = largest_drift.max(ppm.abs());
+                    }
+                    Fault::Network(c) => {
+                        assert_eq!(c.ordering, Ordering::Fifo, "the scenario's ordering is kept");
+                        assert!(c.duplicate <= 0.3 && c.loss <= 0.6, "{c:?}");
+                        heavy_dup += usize::from(c.duplicate >= 0.2);
+                    }
+                    other => panic!("not a kind it was given: {other:?}"),
+                }
+            }
+        }
+        // Crashes shorter than any election timeout, and ones that outlast many.
+        assert!(short > 50 && long > 50, "{short} short, {long} long crashes");
+        // Swarm: some seeds leave a kind out entirely.
+        assert!(no_crash_seeds > 20, "{no_crash_seeds} seeds without crashes");
+        assert!(largest_drift > 2_500.0, "drift reaches toward its bound: {largest_drift}");
+        assert!(heavy_dup > 10, "{heavy_dup} storms with 20-30% duplication");
+    }
+}
