@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use harness::runner::{Report, RunOptions};
-use harness::scenario::{write_explicit, Plan, Scenario, TimedFault};
+use harness::scenario::{write_explicit, ClientOp, Plan, Scenario, TimedFault};
 use harness::Outcome;
 
 use crate::cli::CliError;
@@ -135,13 +135,17 @@ fn default_out(scenario: &Scenario, seed: u64) -> PathBuf {
     Path::new("scenarios/regressions").join(format!("{name}-seed{seed}.toml"))
 }
 
+/// A trial plan: these faults and clients, with `base`'s knobs and triggers
+/// (shrinking keeps both as they are).
+fn with(base: &Plan, faults: Vec<TimedFault>, clients: Vec<Vec<ClientOp>>) -> Plan {
+    Plan { faults, clients, config: base.config.clone(), triggers: base.triggers.clone() }
+}
+
 fn minimise(s: &mut Shrinker<'_>, plan: Plan) -> Plan {
     // Faults first: each removed one makes every later run cheaper to read.
     let clients = plan.clients.clone();
-    let config = plan.config;
-    let faults =
-        ddmin(plan.faults, |f| s.fails(&Plan { faults: f.to_vec(), clients: clients.clone(), config: config.clone() }));
-    let faults = shorten_windows(s, faults, &clients, &config);
+    let faults = ddmin(plan.faults.clone(), |f| s.fails(&with(&plan, f.to_vec(), clients.clone())));
+    let faults = shorten_windows(s, faults, &clients, &plan);
     // Whole clients, from the last, then each client's operations.
     let mut clients = clients;
     let mut i = clients.len();
@@ -149,7 +153,7 @@ fn minimise(s: &mut Shrinker<'_>, plan: Plan) -> Plan {
         i -= 1;
         let mut fewer = clients.clone();
         fewer.remove(i);
-        if s.fails(&Plan { faults: faults.clone(), clients: fewer.clone(), config: config.clone() }) {
+        if s.fails(&with(&plan, faults.clone(), fewer.clone())) {
             clients = fewer;
         }
     }
@@ -158,19 +162,19 @@ fn minimise(s: &mut Shrinker<'_>, plan: Plan) -> Plan {
         let kept = ddmin(ops, |o| {
             let mut trial = clients.clone();
             trial[c] = o.to_vec();
-            s.fails(&Plan { faults: faults.clone(), clients: trial, config: config.clone() })
+            s.fails(&with(&plan, faults.clone(), trial))
         });
         clients[c] = kept;
     }
-    Plan { faults, clients, config }
+    with(&plan, faults, clients)
 }
 
 /// Halves each fault's window while the run still fails.
 fn shorten_windows(
     s: &mut Shrinker<'_>,
     mut faults: Vec<TimedFault>,
-    clients: &[Vec<harness::scenario::ClientOp>],
-    config: &toml::Table,
+    clients: &[Vec<ClientOp>],
+    base: &Plan,
 ) -> Vec<TimedFault> {
     for i in 0..faults.len() {
         while let Some(d) = faults[i].duration {
@@ -180,7 +184,7 @@ fn shorten_windows(
             }
             let mut trial = faults.clone();
             trial[i].duration = Some(half);
-            if !s.fails(&Plan { faults: trial.clone(), clients: clients.to_vec(), config: config.clone() }) {
+            if !s.fails(&with(base, trial.clone(), clients.to_vec())) {
                 break;
             }
             faults = trial;

@@ -148,6 +148,10 @@ fn broken_scenario_files_name_file_line_and_column_and_exit_2() {
         ("client-op", "title = \"t\"\nsystem = \"register\"\nclients = 1\nduration = \"5s\"\n[[workload.client]]\nname = \"c1\"\nops = [[\"frobnicate\", \"k0\", 3]]\n", ":5:1: cannot run \"frobnicate\" with 3"),
         ("client-cas", "title = \"t\"\nsystem = \"register\"\nclients = 1\nduration = \"5s\"\n[[workload.client]]\nname = \"c1\"\nops = [[\"cas\", \"k0\", 3]]\n", "cannot run \"cas\" with 3"),
         ("fault-key", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"pause\"\nnode = \"n1\"\nppm = 3\n"), "a pause fault does not take `ppm`"),
+        ("trigger-event", &format!("{GOOD}[[trigger]]\non = \"leader\"\nkind = \"crash\"\n"), ":8:6: unknown event \"leader\"; system \"register\" reports no events to trigger on"),
+        ("knob-backwards", &format!("{GOOD}[config]\nretries = {{ min = 5, max = 2 }}\n"), ":8:11: retries: `min` must not be above `max`"),
+        ("knob-corner", &format!("{GOOD}[config]\nretries = {{ min = 1, max = 30 }}\n"), ":8:11: [config]: expected an integer from 0 to 10, found 30"),
+        ("events-budget", &format!("max_events = 0\n{GOOD}"), ":1:14: max_events must be between 1 and"),
     ];
     for (name, text, want) in cases {
         let path = write(&format!("{name}.toml"), text);
@@ -157,4 +161,30 @@ fn broken_scenario_files_name_file_line_and_column_and_exit_2() {
         assert!(e.contains(&path), "{name}: the error names the file: {e}");
         assert!(e.contains(want), "{name}: wanted `{want}` in: {e}");
     }
+}
+
+const ELECTION: &str = r#"title = "t"
+system = "election"
+nodes = 3
+duration = "5s"
+seeds = 1
+"#;
+
+#[test]
+fn a_trigger_crashes_each_new_leader_up_to_its_limit() {
+    let crashes = |path: &str| -> usize {
+        let report = scratch("trigger-report.json");
+        let o = faultline(&["run", path, "--seed", "1", "--report", report.to_str().expect("utf-8")]);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+        let faults = r["faults"].as_array().expect("faults").clone();
+        faults.iter().filter(|f| f["fault"].as_str().is_some_and(|s| s.starts_with("crash"))).count()
+    };
+    assert_eq!(crashes(&write("quiet.toml", ELECTION)), 0, "no crashes without the trigger");
+    let text = format!(
+        "{ELECTION}[[trigger]]\non = \"leader\"\nkind = \"crash\"\nafter = {{ min = \"0ms\", max = \"5ms\" }}\nfor = \"50ms\"\nlimit = 3\n"
+    );
+    let triggered = write("triggered.toml", &text);
+    assert_eq!(crashes(&triggered), 3, "the first three leaders crash, then the limit holds");
 }

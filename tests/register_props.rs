@@ -35,7 +35,7 @@ proptest! {
     ) {
         let mut s = scenario("correct");
         s.network = network;
-        let plan = Plan { faults, clients, config: s.config.clone() };
+        let plan = Plan { faults, clients, config: s.config.clone(), triggers: Vec::new() };
         let report = run(&s, &plan, seed);
         prop_assert!(report.outcome.is_pass(), "{}\nminimal fault plan:\n{}", report.to_text(), faults_as_toml(&plan.faults));
     }
@@ -59,7 +59,7 @@ fn the_same_property_catches_a_planted_bug_and_shrinks_its_fault_plan() {
     let config = Config { cases: 256, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let result = runner.run(&fault_plan(&menu, Duration::from_secs(10), 6), |faults| {
-        let report = run(&s, &Plan { faults: faults.clone(), clients: clients.clone(), config: s.config.clone() }, 1);
+        let report = run(&s, &Plan { faults: faults.clone(), clients: clients.clone(), config: s.config.clone(), triggers: Vec::new() }, 1);
         prop_assert!(report.outcome.is_pass());
         Ok(())
     });

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 /// format. Nodes reload their whole log on every restart, and JSON parsing
 /// was a third of a restart-heavy replication run; postcard is several times
 /// cheaper. It is not self-describing, so a record's type may not use
-/// `#[serde(untagged)]`, `flatten` or other `deserialize_any` features.
+/// `#[serde(untagged)]` (`harness::Value` is untagged: store it as JSON
+/// bytes with `write`), `flatten`, `skip_serializing_if` or other features
+/// that need the reader to see the data's shape.
 pub fn encode_record<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     // Sized up front: growing from empty reallocated several times a record.
     postcard::to_extend(value, Vec::with_capacity(64)).expect("disk records serialise")

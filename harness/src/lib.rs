@@ -22,6 +22,7 @@ pub mod strategies;
 pub mod system;
 pub mod time;
 pub mod trace;
+pub mod trigger;
 
 pub use check::{Invariant, Observed, Violation};
 pub use disk::Disk;

@@ -107,6 +107,15 @@ pub trait Observation: Clone + Debug + Hash + Serialize + 'static {
     fn lease(&self) -> Option<crate::check::lease::LeaseEvent> {
         None
     }
+    /// The event this fact is, by the name a `[[trigger]]` uses (`on =
+    /// "leader"`), or `None` if nothing may trigger on it. By default a
+    /// node's own leadership: `leader` and `stepped-down`.
+    fn trigger(&self) -> Option<&'static str> {
+        match self.leadership()? {
+            Leadership::Elected => Some("leader"),
+            Leadership::SteppedDown => Some("stepped-down"),
+        }
+    }
 }
 
 /// A change of leadership reported by the node that observes it of itself.

@@ -26,6 +26,8 @@ pub enum Stream {
     Clocks,
     /// `[config]` knobs drawn per seed.
     Knobs,
+    /// Reactive faults: whether each trigger fires, when, for how long.
+    Triggers,
     Node(NodeId),
     /// Anything else a caller needs, numbered by the caller.
     Custom(u32),
@@ -40,6 +42,7 @@ impl Stream {
             Stream::Nemesis => 4,
             Stream::Clocks => 5,
             Stream::Knobs => 6,
+            Stream::Triggers => 7,
             Stream::Node(n) => (1 << 32) | u64::from(n.raw()),
             Stream::Custom(k) => (2 << 32) | u64::from(k),
         }
@@ -110,8 +113,10 @@ impl Rng {
     /// result the same on every platform.
     pub fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
         assert!(lo > 0 && lo <= hi, "log_uniform({lo}, {hi})");
-        let (a, b) = (libm::log(lo as f64), libm::log(hi as f64));
-        let x = libm::exp(a + self.unit() * (b - a)) as u64;
+        // Over [lo, hi + 1) and floored, so `hi` itself is drawn too (drift
+        // at its bound, a knob at its maximum).
+        let (a, b) = (libm::log(lo as f64), libm::log(hi as f64 + 1.0));
+        let x = libm::floor(libm::exp(a + self.unit() * (b - a))) as u64;
         x.clamp(lo, hi)
     }
 

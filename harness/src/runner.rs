@@ -198,7 +198,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         skew: scenario.skew,
         drift_ppm: scenario.drift_ppm,
         max_time: scenario.duration + scenario.liveness + Duration::from_secs(1),
-        max_events: options.max_events.unwrap_or(20_000_000),
+        max_events: options.max_events.unwrap_or(scenario.max_events),
         keep_trace: options.keep_trace,
     };
     let Spec { factory, invariants, linearizability, mut progress } = spec;
@@ -212,6 +212,9 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
             Some(d) => world.schedule_for(at, f.fault.clone(), d),
             None => world.schedule(at, f.fault.clone()),
         }
+    }
+    for t in &plan.triggers {
+        world.add_trigger(t.clone());
     }
     let mut lin_options = Options::default();
     if let Some(max) = options.max_states {

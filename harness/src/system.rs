@@ -115,6 +115,11 @@ pub trait System: Sync + 'static {
     fn min_nodes(&self) -> u32 {
         1
     }
+    /// The events its observations name (`Observation::trigger`), which
+    /// `[[trigger]]` entries and the nemesis may fire faults on.
+    fn trigger_events(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// A fresh workload generator for one plan.
     fn workload(&self, variant: Self::Variant, config: &Self::Config) -> Workload;
     /// Checks an explicit client operation of a scenario file, so a typo
@@ -152,6 +157,7 @@ pub trait AnySystem: Sync {
     /// The workload generator for a seed's drawn `[config]`.
     fn workload(&self, scenario: &Scenario, config: &toml::Table) -> Workload;
     fn check_config_table(&self, config: &toml::Table) -> Result<(), String>;
+    fn trigger_events(&self) -> &'static [&'static str];
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput;
 }
 
@@ -204,6 +210,9 @@ impl<S: System> AnySystem for S {
     fn workload(&self, scenario: &Scenario, config: &toml::Table) -> Workload {
         let (variant, config) = parsed::<S>(scenario, config);
         System::workload(self, variant, &config)
+    }
+    fn trigger_events(&self) -> &'static [&'static str] {
+        System::trigger_events(self)
     }
     fn check_config_table(&self, config: &toml::Table) -> Result<(), String> {
         typed_config::<S>(config).map(|_| ()).map_err(|e| format!("[config]: {}", e.message().trim()))
@@ -297,6 +306,9 @@ impl Catalog for Systems {
     }
     fn check_config_table(&self, system: &str, config: &toml::Table) -> Result<(), String> {
         self.find(system).map_or(Ok(()), |s| s.check_config_table(config))
+    }
+    fn trigger_events(&self, system: &str) -> Vec<&'static str> {
+        self.find(system).map(|s| s.trigger_events().to_vec()).unwrap_or_default()
     }
     fn validate_op(&self, system: &str, op: &ClientOp) -> Result<(), String> {
         self.find(system).map_or(Ok(()), |s| s.validate_op(op))

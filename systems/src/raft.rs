@@ -78,6 +78,10 @@ pub enum RaftMsg<C> {
         term: Term,
         success: bool,
         match_index: LogIndex,
+        /// The `prev_index` of the `AppendEntries` this answers, so the
+        /// leader can tell a reply to its current probe from a stale or
+        /// duplicated one.
+        rejected: LogIndex,
         round: u64,
     },
 }
@@ -108,6 +112,17 @@ pub enum RaftObs {
     Started {
         term: Term,
     },
+    /// This node granted its vote in `term` (to `candidate`).
+    Voted {
+        term: Term,
+        candidate: NodeId,
+    },
+    /// This node refused `candidate` a vote in `term`, bound by a lease
+    /// promise to the leader it last heard.
+    RefusedVote {
+        term: Term,
+        candidate: NodeId,
+    },
     /// This node discarded its log from `from` on (a conflicting suffix).
     Truncated {
         from: LogIndex,
@@ -125,17 +140,38 @@ impl Observation for RaftObs {
         match self {
             RaftObs::BecameLeader { .. } => Some(Leadership::Elected),
             RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => Some(Leadership::SteppedDown),
+            RaftObs::Applied { .. }
+            | RaftObs::HoldsLease { .. }
+            | RaftObs::Truncated { .. }
+            | RaftObs::Voted { .. }
+            | RaftObs::RefusedVote { .. } => None,
+        }
+    }
+    /// Elections, votes and restarts: where a fault does the most harm.
+    fn trigger(&self) -> Option<&'static str> {
+        match self {
+            RaftObs::BecameLeader { .. } => Some("leader"),
+            RaftObs::SteppedDown { .. } => Some("stepped-down"),
+            RaftObs::Started { .. } => Some("started"),
+            RaftObs::Voted { .. } => Some("voted"),
+            RaftObs::RefusedVote { .. } => Some("refused-vote"),
             RaftObs::Applied { .. } | RaftObs::HoldsLease { .. } | RaftObs::Truncated { .. } => None,
         }
     }
     fn lease(&self) -> Option<LeaseEvent> {
-        let resource = crate::election::LEADERSHIP.to_owned();
+        let resource = || crate::election::LEADERSHIP.to_owned();
         match *self {
             RaftObs::HoldsLease { term, until } => {
-                Some(LeaseEvent::Holds(LeaseClaim { resource, holder: None, epoch: term.0, until }))
+                Some(LeaseEvent::Holds(LeaseClaim { resource: resource(), holder: None, epoch: term.0, until }))
             }
-            RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => Some(LeaseEvent::Ends { resource, holder: None }),
-            RaftObs::BecameLeader { .. } | RaftObs::Applied { .. } | RaftObs::Truncated { .. } => None,
+            RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => {
+                Some(LeaseEvent::Ends { resource: resource(), holder: None })
+            }
+            RaftObs::BecameLeader { .. }
+            | RaftObs::Applied { .. }
+            | RaftObs::Truncated { .. }
+            | RaftObs::Voted { .. }
+            | RaftObs::RefusedVote { .. } => None,
         }
     }
 }
@@ -387,8 +423,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             RaftMsg::AppendEntries { term, prev_index, prev_term, entries, commit, round } => {
                 self.on_append_entries(ctx, from, term, prev_index, prev_term, entries, commit, round)
             }
-            RaftMsg::AppendEntriesReply { term, success, match_index, round } => {
-                self.on_append_entries_reply(ctx, from, term, success, match_index, round)
+            RaftMsg::AppendEntriesReply { term, success, match_index, rejected, round } => {
+                self.on_append_entries_reply(ctx, from, term, success, match_index, rejected, round)
             }
         }
     }
@@ -411,7 +447,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         let promised = self.config.leases.is_some()
             && self.heard_leader_at.is_some_and(|h| ctx.mono_now() < h.saturating_add(self.config.election_timeout));
         if promised {
-            return; // the leader's lease may still be valid: no votes, no term change
+            // The leader's lease may still be valid: no votes, no term change.
+            ctx.observe(RaftObs::RefusedVote { term, candidate: from }.into());
+            return;
         }
         if term > self.term {
             self.adopt_term(ctx, term);
@@ -424,6 +462,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             self.persist_state(ctx);
             ctx.disk().sync();
             self.reset_election_timer(ctx);
+            ctx.observe(RaftObs::Voted { term: self.term, candidate: from }.into());
         }
         ctx.send(from, RaftMsg::RequestVoteReply { term: self.term, granted }.into());
     }
@@ -601,8 +640,13 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         round: u64,
     ) {
         if term < self.term {
-            let reply =
-                RaftMsg::AppendEntriesReply { term: self.term, success: false, match_index: LogIndex(0), round };
+            let reply = RaftMsg::AppendEntriesReply {
+                term: self.term,
+                success: false,
+                match_index: LogIndex(0),
+                rejected: prev_index,
+                round,
+            };
             ctx.send(from, reply.into());
             return;
         }
@@ -622,7 +666,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         // The consistency check: the entry before the new ones must match.
         if prev_index > self.last_index() || self.term_at(prev_index) != prev_term {
             let hint = LogIndex(prev_index.0.min(self.last_index().0 + 1).saturating_sub(1));
-            let reply = RaftMsg::AppendEntriesReply { term, success: false, match_index: hint, round };
+            let reply =
+                RaftMsg::AppendEntriesReply { term, success: false, match_index: hint, rejected: prev_index, round };
             ctx.send(from, reply.into());
             return;
         }
@@ -631,7 +676,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         let matched = LogIndex(prev_index.0 + count);
         self.learn_commit(commit.min(matched));
         ctx.disk().sync();
-        let reply = RaftMsg::AppendEntriesReply { term, success: true, match_index: matched, round };
+        let reply =
+            RaftMsg::AppendEntriesReply { term, success: true, match_index: matched, rejected: prev_index, round };
         ctx.send(from, reply.into());
     }
 
@@ -669,6 +715,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_append_entries_reply<N: RaftHost<C>>(
         &mut self,
         ctx: &mut Ctx<'_, N>,
@@ -676,6 +723,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         term: Term,
         success: bool,
         match_index: LogIndex,
+        rejected: LogIndex,
         round: u64,
     ) {
         if term > self.term {
@@ -694,17 +742,30 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
                 self.extend_lease(ctx, sent);
             }
         }
+        // Only a reply that moves this follower on sends it more: a stale or
+        // duplicated reply sends nothing (the next heartbeat probes again).
+        // Answering every reply with a send let duplicated rejections breed
+        // without end: 5 million messages in 40 s of
+        // `scenarios/regressions/replication-probe-storm.toml`.
         if success {
             let m = self.match_index.entry(from).or_default();
-            *m = (*m).max(match_index);
-            self.next_index.insert(from, LogIndex(match_index.0 + 1));
+            if match_index <= *m {
+                return;
+            }
+            *m = match_index;
+            let next = self.next_index.entry(from).or_insert(LogIndex(1));
+            *next = (*next).max(LogIndex(match_index.0 + 1));
             self.advance_commit(ctx);
             if match_index < self.last_index() {
                 self.replicate(ctx, from);
             }
         } else {
+            let next = self.next_index.get(&from).copied().unwrap_or(LogIndex(1));
+            if rejected.0 + 1 != next.0 {
+                return; // a rejection of an earlier probe
+            }
             // Back up to just after what the follower says it may hold.
-            let next = LogIndex(match_index.0 + 1).max(LogIndex(1));
+            let next = LogIndex(match_index.0 + 1).max(LogIndex(1)).min(next);
             self.next_index.insert(from, next);
             self.replicate(ctx, from);
         }
@@ -761,6 +822,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         out
     }
 }
+
+/// The events Raft's observations name, for `[[trigger]]`.
+pub const TRIGGER_EVENTS: &[&str] = &["leader", "stepped-down", "started", "voted", "refused-vote"];
 
 pub const COMMITTED_NEVER_CHANGE: &str = "committed entries are never lost or changed";
 

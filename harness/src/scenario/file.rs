@@ -24,6 +24,10 @@ pub struct ScenarioFile {
     pub liveness: Option<Spanned<Dur>>,
     #[serde(default = "default_seeds")]
     pub seeds: Spanned<u64>,
+    /// The most events one run may take before it stops as a liveness
+    /// failure (default 20 million): a message storm is a bug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_events: Option<Spanned<u64>>,
     /// Runs exactly this seed (shrunk regressions carry one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -35,6 +39,8 @@ pub struct ScenarioFile {
     pub clocks: ClocksSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fault: Vec<Spanned<FaultEntry>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trigger: Vec<Spanned<TriggerEntry>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nemesis: Option<Spanned<NemesisSection>>,
     #[serde(default)]
@@ -105,6 +111,40 @@ impl ClocksSection {
     fn is_empty(&self) -> bool {
         self.skew.is_none() && self.drift_ppm.is_none()
     }
+}
+
+/// One `[[trigger]]`: a fault that fires when a node reports an event.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerEntry {
+    /// The event, as the system names it (`leader`, `voted`, ...).
+    pub on: Spanned<String>,
+    /// The chance one report fires it (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<Spanned<f64>>,
+    /// Delay after the report: `"2ms"` or `{ min = "0ms", max = "5ms" }` (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Spanned<DurSpec>>,
+    /// `crash`, `crash-in-handler`, `pause` or `partition` (isolate).
+    pub kind: Spanned<String>,
+    /// Whom it hits: `random`, `leader`, `minority`, `majority`, a node
+    /// name; by default the node that reported the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Spanned<String>>,
+    /// How long until it is undone, fixed or a range (default: until the heal).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<Spanned<DurSpec>>,
+    /// The most times it fires in one run (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Spanned<u32>>,
+}
+
+/// A duration, or a range of them to draw from.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum DurSpec {
+    Fixed(Dur),
+    Range { min: Dur, max: Dur },
 }
 
 /// One `[[fault]]`: the kind decides which other keys it takes.

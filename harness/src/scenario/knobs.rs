@@ -64,7 +64,12 @@ impl Knob {
                 let offset = if span == u64::MAX { rng.next_u64() } else { rng.below(span + 1) };
                 toml::Value::Integer(min.wrapping_add_unsigned(offset))
             }
-            KnobRange::Number { min, max } => toml::Value::Float(min + rng.unit() * (max - min)),
+            KnobRange::Number { min, max } => {
+                // Weighted, not `min + u * (max - min)`, which overflows for
+                // ranges wider than f64::MAX.
+                let u = rng.unit();
+                toml::Value::Float((min * (1.0 - u) + max * u).clamp(*min, *max))
+            }
             KnobRange::Duration { min, max } => {
                 let (lo, hi) = (nanos(*min), nanos(*max));
                 let drawn = if lo > 0 { rng.log_uniform(lo, hi) } else { rng.between(lo, hi) };
@@ -105,7 +110,9 @@ pub(super) fn find_knobs(cx: &Ctx<'_>) -> Result<Vec<(Knob, Range<usize>)>, Scen
     for (key, value) in spans.config {
         let span = value.span();
         let toml::Value::Table(table) = value.into_inner() else { continue };
-        let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        // Sorted: toml keeps insertion order when its `preserve_order` is on.
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        keys.sort_unstable();
         let range = match keys.as_slice() {
             ["max", "min"] => parse_range(cx, &key, &table["min"], &table["max"], &span)?,
             ["one_of"] => match &table["one_of"] {

@@ -45,6 +45,10 @@ pub trait Catalog {
     fn check_config(&self, system: &str, text: &str) -> Result<(), (Option<std::ops::Range<usize>>, String)>;
     /// Checks one `[config]` table (a file's, with its knobs set).
     fn check_config_table(&self, system: &str, config: &toml::Table) -> Result<(), String>;
+    /// The events a `[[trigger]]` may name for this system.
+    fn trigger_events(&self, _system: &str) -> Vec<&'static str> {
+        Vec::new()
+    }
     /// Checks one explicit client operation (`[[workload.client]]`).
     fn validate_op(&self, _system: &str, _op: &ClientOp) -> Result<(), String> {
         Ok(())
@@ -73,6 +77,11 @@ pub use kinds::{fault_kind, nemesis_kinds, FaultKind, FAULT_TABLE};
 pub use knobs::{Knob, KnobRange};
 use parse::*;
 pub use write::{fault_entry, write_explicit};
+
+/// The events one run may take unless its file says otherwise.
+pub const DEFAULT_MAX_EVENTS: u64 = 20_000_000;
+/// The largest event budget a file may give (minutes of work, bounded memory).
+pub const MAX_EVENTS: u64 = 1_000_000_000;
 
 /// What a scenario expects of every seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,6 +134,8 @@ pub struct Nemesis {
     /// The scenario's network: a network fault changes its latency, loss
     /// and duplication, never its ordering (a system may rely on FIFO links).
     pub network: LinkConfig,
+    /// The events the system reports that the nemesis may draw triggers on.
+    pub events: Vec<String>,
 }
 
 /// A validated scenario.
@@ -140,12 +151,15 @@ pub struct Scenario {
     pub duration: Duration,
     pub liveness: Duration,
     pub seeds: u64,
+    /// The event budget of one run.
+    pub max_events: u64,
     pub seed: Option<u64>,
     pub expect: Expect,
     pub network: LinkConfig,
     pub skew: Duration,
     pub drift_ppm: f64,
     pub faults: Vec<TimedFault>,
+    pub triggers: Vec<crate::trigger::Trigger>,
     pub nemesis: Option<Nemesis>,
     pub ops: u32,
     pub keys: u32,
@@ -167,6 +181,8 @@ pub struct Plan {
     pub clients: Vec<Vec<ClientOp>>,
     /// The `[config]` the system runs with, knobs drawn.
     pub config: toml::Table,
+    /// Reactive faults: the file's and the nemesis's draws.
+    pub triggers: Vec<crate::trigger::Trigger>,
 }
 
 /// Draws one client operation of a system's workload.
@@ -215,6 +231,15 @@ impl Scenario {
         if duration.is_zero() {
             return Err(cx.err(raw.duration.span(), "duration must be positive"));
         }
+        let max_events = match &raw.max_events {
+            Some(m) if !(1..=MAX_EVENTS).contains(m.get_ref()) => {
+                return Err(
+                    cx.err(m.span(), format!("max_events must be between 1 and {MAX_EVENTS}, not {}", m.get_ref()))
+                );
+            }
+            Some(m) => *m.get_ref(),
+            None => DEFAULT_MAX_EVENTS,
+        };
         if *raw.seeds.get_ref() == 0 {
             return Err(cx.err(raw.seeds.span(), "seeds must be at least 1"));
         }
@@ -261,9 +286,21 @@ impl Scenario {
             faults.push(parse_fault(&cx, entry, duration)?);
         }
         faults.sort_by_key(|f| f.at);
+        // A network fault changes latency, loss and duplication; the links
+        // keep the scenario's ordering (a system may rely on FIFO links).
+        for f in &mut faults {
+            if let Fault::Network(config) = &mut f.fault {
+                config.ordering = network.ordering;
+            }
+        }
+        let events = catalog.trigger_events(&system);
+        let mut triggers = Vec::with_capacity(raw.trigger.len());
+        for entry in &raw.trigger {
+            triggers.push(parse_trigger(&cx, entry.get_ref(), &events, &system, duration)?);
+        }
         let nemesis = match &raw.nemesis {
             None => None,
-            Some(n) => Some(parse_nemesis(&cx, n.get_ref(), drift_ppm, network.clone())?),
+            Some(n) => Some(parse_nemesis(&cx, n.get_ref(), drift_ppm, network.clone(), &events)?),
         };
         let (ops, keys, scripts) = parse_workload(&cx, &raw.workload, &|op| catalog.validate_op(&system, op))?;
         Ok(Scenario {
@@ -276,12 +313,14 @@ impl Scenario {
             duration,
             liveness: raw.liveness.as_ref().map_or(Duration::from_secs(30), |l| l.get_ref().0),
             seeds: *raw.seeds.get_ref(),
+            max_events,
             seed: raw.seed,
             expect,
             network,
             skew: raw.clocks.skew.map_or(Duration::ZERO, |d| d.0),
             drift_ppm,
             faults,
+            triggers,
             nemesis,
             ops,
             keys,
@@ -298,8 +337,11 @@ impl Scenario {
     /// [`Scenario::config_for`], which the workload generator also saw).
     pub fn plan(&self, seed: u64, config: toml::Table, generate: OpGenerator<'_>) -> Plan {
         let mut faults = self.faults.clone();
+        let mut triggers = self.triggers.clone();
         if let Some(n) = &self.nemesis {
-            faults.extend(n.draw(seed, self.duration));
+            let (drawn, drawn_triggers) = n.draw(seed, self.duration);
+            faults.extend(drawn);
+            triggers.extend(drawn_triggers);
         }
         faults.sort_by_key(|f| f.at);
         let clients = match &self.scripts {
@@ -316,7 +358,7 @@ impl Scenario {
                 clients
             }
         };
-        Plan { faults, clients, config }
+        Plan { faults, clients, config, triggers }
     }
 }
 
@@ -337,6 +379,54 @@ mod tests {
         }
         let s: SignedDur = toml::Value::String("-1.5s".into()).try_into().expect("parses");
         assert_eq!(s.0, -1_500_000_000);
+    }
+
+    /// A catalog of one system, `s`, that triggers on `leader`.
+    struct OneSystem;
+    impl Catalog for OneSystem {
+        fn systems(&self) -> Vec<&'static str> {
+            vec!["s"]
+        }
+        fn variants(&self, _: &str) -> Vec<&'static str> {
+            vec!["correct"]
+        }
+        fn checks(&self, _: &str, _: &str, _: &toml::Table) -> Vec<String> {
+            Vec::new()
+        }
+        fn check_config(&self, _: &str, _: &str) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
+            Ok(())
+        }
+        fn check_config_table(&self, _: &str, _: &toml::Table) -> Result<(), String> {
+            Ok(())
+        }
+        fn trigger_events(&self, _: &str) -> Vec<&'static str> {
+            vec!["leader"]
+        }
+    }
+
+    #[test]
+    fn triggers_and_drawn_knobs_are_written_out_and_read_back_the_same() {
+        let text = "title = \"t\"\nsystem = \"s\"\nnodes = 3\nduration = \"10s\"\n\
+                    [[trigger]]\non = \"leader\"\nprobability = 0.25\nkind = \"pause\"\ntarget = \"minority\"\n\
+                    after = { min = \"0ms\", max = \"5ms\" }\nfor = \"1s\"\nlimit = 4\n\
+                    [config]\ntimeout = { min = \"1ms\", max = \"1s\" }\nmode = { one_of = [\"a\", \"b\"] }\n";
+        let s = Scenario::parse("t.toml", text, &OneSystem).expect("parses");
+        assert_eq!(s.triggers.len(), 1);
+        let plan = s.plan(7, s.config_for(7), &mut |_, _, _| unreachable!("no clients"));
+        let written = write_explicit(&s, &plan, 7, "t");
+        let back = Scenario::parse("w.toml", &written, &OneSystem).expect("reads back");
+        assert_eq!(back.triggers, plan.triggers, "{written}");
+        assert!(back.knobs.is_empty(), "drawn knobs are plain values: {written}");
+        assert_eq!(back.config, plan.config);
+        // The drawn duration reads back as exactly the duration drawn.
+        let drawn: Dur = plan.config["timeout"].clone().try_into().expect("a duration");
+        assert!(drawn.0 >= Duration::from_millis(1) && drawn.0 <= Duration::from_secs(1));
+        let bad = text.replace("on = \"leader\"", "on = \"voted\"");
+        let e = Scenario::parse("t.toml", &bad, &OneSystem).unwrap_err().to_string();
+        assert!(
+            e.contains("t.toml:6:6") && e.contains("unknown event \"voted\"; system \"s\" triggers on leader"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,14 +16,16 @@ use crate::fault::{Fault, Shape, Target};
 use crate::net::{Latency, LinkConfig};
 use crate::rng::{Rng, Stream};
 use crate::time::nanos;
+use crate::trigger::{DurationRange, Trigger, TriggerAction};
 
 /// The longest fault the nemesis draws (the run's end cuts it shorter).
 const LONGEST_FAULT: Duration = Duration::from_secs(30);
 const MS: u64 = 1_000_000;
 
 impl Nemesis {
-    /// The faults this nemesis applies in one seed's run.
-    pub fn draw(&self, seed: u64, run: Duration) -> Vec<TimedFault> {
+    /// The faults this nemesis applies in one seed's run, and the triggers
+    /// (reactive faults) it arms.
+    pub fn draw(&self, seed: u64, run: Duration) -> (Vec<TimedFault>, Vec<Trigger>) {
         let mut rng = Rng::new(seed, Stream::Nemesis);
         let mut weights: Vec<(String, u64)> =
             self.kinds.iter().map(|k| (k.clone(), if rng.chance(0.6) { rng.between(1, 4) } else { 0 })).collect();
@@ -55,7 +57,43 @@ impl Nemesis {
             out.push(self.draw_fault(&mut rng, kind, Duration::from_nanos(t), len));
             t = t.saturating_add(rng.between(gap / 2, gap + gap / 2).max(1));
         }
-        out
+        let triggers = self.draw_triggers(&mut rng, &weights);
+        (out, triggers)
+    }
+
+    /// On half the seeds, one or two triggers on events the system reports,
+    /// with actions among this seed's enabled kinds: a crash, pause or
+    /// isolation within milliseconds of an election or a vote.
+    fn draw_triggers(&self, rng: &mut Rng, weights: &[(String, u64)]) -> Vec<Trigger> {
+        let actions: Vec<TriggerAction> = TriggerAction::NAMES
+            .iter()
+            .filter(|name| weights.iter().any(|(k, w)| k == *name && *w > 0))
+            .filter_map(|name| TriggerAction::parse(name))
+            .collect();
+        if self.events.is_empty() || actions.is_empty() || !rng.chance(0.5) {
+            return Vec::new();
+        }
+        (0..rng.between(1, 2))
+            .map(|_| {
+                let on = self.events[rng.below(self.events.len() as u64) as usize].clone();
+                let action = actions[rng.below(actions.len() as u64) as usize];
+                Trigger {
+                    on,
+                    probability: rng.log_uniform(50, 1000) as f64 / 1000.0,
+                    after: DurationRange {
+                        min: Duration::ZERO,
+                        max: Duration::from_nanos(rng.log_uniform(MS, 50 * MS)),
+                    },
+                    action,
+                    target: if rng.chance(0.7) { None } else { Some(draw_target(rng)) },
+                    duration: Some(DurationRange {
+                        min: Duration::from_millis(1),
+                        max: Duration::from_nanos(rng.log_uniform(10 * MS, 5_000 * MS)),
+                    }),
+                    limit: rng.between(1, 20) as u32,
+                }
+            })
+            .collect()
     }
 
     fn draw_fault(&self, rng: &mut Rng, kind: &str, at: Duration, len: Duration) -> TimedFault {
@@ -150,12 +188,13 @@ mod tests {
     fn draws_cover_the_fault_space_within_its_bounds() {
         let network = LinkConfig { ordering: Ordering::Fifo, ..LinkConfig::default() };
         let kinds = ["crash", "clock-drift", "network"].map(String::from).to_vec();
-        let nemesis = Nemesis { kinds, every: Duration::from_secs(1), max_drift_ppm: 5_000.0, network };
+        let nemesis = Nemesis { kinds, every: Duration::from_secs(1), max_drift_ppm: 5_000.0, network, events: vec![] };
         let run = Duration::from_secs(60);
         let (mut short, mut long, mut no_crash_seeds, mut heavy_dup) = (0, 0, 0, 0);
         let mut largest_drift: f64 = 0.0;
         for seed in 0..200 {
-            let faults = nemesis.draw(seed, run);
+            let (faults, triggers) = nemesis.draw(seed, run);
+            assert!(triggers.is_empty(), "no events, no triggers");
             no_crash_seeds += usize::from(!faults.iter().any(|f| matches!(f.fault, Fault::Crash(_))));
             for f in &faults {
                 let len = f.duration.expect("these kinds are undone");

@@ -314,6 +314,7 @@ pub(super) fn parse_nemesis(
     n: &NemesisSection,
     drift_ppm: f64,
     network: LinkConfig,
+    events: &[&str],
 ) -> Result<Nemesis, ScenarioError> {
     let nemesis_kinds = nemesis_kinds();
     if n.kinds.get_ref().is_empty() {
@@ -331,7 +332,8 @@ pub(super) fn parse_nemesis(
         return Err(cx.err(n.every.span(), "every must be at least 1ms"));
     }
     let max_drift_ppm = if drift_ppm > 0.0 { drift_ppm } else { 200.0 };
-    Ok(Nemesis { kinds: n.kinds.get_ref().clone(), every: n.every.get_ref().0, max_drift_ppm, network })
+    let events = events.iter().map(|e| (*e).to_owned()).collect();
+    Ok(Nemesis { kinds: n.kinds.get_ref().clone(), every: n.every.get_ref().0, max_drift_ppm, network, events })
 }
 
 pub(super) type Workload = (u32, u32, Option<Vec<Vec<ClientOp>>>);
@@ -419,4 +421,86 @@ pub(super) fn value_to_toml(v: &Value) -> toml::Value {
         Value::Str(s) => toml::Value::String(s.clone()),
         Value::List(items) => toml::Value::Array(items.iter().map(value_to_toml).collect()),
     }
+}
+
+/// The most times one trigger may fire in a run.
+const MAX_TRIGGER_LIMIT: u32 = 1000;
+
+pub(super) fn parse_trigger(
+    cx: &Ctx<'_>,
+    e: &TriggerEntry,
+    events: &[&str],
+    system: &str,
+    duration: Duration,
+) -> Result<crate::trigger::Trigger, ScenarioError> {
+    use crate::trigger::{Trigger, TriggerAction};
+    let on = e.on.get_ref();
+    if !events.contains(&on.as_str()) {
+        let known = if events.is_empty() {
+            format!("system \"{system}\" reports no events to trigger on")
+        } else {
+            format!("system \"{system}\" triggers on {}", events.join(", "))
+        };
+        return Err(cx.err(e.on.span(), format!("unknown event \"{on}\"; {known}")));
+    }
+    let action = TriggerAction::parse(e.kind.get_ref()).ok_or_else(|| {
+        cx.err(
+            e.kind.span(),
+            format!("a trigger's kind is one of {}, not \"{}\"", TriggerAction::NAMES.join(", "), e.kind.get_ref()),
+        )
+    })?;
+    let probability = match &e.probability {
+        Some(p) if !(0.0..=1.0).contains(p.get_ref()) => {
+            return Err(cx.err(p.span(), format!("probability must be between 0 and 1, not {}", p.get_ref())));
+        }
+        Some(p) => *p.get_ref(),
+        None => 1.0,
+    };
+    let range = |spec: &Spanned<DurSpec>| -> Result<crate::trigger::DurationRange, ScenarioError> {
+        let (min, max) = match spec.get_ref() {
+            DurSpec::Fixed(d) => (d.0, d.0),
+            DurSpec::Range { min, max } => (min.0, max.0),
+        };
+        if min > max {
+            return Err(cx.err(spec.span(), "`min` must not be above `max`"));
+        }
+        if max > duration {
+            return Err(cx.err(spec.span(), format!("at most the fault phase ({})", format_duration(duration))));
+        }
+        Ok(crate::trigger::DurationRange { min, max })
+    };
+    let after = match &e.after {
+        Some(a) => range(a)?,
+        None => crate::trigger::DurationRange::exactly(Duration::ZERO),
+    };
+    let for_ = e.for_.as_ref().map(&range).transpose()?;
+    let target = match &e.target {
+        None => None,
+        Some(t) => Some(match t.get_ref().as_str() {
+            "random" => Target::Random,
+            "leader" => Target::Leader,
+            "minority" => Target::Minority,
+            "majority" => Target::Majority,
+            _ => {
+                let id = cx.node(t)?;
+                if id.is_client() && action != TriggerAction::Pause {
+                    return Err(cx.err(
+                        t.span(),
+                        format!("{id} is a client: clients never crash or get cut off; pause it instead"),
+                    ));
+                }
+                Target::Node(id)
+            }
+        }),
+    };
+    let limit = match &e.limit {
+        Some(l) if *l.get_ref() == 0 || *l.get_ref() > MAX_TRIGGER_LIMIT => {
+            return Err(
+                cx.err(l.span(), format!("limit must be between 1 and {MAX_TRIGGER_LIMIT}, not {}", l.get_ref()))
+            );
+        }
+        Some(l) => *l.get_ref(),
+        None => 10,
+    };
+    Ok(Trigger { on: on.clone(), probability, after, action, target, duration: for_, limit })
 }

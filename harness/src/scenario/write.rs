@@ -21,6 +21,7 @@ pub fn write_explicit(scenario: &Scenario, plan: &Plan, seed: u64, title: &str) 
     }
     file.clients = Spanned::new(0..0, plan.clients.len() as u32);
     file.fault = plan.faults.iter().map(|f| Spanned::new(0..0, fault_entry(f))).collect();
+    file.trigger = plan.triggers.iter().map(|t| sp(trigger_entry(t))).collect();
     file.workload.ops = None;
     file.workload.client = plan
         .clients
@@ -152,4 +153,26 @@ pub fn fault_entry(f: &TimedFault) -> FaultEntry {
         }
     }
     e
+}
+
+/// A trigger as a `[[trigger]]` entry.
+pub fn trigger_entry(t: &crate::trigger::Trigger) -> TriggerEntry {
+    let spec = |r: &crate::trigger::DurationRange| {
+        sp(if r.min == r.max {
+            DurSpec::Fixed(Dur(r.min))
+        } else {
+            DurSpec::Range { min: Dur(r.min), max: Dur(r.max) }
+        })
+    };
+    // Trigger targets are one node or a role, which print as they parse.
+    let target = t.target.as_ref().map(|target| target.to_string());
+    TriggerEntry {
+        on: sp(t.on.clone()),
+        probability: Some(sp(t.probability)),
+        after: Some(spec(&t.after)),
+        kind: sp(t.action.name().to_owned()),
+        target: target.map(sp),
+        for_: t.duration.as_ref().map(spec),
+        limit: Some(sp(t.limit)),
+    }
 }

@@ -35,6 +35,7 @@ use crate::outcome::Outcome;
 use crate::rng::{Rng, Stream};
 use crate::time::{nanos, MonoTime, SimTime, WallTime};
 use crate::trace::{stable_hash, EventKind, Trace};
+use crate::trigger::Trigger;
 
 mod dispatch;
 mod faults;
@@ -231,6 +232,9 @@ pub(crate) struct Core<N: Node + ?Sized> {
     next_change: u64,
     net_rng: Rng,
     fault_rng: Rng,
+    /// Reactive faults, each with how often it has fired.
+    triggers: Vec<(Trigger, u32)>,
+    trigger_rng: Rng,
     partitions: BTreeMap<u64, Vec<(u32, u32)>>,
     next_partition: u64,
     next_timer: u64,
@@ -348,6 +352,8 @@ impl<N: Node> World<N> {
             next_change: 0,
             net_rng: Rng::new(config.seed, Stream::Network),
             fault_rng: Rng::new(config.seed, Stream::Faults),
+            triggers: Vec::new(),
+            trigger_rng: Rng::new(config.seed, Stream::Triggers),
             partitions: BTreeMap::new(),
             next_partition: 0,
             next_timer: 0,
@@ -404,6 +410,11 @@ impl<N: Node> World<N> {
         let idx = self.core.config_index(config);
         let li = self.core.link_index(self.core.slot_of(from), self.core.slot_of(to));
         self.core.links[li].config = idx;
+    }
+
+    /// Arms a reactive fault for the fault phase.
+    pub fn add_trigger(&mut self, trigger: Trigger) {
+        self.core.triggers.push((trigger, 0));
     }
 
     /// Applies `fault` at true time `at`.

@@ -10,6 +10,9 @@ impl<N: Node + ?Sized> Core<N> {
             Some(Leadership::SteppedDown) if self.leader == Some(id) => self.leader = None,
             _ => {}
         }
+        if let Some(name) = obs.trigger() {
+            self.fire_triggers(name, id);
+        }
         let event = self.trace.events().saturating_sub(1);
         self.observations.push(Observed { time: self.now, event, node: id, obs });
         // The invariants are taken out for the loop so that they can read
@@ -33,6 +36,26 @@ impl<N: Node + ?Sized> Core<N> {
                     node: Some(id),
                 }));
             }
+        }
+    }
+
+    /// Schedules the faults of the triggers a report of `event` by `node`
+    /// fires. After the heal nothing fires: the liveness phase is fault-free.
+    fn fire_triggers(&mut self, event: &str, node: NodeId) {
+        if self.healed {
+            return;
+        }
+        let now = self.now;
+        let mut fired = Vec::new();
+        for (trigger, count) in &mut self.triggers {
+            if let Some(firing) = trigger.fire(event, node, *count, &mut self.trigger_rng) {
+                *count += 1;
+                fired.push(firing);
+            }
+        }
+        for f in fired {
+            let at = now.saturating_add(f.delay).0;
+            self.push_event(at, Event::Fault { fault: Box::new(f.fault), undo_after: f.duration });
         }
     }
 

@@ -57,6 +57,9 @@ impl System for Election {
     fn name(&self) -> &'static str {
         "election"
     }
+    fn trigger_events(&self) -> &'static [&'static str] {
+        crate::raft::TRIGGER_EVENTS
+    }
     fn has_clients(&self) -> bool {
         false
     }

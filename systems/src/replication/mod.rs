@@ -227,6 +227,9 @@ impl Observation for ReplObs {
     fn lease(&self) -> Option<harness::check::lease::LeaseEvent> {
         self.0.lease()
     }
+    fn trigger(&self) -> Option<&'static str> {
+        self.0.trigger()
+    }
 }
 
 /// The replicated state machine: values with versions, and each client's

@@ -88,6 +88,9 @@ impl System for Replication {
     fn name(&self) -> &'static str {
         "replication"
     }
+    fn trigger_events(&self) -> &'static [&'static str] {
+        crate::raft::TRIGGER_EVENTS
+    }
 
     /// Written values are unique within a plan (1, 2, 3, ...), so every
     /// value read names the write that produced it. A client's cas is a
