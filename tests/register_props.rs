@@ -59,7 +59,11 @@ fn the_same_property_catches_a_planted_bug_and_shrinks_its_fault_plan() {
     let config = Config { cases: 256, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let result = runner.run(&fault_plan(&menu, Duration::from_secs(10), 6), |faults| {
-        let report = run(&s, &Plan { faults: faults.clone(), clients: clients.clone(), config: s.config.clone(), triggers: Vec::new() }, 1);
+        let report = run(
+            &s,
+            &Plan { faults: faults.clone(), clients: clients.clone(), config: s.config.clone(), triggers: Vec::new() },
+            1,
+        );
         prop_assert!(report.outcome.is_pass());
         Ok(())
     });

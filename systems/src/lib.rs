@@ -7,6 +7,7 @@ pub mod election;
 pub mod lease;
 pub mod quorum;
 pub mod raft;
+pub mod raft_checks;
 pub mod register;
 pub mod replication;
 

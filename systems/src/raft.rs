@@ -111,6 +111,8 @@ pub enum RaftObs {
     /// its memory.
     Started {
         term: Term,
+        /// Where its log, as loaded from disk, ends.
+        last_index: LogIndex,
     },
     /// This node granted its vote in `term` (to `candidate`).
     Voted {
@@ -358,7 +360,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     }
 
     pub fn start<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
-        ctx.observe(RaftObs::Started { term: self.term }.into());
+        ctx.observe(RaftObs::Started { term: self.term, last_index: self.last_index() }.into());
         if self.config.leases.is_some() {
             // It may have promised a leader, just before a crash, not to
             // vote: honour that promise for as long as it could last.

@@ -14,6 +14,7 @@ use harness::{Invariant, NodeId, SimTime};
 
 use super::{Config, ElectionNode, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
 use crate::raft::RaftObs;
+use crate::raft_checks::{raft_itself, DurableStateNeverGoesBack, VotesOncePerTerm};
 
 /// The scenario's `[config]` for `election`.
 #[derive(Clone, Debug, Deserialize)]
@@ -75,6 +76,8 @@ impl System for Election {
                 RaftObs::BecameLeader { term } => Some(*term),
                 _ => None,
             }))];
+        invariants.push(Box::new(VotesOncePerTerm::new(raft_itself)));
+        invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_itself)));
         if variant.has_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
         }

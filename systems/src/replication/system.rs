@@ -16,6 +16,7 @@ use harness::{History, Invariant, NodeId, OpType, Value};
 use super::{Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
 use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
 use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
+use crate::raft_checks::{DurableStateNeverGoesBack, VotesOncePerTerm};
 
 /// How the leader serves `read`s.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -133,6 +134,8 @@ impl System for Replication {
             }))];
         if variant != Variant::AsyncFailover {
             invariants.push(Box::new(CommittedNeverChange::new(raft_fact)));
+            invariants.push(Box::new(VotesOncePerTerm::new(raft_fact)));
+            invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_fact)));
         }
         if config(variant, settings, std::time::Duration::ZERO).uses_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));

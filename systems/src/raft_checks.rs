@@ -1,0 +1,153 @@
+//! Raft's persistence rules as online checks, judged at the observation
+//! that breaks them (so a violation names its event), for every system on
+//! the Raft log. Figure 2 of the Raft paper makes `currentTerm`, `votedFor`
+//! and the log durable "before responding to RPCs"; a node that forgets
+//! one across a restart is caught the moment it acts on the loss, before
+//! any second leader or lost entry shows up in a history.
+
+use std::collections::BTreeMap;
+
+use harness::check::{Invariant, Observed};
+use harness::NodeId;
+
+use crate::raft::{LogIndex, RaftObs, Term};
+
+pub const VOTES_ONCE_PER_TERM: &str = "a node votes for at most one candidate per term, across restarts";
+pub const DURABLE_STATE_NEVER_GOES_BACK: &str = "durable state never goes backwards across a restart";
+
+/// For a system whose observations are Raft's own.
+pub fn raft_itself(o: &RaftObs) -> Option<&RaftObs> {
+    Some(o)
+}
+
+/// "a node votes for at most one candidate per term, across restarts".
+pub struct VotesOncePerTerm<F> {
+    votes: BTreeMap<(NodeId, Term), NodeId>,
+    raft_of: F,
+}
+
+impl<F> VotesOncePerTerm<F> {
+    pub fn new(raft_of: F) -> Self {
+        VotesOncePerTerm { votes: BTreeMap::new(), raft_of }
+    }
+}
+
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for VotesOncePerTerm<F> {
+    fn name(&self) -> &str {
+        VOTES_ONCE_PER_TERM
+    }
+    fn vacuous(&self) -> bool {
+        self.votes.is_empty()
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some(&RaftObs::Voted { term, candidate }) = (self.raft_of)(&o.obs) else { return Ok(()) };
+        match self.votes.insert((o.node, term), candidate) {
+            Some(earlier) if earlier != candidate => {
+                Err(format!("{} voted for {earlier} and then for {candidate} in term {term}", o.node))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a node has shown it holds durably, as of its latest report.
+#[derive(Default)]
+struct Durable {
+    /// The highest term it voted or led in: both were synced first.
+    term: Term,
+    /// The highest index it applied: committed, so never truncated, and
+    /// synced in its own log before it could be applied.
+    applied: LogIndex,
+}
+
+/// "durable state never goes backwards across a restart": a restarted
+/// node's term is at least every term it voted or led in, and its log
+/// reaches every index it applied.
+pub struct DurableStateNeverGoesBack<F> {
+    nodes: BTreeMap<NodeId, Durable>,
+    restarts_judged: u64,
+    raft_of: F,
+}
+
+impl<F> DurableStateNeverGoesBack<F> {
+    pub fn new(raft_of: F) -> Self {
+        DurableStateNeverGoesBack { nodes: BTreeMap::new(), restarts_judged: 0, raft_of }
+    }
+}
+
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for DurableStateNeverGoesBack<F> {
+    fn name(&self) -> &str {
+        DURABLE_STATE_NEVER_GOES_BACK
+    }
+    /// Only a restart after something durable was shown is a judgement.
+    fn vacuous(&self) -> bool {
+        self.restarts_judged == 0
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some(fact) = (self.raft_of)(&o.obs) else { return Ok(()) };
+        let node = o.node;
+        let d = self.nodes.entry(node).or_default();
+        match *fact {
+            RaftObs::Voted { term, .. } | RaftObs::BecameLeader { term } => d.term = d.term.max(term),
+            RaftObs::Applied { index, .. } => d.applied = d.applied.max(index),
+            RaftObs::Started { term, last_index } => {
+                if d.term == Term(0) && d.applied == LogIndex(0) {
+                    return Ok(()); // a first start, or nothing durable shown yet
+                }
+                self.restarts_judged += 1;
+                if term < d.term {
+                    return Err(format!("{node} restarted in term {term}, below term {} it voted or led in", d.term));
+                }
+                if last_index < d.applied {
+                    return Err(format!(
+                        "{node} restarted with its log ending at {last_index}, short of index {} it applied",
+                        d.applied
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::time::SimTime;
+
+    fn fact(node: u32, obs: RaftObs) -> Observed<RaftObs> {
+        Observed { time: SimTime(1), event: 1, node: NodeId::server(node), obs }
+    }
+
+    #[test]
+    fn a_second_vote_in_one_term_is_caught_at_the_vote() {
+        let mut check = VotesOncePerTerm::new(raft_itself);
+        assert!(Invariant::<RaftObs>::vacuous(&check));
+        let vote = |candidate| RaftObs::Voted { term: Term(3), candidate: NodeId::server(candidate) };
+        assert!(check.on_observation(&fact(0, vote(1))).is_ok());
+        assert!(check.on_observation(&fact(0, vote(1))).is_ok(), "the same vote again is fine");
+        assert!(check.on_observation(&fact(2, vote(0))).is_ok(), "another voter");
+        let e = check.on_observation(&fact(0, vote(2))).unwrap_err();
+        assert!(e.contains("n1 voted for n2 and then for n3 in term 3"), "{e}");
+    }
+
+    #[test]
+    fn a_restart_with_an_older_term_or_a_shorter_log_is_caught_at_the_restart() {
+        let start = |term, last| RaftObs::Started { term: Term(term), last_index: LogIndex(last) };
+        let mut check = DurableStateNeverGoesBack::new(raft_itself);
+        assert!(check.on_observation(&fact(0, start(0, 0))).is_ok(), "a first start");
+        assert!(Invariant::<RaftObs>::vacuous(&check));
+        let voted = RaftObs::Voted { term: Term(5), candidate: NodeId::server(1) };
+        assert!(check.on_observation(&fact(0, voted)).is_ok());
+        assert!(check.on_observation(&fact(0, start(5, 0))).is_ok());
+        assert!(!Invariant::<RaftObs>::vacuous(&check));
+        let e = check.on_observation(&fact(0, start(4, 0))).unwrap_err();
+        assert!(e.contains("n1 restarted in term 4, below term 5"), "{e}");
+        let applied = RaftObs::Applied { index: LogIndex(7), term: Term(5), digest: 1 };
+        assert!(check.on_observation(&fact(1, applied)).is_ok());
+        assert!(check.on_observation(&fact(1, start(5, 7))).is_ok());
+        let e = check.on_observation(&fact(1, start(5, 6))).unwrap_err();
+        assert!(e.contains("log ending at 6, short of index 7"), "{e}");
+    }
+}
