@@ -54,7 +54,7 @@ impl FailoverServer {
         // writes all come after anything an earlier primary wrote.
         f.index = f.index.max(f.epoch * 1_000_000);
         f.suspect_timer = None;
-        ctx.observe(ReplObs(RaftObs::BecameLeader { term: crate::raft::Term(f.epoch) }));
+        ctx.observe(ReplObs::Raft(RaftObs::BecameLeader { term: crate::raft::Term(f.epoch) }));
         self.on_ping_timeout(ctx);
     }
 
@@ -74,7 +74,7 @@ impl FailoverServer {
             return;
         }
         if self.primary == Some(ctx.me()) {
-            ctx.observe(ReplObs(RaftObs::SteppedDown { term: crate::raft::Term(self.epoch) }));
+            ctx.observe(ReplObs::Raft(RaftObs::SteppedDown { term: crate::raft::Term(self.epoch) }));
         }
         // A backup takes the primary's state wholesale (losing anything else).
         self.epoch = epoch;
@@ -105,7 +105,11 @@ impl FailoverServer {
             Msg::Write { id, op } => {
                 self.index += 1;
                 let command = KvCommand { client: from, id, op };
-                if let Some(reply) = self.store.apply(LogIndex(self.index), &command) {
+                let applied = self.store.apply(LogIndex(self.index), &command);
+                if applied.effect {
+                    ctx.observe(ReplObs::Effect { client: from, id, index: LogIndex(self.index) });
+                }
+                if let Some(reply) = applied.reply {
                     ctx.send(from, Msg::Reply { id, reply });
                 }
             }

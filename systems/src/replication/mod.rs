@@ -49,6 +49,7 @@
 //! `lease-reads-on-wall-clock` 91 of 100, median 1 (2); `async-failover`
 //! 69 of 100, median 1 (6).
 
+mod effects;
 mod failover;
 pub mod system;
 
@@ -210,26 +211,53 @@ impl From<RaftTimer> for Timer {
     }
 }
 
-/// Replication reports Raft's facts.
+/// Replication reports Raft's facts, and each command that changed a
+/// node's store.
 #[derive(Clone, Debug, Hash, Serialize, PartialEq, Eq)]
-pub struct ReplObs(pub RaftObs);
+pub enum ReplObs {
+    Raft(RaftObs),
+    /// This node's store took the effect of `client`'s request `id`,
+    /// applied at `index` (a retry or duplicate it recognised is not one).
+    Effect {
+        client: NodeId,
+        id: u64,
+        index: LogIndex,
+    },
+}
+
+impl ReplObs {
+    pub fn raft(&self) -> Option<&RaftObs> {
+        match self {
+            ReplObs::Raft(r) => Some(r),
+            ReplObs::Effect { .. } => None,
+        }
+    }
+}
 
 impl From<RaftObs> for ReplObs {
     fn from(o: RaftObs) -> Self {
-        ReplObs(o)
+        ReplObs::Raft(o)
     }
 }
 
 impl Observation for ReplObs {
     fn leadership(&self) -> Option<Leadership> {
-        self.0.leadership()
+        self.raft()?.leadership()
     }
     fn lease(&self) -> Option<harness::check::lease::LeaseEvent> {
-        self.0.lease()
+        self.raft()?.lease()
     }
     fn trigger(&self) -> Option<&'static str> {
-        self.0.trigger()
+        self.raft()?.trigger()
     }
+}
+
+/// What applying one committed command did.
+pub(super) struct Applied {
+    /// The reply its client gets, if any.
+    pub reply: Option<Reply>,
+    /// Whether the store changed: false for a retry or duplicate.
+    pub effect: bool,
 }
 
 /// The replicated state machine: values with versions, and each client's
@@ -253,13 +281,13 @@ impl Store {
     /// is a retry or a network duplicate committed again: the same id gets
     /// the same reply, an older id (whose client moved on) gets none, and
     /// neither changes the store.
-    fn apply(&mut self, index: LogIndex, command: &KvCommand) -> Option<Reply> {
+    fn apply(&mut self, index: LogIndex, command: &KvCommand) -> Applied {
         if let Some((last, reply)) = self.sessions.get(&command.client) {
             if command.id == *last {
-                return Some(reply.clone());
+                return Applied { reply: Some(reply.clone()), effect: false };
             }
             if command.id < *last {
-                return None;
+                return Applied { reply: None, effect: false };
             }
         }
         let reply = match &command.op {
@@ -277,7 +305,7 @@ impl Store {
             }
         };
         self.sessions.insert(command.client, (command.id, reply.clone()));
-        Some(reply)
+        Applied { reply: Some(reply), effect: true }
     }
 
     fn read(&self, key: &str, applied: LogIndex) -> Reply {
@@ -354,9 +382,12 @@ impl Server {
     fn pump(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
         for (index, entry) in self.raft.take_committed(ctx) {
             let Payload::Command(command) = entry.payload else { continue };
-            let reply = self.store.apply(index, &command);
+            let applied = self.store.apply(index, &command);
+            if applied.effect {
+                ctx.observe(ReplObs::Effect { client: command.client, id: command.id, index });
+            }
             let proposed_here = self.proposed.remove(&index) == Some((command.client, command.id));
-            if let (true, Some(reply)) = (proposed_here, reply) {
+            if let (true, Some(reply)) = (proposed_here, applied.reply) {
                 ctx.send(command.client, Msg::Reply { id: command.id, reply });
             }
         }

@@ -128,10 +128,11 @@ impl System for Replication {
     /// Each variant builds only the checks that apply to it.
     fn invariants(&self, variant: Variant, settings: &Settings) -> Vec<Box<dyn Invariant<ReplObs>>> {
         let mut invariants: Vec<Box<dyn Invariant<ReplObs>>> =
-            vec![Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.0 {
-                RaftObs::BecameLeader { term } => Some(term),
+            vec![Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.raft()? {
+                RaftObs::BecameLeader { term } => Some(*term),
                 _ => None,
             }))];
+        invariants.push(Box::new(super::effects::TakesEffectOnce::default()));
         if variant != Variant::AsyncFailover {
             invariants.push(Box::new(CommittedNeverChange::new(raft_fact)));
             invariants.push(Box::new(VotesOncePerTerm::new(raft_fact)));
@@ -180,7 +181,7 @@ impl System for Replication {
 
 /// Raft's fact in a replication observation.
 fn raft_fact(o: &ReplObs) -> Option<&RaftObs> {
-    Some(&o.0)
+    o.raft()
 }
 
 /// The history the linearizability checker judges: leader reads and every
