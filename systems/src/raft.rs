@@ -97,6 +97,10 @@ pub enum RaftTimer {
 pub enum RaftObs {
     BecameLeader {
         term: Term,
+        /// Where its log ends as it takes over: the log a leader starts
+        /// from must hold every committed entry.
+        last_index: LogIndex,
+        last_term: Term,
     },
     SteppedDown {
         term: Term,
@@ -533,7 +537,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         if let Some(l) = &mut self.lease {
             l.clear();
         }
-        ctx.observe(RaftObs::BecameLeader { term: self.term }.into());
+        let (last_index, last_term) = (self.last_index(), self.term_at(self.last_index()));
+        ctx.observe(RaftObs::BecameLeader { term: self.term, last_index, last_term }.into());
         // A no-op commits this term, so earlier entries commit with it.
         if self.config.noop_on_election {
             self.append(ctx, Payload::Noop);

@@ -14,6 +14,8 @@ use crate::raft::{LogIndex, RaftObs, Term};
 
 pub const VOTES_ONCE_PER_TERM: &str = "a node votes for at most one candidate per term, across restarts";
 pub const DURABLE_STATE_NEVER_GOES_BACK: &str = "durable state never goes backwards across a restart";
+pub const LEADER_APPEND_ONLY: &str = "a leader never overwrites or deletes entries in its log";
+pub const LEADER_COMPLETENESS: &str = "a new leader's log holds every entry committed before its term";
 
 /// For a system whose observations are Raft's own.
 pub fn raft_itself(o: &RaftObs) -> Option<&RaftObs> {
@@ -88,7 +90,7 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for DurableStateNeverGoesBac
         let node = o.node;
         let d = self.nodes.entry(node).or_default();
         match *fact {
-            RaftObs::Voted { term, .. } | RaftObs::BecameLeader { term } => d.term = d.term.max(term),
+            RaftObs::Voted { term, .. } | RaftObs::BecameLeader { term, .. } => d.term = d.term.max(term),
             RaftObs::Applied { index, .. } => d.applied = d.applied.max(index),
             RaftObs::Started { term, last_index } => {
                 if d.term == Term(0) && d.applied == LogIndex(0) {
@@ -111,6 +113,107 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for DurableStateNeverGoesBac
     }
 }
 
+/// "a leader never overwrites or deletes entries in its log" (Raft's
+/// leader append-only property): no node truncates its log while it leads.
+pub struct LeaderAppendOnly<F> {
+    /// The term each node leads in now, if it leads.
+    leading: BTreeMap<NodeId, Term>,
+    leaderships: u64,
+    raft_of: F,
+}
+
+impl<F> LeaderAppendOnly<F> {
+    pub fn new(raft_of: F) -> Self {
+        LeaderAppendOnly { leading: BTreeMap::new(), leaderships: 0, raft_of }
+    }
+}
+
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for LeaderAppendOnly<F> {
+    fn name(&self) -> &str {
+        LEADER_APPEND_ONLY
+    }
+    fn vacuous(&self) -> bool {
+        self.leaderships == 0
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some(fact) = (self.raft_of)(&o.obs) else { return Ok(()) };
+        match *fact {
+            RaftObs::BecameLeader { term, .. } => {
+                self.leaderships += 1;
+                self.leading.insert(o.node, term);
+            }
+            RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => {
+                self.leading.remove(&o.node);
+            }
+            RaftObs::Truncated { from } => {
+                if let Some(term) = self.leading.get(&o.node) {
+                    return Err(format!("{} truncated its log from {from} while leading term {term}", o.node));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// "a new leader's log holds every entry committed before its term"
+/// (Raft's leader completeness), judged where it can be from what nodes
+/// report. It is judged for a leader whose term is above every term led
+/// so far: everything applied by then (applied means committed) was
+/// committed by a leader of a lower term, so the new leader's log must
+/// reach the highest such index and end in a term no older than that
+/// entry's (terms never decrease along a log). A leader of an older term
+/// elected late (its votes were delayed, or it was paused) is not bound
+/// by entries committed in later terms, and is not judged.
+pub struct LeaderCompleteness<F> {
+    /// The highest index applied anywhere so far, and its term.
+    committed: (LogIndex, Term),
+    /// The highest term any node has led in.
+    highest_led: Term,
+    judged: u64,
+    raft_of: F,
+}
+
+impl<F> LeaderCompleteness<F> {
+    pub fn new(raft_of: F) -> Self {
+        LeaderCompleteness { committed: (LogIndex(0), Term(0)), highest_led: Term(0), judged: 0, raft_of }
+    }
+}
+
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for LeaderCompleteness<F> {
+    fn name(&self) -> &str {
+        LEADER_COMPLETENESS
+    }
+    /// A leader elected before anything committed proves nothing.
+    fn vacuous(&self) -> bool {
+        self.judged == 0
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some(fact) = (self.raft_of)(&o.obs) else { return Ok(()) };
+        match *fact {
+            RaftObs::Applied { index, term, .. } => self.committed = self.committed.max((index, term)),
+            RaftObs::BecameLeader { term, last_index, last_term } => {
+                let newest = term > self.highest_led;
+                self.highest_led = self.highest_led.max(term);
+                let (index, entry_term) = self.committed;
+                if index == LogIndex(0) || !newest {
+                    return Ok(());
+                }
+                self.judged += 1;
+                if last_index < index || last_term < entry_term {
+                    return Err(format!(
+                        "{} leads term {term} with its log ending at {last_index} (term {last_term}), \
+                         without entry {index} of term {entry_term}, which was committed",
+                        o.node
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +221,46 @@ mod tests {
 
     fn fact(node: u32, obs: RaftObs) -> Observed<RaftObs> {
         Observed { time: SimTime(1), event: 1, node: NodeId::server(node), obs }
+    }
+
+    #[test]
+    fn a_leader_that_truncates_its_log_is_caught() {
+        let mut check = LeaderAppendOnly::new(raft_itself);
+        let lead = RaftObs::BecameLeader { term: Term(2), last_index: LogIndex(3), last_term: Term(1) };
+        let cut = RaftObs::Truncated { from: LogIndex(2) };
+        assert!(check.on_observation(&fact(1, cut.clone())).is_ok(), "a follower may truncate");
+        assert!(check.on_observation(&fact(0, lead.clone())).is_ok());
+        let e = check.on_observation(&fact(0, cut.clone())).unwrap_err();
+        assert!(e.contains("n1 truncated its log from 2 while leading term 2"), "{e}");
+        assert!(check.on_observation(&fact(0, RaftObs::SteppedDown { term: Term(2) })).is_ok());
+        assert!(check.on_observation(&fact(0, cut)).is_ok(), "no longer leading");
+    }
+
+    #[test]
+    fn a_leader_elected_without_a_committed_entry_is_caught() {
+        let mut check = LeaderCompleteness::new(raft_itself);
+        let lead = |last, last_term| RaftObs::BecameLeader {
+            term: Term(4),
+            last_index: LogIndex(last),
+            last_term: Term(last_term),
+        };
+        let first = RaftObs::BecameLeader { term: Term(1), last_index: LogIndex(0), last_term: Term(0) };
+        assert!(check.on_observation(&fact(0, first)).is_ok(), "nothing committed yet");
+        assert!(Invariant::<RaftObs>::vacuous(&check));
+        let applied = RaftObs::Applied { index: LogIndex(5), term: Term(3), digest: 1 };
+        assert!(check.on_observation(&fact(1, applied)).is_ok());
+        let e = check.on_observation(&fact(0, lead(4, 3))).unwrap_err();
+        assert!(e.contains("n1 leads term 4 with its log ending at 4 (term 3), without entry 5 of term 3"), "{e}");
+        let lead_in = |term, last, last_term| RaftObs::BecameLeader {
+            term: Term(term),
+            last_index: LogIndex(last),
+            last_term: Term(last_term),
+        };
+        assert!(check.on_observation(&fact(2, lead_in(5, 5, 3))).is_ok());
+        assert!(check.on_observation(&fact(0, lead_in(6, 9, 2))).is_err(), "long enough, but from an older term");
+        // A leader of a term older than one already led is not judged: it
+        // may have been elected late, before the entry's commit term.
+        assert!(check.on_observation(&fact(1, lead_in(2, 0, 0))).is_ok());
     }
 
     #[test]

@@ -266,7 +266,7 @@ mod tests {
         w.observations()
             .iter()
             .filter_map(|o| match o.obs {
-                RaftObs::BecameLeader { term } => Some((o.node, term)),
+                RaftObs::BecameLeader { term, .. } => Some((o.node, term)),
                 _ => None,
             })
             .collect()
@@ -350,7 +350,7 @@ mod tests {
     fn one_leader_emerges_and_stays() {
         let mut w = world(Variant::Correct, 5);
         w.add_invariant(Box::new(OneLeaderPerTerm::new(|o: &RaftObs| match o {
-            RaftObs::BecameLeader { term } => Some(*term),
+            RaftObs::BecameLeader { term, .. } => Some(*term),
             _ => None,
         })));
         w.run_until(SimTime::from_duration(Duration::from_secs(10)));

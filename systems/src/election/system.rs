@@ -14,7 +14,7 @@ use harness::{Invariant, NodeId, SimTime};
 
 use super::{Config, ElectionNode, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
 use crate::raft::RaftObs;
-use crate::raft_checks::{raft_itself, DurableStateNeverGoesBack, VotesOncePerTerm};
+use crate::raft_checks::{raft_itself, DurableStateNeverGoesBack, LeaderAppendOnly, VotesOncePerTerm};
 
 /// The scenario's `[config]` for `election`.
 #[derive(Clone, Debug, Deserialize)]
@@ -73,11 +73,12 @@ impl System for Election {
     fn invariants(&self, variant: Variant, _config: &Settings) -> Vec<Box<dyn Invariant<RaftObs>>> {
         let mut invariants: Vec<Box<dyn Invariant<RaftObs>>> =
             vec![Box::new(OneLeaderPerTerm::new(|o: &RaftObs| match o {
-                RaftObs::BecameLeader { term } => Some(*term),
+                RaftObs::BecameLeader { term, .. } => Some(*term),
                 _ => None,
             }))];
         invariants.push(Box::new(VotesOncePerTerm::new(raft_itself)));
         invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_itself)));
+        invariants.push(Box::new(LeaderAppendOnly::new(raft_itself)));
         if variant.has_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
         }

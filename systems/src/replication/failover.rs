@@ -54,7 +54,11 @@ impl FailoverServer {
         // writes all come after anything an earlier primary wrote.
         f.index = f.index.max(f.epoch * 1_000_000);
         f.suspect_timer = None;
-        ctx.observe(ReplObs::Raft(RaftObs::BecameLeader { term: crate::raft::Term(f.epoch) }));
+        ctx.observe(ReplObs::Raft(RaftObs::BecameLeader {
+            term: crate::raft::Term(f.epoch),
+            last_index: LogIndex(f.index),
+            last_term: crate::raft::Term(f.epoch),
+        }));
         self.on_ping_timeout(ctx);
     }
 

@@ -16,7 +16,7 @@ use harness::{History, Invariant, NodeId, OpType, Value};
 use super::{Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
 use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
 use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
-use crate::raft_checks::{DurableStateNeverGoesBack, VotesOncePerTerm};
+use crate::raft_checks::{DurableStateNeverGoesBack, LeaderAppendOnly, LeaderCompleteness, VotesOncePerTerm};
 
 /// How the leader serves `read`s.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -129,7 +129,7 @@ impl System for Replication {
     fn invariants(&self, variant: Variant, settings: &Settings) -> Vec<Box<dyn Invariant<ReplObs>>> {
         let mut invariants: Vec<Box<dyn Invariant<ReplObs>>> =
             vec![Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.raft()? {
-                RaftObs::BecameLeader { term } => Some(*term),
+                RaftObs::BecameLeader { term, .. } => Some(*term),
                 _ => None,
             }))];
         invariants.push(Box::new(super::effects::TakesEffectOnce::default()));
@@ -137,6 +137,8 @@ impl System for Replication {
             invariants.push(Box::new(CommittedNeverChange::new(raft_fact)));
             invariants.push(Box::new(VotesOncePerTerm::new(raft_fact)));
             invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_fact)));
+            invariants.push(Box::new(LeaderAppendOnly::new(raft_fact)));
+            invariants.push(Box::new(LeaderCompleteness::new(raft_fact)));
         }
         if config(variant, settings, std::time::Duration::ZERO).uses_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
