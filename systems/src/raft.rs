@@ -757,6 +757,10 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         if success {
             let m = self.match_index.entry(from).or_default();
             if match_index <= *m {
+                // Stale: still, never probe below what the follower acknowledged.
+                let floor = LogIndex(m.0 + 1);
+                let next = self.next_index.entry(from).or_insert(floor);
+                *next = (*next).max(floor);
                 return;
             }
             *m = match_index;
@@ -771,8 +775,11 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             if rejected.0 + 1 != next.0 {
                 return; // a rejection of an earlier probe
             }
-            // Back up to just after what the follower says it may hold.
-            let next = LogIndex(match_index.0 + 1).max(LogIndex(1)).min(next);
+            // Back up to just after what the follower says it may hold, but
+            // never below what it acknowledged in this term (acknowledged
+            // entries stay): a delayed rejection must not undo a match.
+            let floor = LogIndex(self.match_index.get(&from).map_or(0, |m| m.0) + 1);
+            let next = LogIndex(match_index.0 + 1).max(floor).min(next);
             self.next_index.insert(from, next);
             self.replicate(ctx, from);
         }

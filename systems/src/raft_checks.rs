@@ -14,7 +14,6 @@ use crate::raft::{LogIndex, RaftObs, Term};
 
 pub const VOTES_ONCE_PER_TERM: &str = "a node votes for at most one candidate per term, across restarts";
 pub const DURABLE_STATE_NEVER_GOES_BACK: &str = "durable state never goes backwards across a restart";
-pub const LEADER_APPEND_ONLY: &str = "a leader never overwrites or deletes entries in its log";
 pub const LEADER_COMPLETENESS: &str = "a new leader's log holds every entry committed before its term";
 
 /// For a system whose observations are Raft's own.
@@ -113,49 +112,6 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for DurableStateNeverGoesBac
     }
 }
 
-/// "a leader never overwrites or deletes entries in its log" (Raft's
-/// leader append-only property): no node truncates its log while it leads.
-pub struct LeaderAppendOnly<F> {
-    /// The term each node leads in now, if it leads.
-    leading: BTreeMap<NodeId, Term>,
-    leaderships: u64,
-    raft_of: F,
-}
-
-impl<F> LeaderAppendOnly<F> {
-    pub fn new(raft_of: F) -> Self {
-        LeaderAppendOnly { leading: BTreeMap::new(), leaderships: 0, raft_of }
-    }
-}
-
-impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for LeaderAppendOnly<F> {
-    fn name(&self) -> &str {
-        LEADER_APPEND_ONLY
-    }
-    fn vacuous(&self) -> bool {
-        self.leaderships == 0
-    }
-    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
-        let Some(fact) = (self.raft_of)(&o.obs) else { return Ok(()) };
-        match *fact {
-            RaftObs::BecameLeader { term, .. } => {
-                self.leaderships += 1;
-                self.leading.insert(o.node, term);
-            }
-            RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => {
-                self.leading.remove(&o.node);
-            }
-            RaftObs::Truncated { from } => {
-                if let Some(term) = self.leading.get(&o.node) {
-                    return Err(format!("{} truncated its log from {from} while leading term {term}", o.node));
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
 /// "a new leader's log holds every entry committed before its term"
 /// (Raft's leader completeness), judged where it can be from what nodes
 /// report. It is judged for a leader whose term is above every term led
@@ -221,19 +177,6 @@ mod tests {
 
     fn fact(node: u32, obs: RaftObs) -> Observed<RaftObs> {
         Observed { time: SimTime(1), event: 1, node: NodeId::server(node), obs }
-    }
-
-    #[test]
-    fn a_leader_that_truncates_its_log_is_caught() {
-        let mut check = LeaderAppendOnly::new(raft_itself);
-        let lead = RaftObs::BecameLeader { term: Term(2), last_index: LogIndex(3), last_term: Term(1) };
-        let cut = RaftObs::Truncated { from: LogIndex(2) };
-        assert!(check.on_observation(&fact(1, cut.clone())).is_ok(), "a follower may truncate");
-        assert!(check.on_observation(&fact(0, lead.clone())).is_ok());
-        let e = check.on_observation(&fact(0, cut.clone())).unwrap_err();
-        assert!(e.contains("n1 truncated its log from 2 while leading term 2"), "{e}");
-        assert!(check.on_observation(&fact(0, RaftObs::SteppedDown { term: Term(2) })).is_ok());
-        assert!(check.on_observation(&fact(0, cut)).is_ok(), "no longer leading");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use harness::{Invariant, NodeId, SimTime};
 
 use super::{Config, ElectionNode, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
 use crate::raft::RaftObs;
-use crate::raft_checks::{raft_itself, DurableStateNeverGoesBack, LeaderAppendOnly, VotesOncePerTerm};
+use crate::raft_checks::{raft_itself, DurableStateNeverGoesBack, VotesOncePerTerm};
 
 /// The scenario's `[config]` for `election`.
 #[derive(Clone, Debug, Deserialize)]
@@ -78,7 +78,6 @@ impl System for Election {
             }))];
         invariants.push(Box::new(VotesOncePerTerm::new(raft_itself)));
         invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_itself)));
-        invariants.push(Box::new(LeaderAppendOnly::new(raft_itself)));
         if variant.has_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
         }
