@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 use harness::check::{Invariant, Observed};
 use harness::NodeId;
 
-use crate::raft::{LogIndex, RaftObs, Term};
+use crate::raft::{chain_after, LogIndex, RaftObs, Term};
 
 pub const VOTES_ONCE_PER_TERM: &str = "a node votes for at most one candidate per term, across restarts";
 pub const DURABLE_STATE_NEVER_GOES_BACK: &str = "durable state never goes backwards across a restart";
+pub const LEADER_APPEND_ONLY: &str = "a leader never overwrites or deletes entries in its log";
+pub const LOG_MATCHING: &str = "two logs with an entry of the same index and term agree up to it";
 pub const LEADER_COMPLETENESS: &str = "a new leader's log holds every entry committed before its term";
 
 /// For a system whose observations are Raft's own.
@@ -109,6 +111,121 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for DurableStateNeverGoesBac
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Where a leader's log ends, as far as its reports show.
+struct Leading {
+    term: Term,
+    last: LogIndex,
+    /// The chain at `last`, once a report of its own has shown it.
+    chain: Option<u64>,
+}
+
+/// "a leader never overwrites or deletes entries in its log" (Raft's
+/// leader append-only property), judged from every change a node reports
+/// to its log, whichever code path made it: while a node leads, each entry
+/// it stores must land just past its log's end and extend the chain of the
+/// entries before it, and it must truncate nothing.
+pub struct LeaderAppendOnly<F> {
+    leading: BTreeMap<NodeId, Leading>,
+    /// Entries stored by leaders, each a judgement.
+    judged: u64,
+    raft_of: F,
+}
+
+impl<F> LeaderAppendOnly<F> {
+    pub fn new(raft_of: F) -> Self {
+        LeaderAppendOnly { leading: BTreeMap::new(), judged: 0, raft_of }
+    }
+}
+
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for LeaderAppendOnly<F> {
+    fn name(&self) -> &str {
+        LEADER_APPEND_ONLY
+    }
+    fn vacuous(&self) -> bool {
+        self.judged == 0
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some(fact) = (self.raft_of)(&o.obs) else { return Ok(()) };
+        let node = o.node;
+        match *fact {
+            RaftObs::BecameLeader { term, last_index, .. } => {
+                self.leading.insert(node, Leading { term, last: last_index, chain: None });
+            }
+            RaftObs::SteppedDown { .. } | RaftObs::Started { .. } => {
+                self.leading.remove(&node);
+            }
+            RaftObs::Truncated { from } => {
+                if let Some(l) = self.leading.get(&node) {
+                    return Err(format!("{node} discarded its log from {from} while leading term {}", l.term));
+                }
+            }
+            RaftObs::Stored { index, digest, chain, .. } => {
+                let Some(l) = self.leading.get_mut(&node) else { return Ok(()) };
+                self.judged += 1;
+                if index.0 != l.last.0 + 1 {
+                    return Err(format!(
+                        "{node} wrote entry {index} while leading term {} with its log ending at {}",
+                        l.term, l.last
+                    ));
+                }
+                if let Some(before) = l.chain.filter(|&c| chain_after(c, digest) != chain) {
+                    return Err(format!(
+                        "{node} appended entry {index} while leading term {}, but the log before it \
+                         changed since it wrote entry {} (chain {before:#x})",
+                        l.term, l.last
+                    ));
+                }
+                (l.last, l.chain) = (index, Some(chain));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// "two logs with an entry of the same index and term agree up to it"
+/// (Raft's log matching property), judged at every entry any node stores:
+/// the first node to store an (index, term) fixes the chain of the log up
+/// to it, and every other log holding that entry must have the same chain.
+pub struct LogMatching<F> {
+    first: BTreeMap<(LogIndex, Term), (u64, NodeId)>,
+    compared: u64,
+    raft_of: F,
+}
+
+impl<F> LogMatching<F> {
+    pub fn new(raft_of: F) -> Self {
+        LogMatching { first: BTreeMap::new(), compared: 0, raft_of }
+    }
+}
+
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for LogMatching<F> {
+    fn name(&self) -> &str {
+        LOG_MATCHING
+    }
+    fn vacuous(&self) -> bool {
+        self.compared == 0
+    }
+    fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
+        let Some(&RaftObs::Stored { index, term, chain, .. }) = (self.raft_of)(&o.obs) else { return Ok(()) };
+        match self.first.get(&(index, term)) {
+            None => {
+                self.first.insert((index, term), (chain, o.node));
+                Ok(())
+            }
+            Some(&(c, _)) if c == chain => {
+                self.compared += 1;
+                Ok(())
+            }
+            Some(&(_, first)) => Err(format!(
+                "{} and {first} both hold an entry of term {term} at index {index}, \
+                 but their logs differ at or before it",
+                o.node
+            )),
+        }
     }
 }
 
@@ -235,5 +352,48 @@ mod tests {
         assert!(check.on_observation(&fact(1, start(5, 7))).is_ok());
         let e = check.on_observation(&fact(1, start(5, 6))).unwrap_err();
         assert!(e.contains("log ending at 6, short of index 7"), "{e}");
+    }
+
+    fn stored(index: u64, term: u64, digest: u64, chain: u64) -> RaftObs {
+        RaftObs::Stored { index: LogIndex(index), term: Term(term), digest, chain }
+    }
+
+    #[test]
+    fn a_leader_that_overwrites_or_truncates_its_log_is_caught() {
+        let lead = RaftObs::BecameLeader { term: Term(2), last_index: LogIndex(3), last_term: Term(1) };
+        let c4 = chain_after(7, 40);
+        let mut check = LeaderAppendOnly::new(raft_itself);
+        assert!(check.on_observation(&fact(1, stored(2, 1, 20, 9))).is_ok(), "a follower stores anywhere");
+        assert!(check.on_observation(&fact(0, lead.clone())).is_ok());
+        assert!(Invariant::<RaftObs>::vacuous(&check));
+        assert!(check.on_observation(&fact(0, stored(4, 2, 40, c4))).is_ok());
+        assert!(check.on_observation(&fact(0, stored(5, 2, 50, chain_after(c4, 50)))).is_ok());
+        let e = check.on_observation(&fact(0, stored(3, 2, 30, 1))).unwrap_err();
+        assert!(e.contains("n1 wrote entry 3 while leading term 2 with its log ending at 5"), "{e}");
+
+        let mut check = LeaderAppendOnly::new(raft_itself);
+        assert!(check.on_observation(&fact(0, lead.clone())).is_ok());
+        assert!(check.on_observation(&fact(0, stored(4, 2, 40, c4))).is_ok());
+        let e = check.on_observation(&fact(0, stored(5, 2, 50, chain_after(1, 50)))).unwrap_err();
+        assert!(e.contains("the log before it changed since it wrote entry 4"), "{e}");
+
+        let mut check = LeaderAppendOnly::new(raft_itself);
+        assert!(check.on_observation(&fact(0, lead)).is_ok());
+        let e = check.on_observation(&fact(0, RaftObs::Truncated { from: LogIndex(2) })).unwrap_err();
+        assert!(e.contains("n1 discarded its log from 2 while leading term 2"), "{e}");
+        assert!(check.on_observation(&fact(0, RaftObs::SteppedDown { term: Term(2) })).is_ok());
+        assert!(check.on_observation(&fact(0, RaftObs::Truncated { from: LogIndex(2) })).is_ok(), "a follower");
+    }
+
+    #[test]
+    fn two_logs_that_agree_on_an_entry_but_not_before_it_are_caught() {
+        let mut check = LogMatching::new(raft_itself);
+        assert!(check.on_observation(&fact(0, stored(6, 3, 60, 111))).is_ok());
+        assert!(Invariant::<RaftObs>::vacuous(&check));
+        assert!(check.on_observation(&fact(1, stored(6, 3, 60, 111))).is_ok());
+        assert!(!Invariant::<RaftObs>::vacuous(&check));
+        assert!(check.on_observation(&fact(2, stored(6, 2, 61, 222))).is_ok(), "another term: no claim");
+        let e = check.on_observation(&fact(2, stored(6, 3, 60, 333))).unwrap_err();
+        assert!(e.contains("n3 and n1 both hold an entry of term 3 at index 6, but their logs differ"), "{e}");
     }
 }

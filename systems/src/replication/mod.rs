@@ -24,6 +24,12 @@
 //! - `commit-without-majority`: the leader counts an entry committed as soon
 //!   as it is in its own log and acknowledges the client; a leader change
 //!   then loses or replaces acknowledged entries.
+//! - `prev-term-unchecked`: a follower's `AppendEntries` consistency check
+//!   compares only `prev_index` with the length of its log, not the term
+//!   of its entry there (a step of Figure 2 easy to drop: the index check
+//!   alone passes every test without faults). A follower holding a stale
+//!   uncommitted entry from a deposed leader appends the new leader's
+//!   entries after it, and the two logs diverge below an entry they share.
 //! - `sticky-leader-window`: the common advice "after a write, send that
 //!   user's reads to the leader for a while, then to any replica", with no
 //!   session token. It breaks when a replica lags more than the window, and
@@ -70,6 +76,7 @@ pub enum Variant {
     Correct,
     FollowerAny,
     CommitWithoutMajority,
+    PrevTermUnchecked,
     StickyLeaderWindow,
     LeaseReadsNoDriftMargin,
     LeaseReadsOnWallClock,
@@ -81,6 +88,7 @@ impl harness::system::VariantNames for Variant {
         "correct",
         "follower-any",
         "commit-without-majority",
+        "prev-term-unchecked",
         "sticky-leader-window",
         "lease-reads-no-drift-margin",
         "lease-reads-on-wall-clock",
@@ -92,6 +100,7 @@ impl harness::system::VariantNames for Variant {
             "correct" => Variant::Correct,
             "follower-any" => Variant::FollowerAny,
             "commit-without-majority" => Variant::CommitWithoutMajority,
+            "prev-term-unchecked" => Variant::PrevTermUnchecked,
             "sticky-leader-window" => Variant::StickyLeaderWindow,
             "lease-reads-no-drift-margin" => Variant::LeaseReadsNoDriftMargin,
             "lease-reads-on-wall-clock" => Variant::LeaseReadsOnWallClock,
@@ -330,6 +339,7 @@ impl Server {
     pub fn new(config: Config, disk: &harness::Disk) -> Self {
         let mut raft_config = config.raft.clone();
         raft_config.commit_without_majority = config.variant == Variant::CommitWithoutMajority;
+        raft_config.prev_term_unchecked = config.variant == Variant::PrevTermUnchecked;
         raft_config.leases = match config.variant {
             Variant::LeaseReadsNoDriftMargin => Some(crate::raft::LeaseClock::MonoNoMargin),
             Variant::LeaseReadsOnWallClock => Some(crate::raft::LeaseClock::WallWithMargin),

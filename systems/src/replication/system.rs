@@ -16,7 +16,8 @@ use harness::{History, Invariant, NodeId, OpType, Value};
 use super::{Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
 use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
 use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
-use crate::raft_checks::{DurableStateNeverGoesBack, LeaderCompleteness, VotesOncePerTerm};
+use crate::raft_checks::VotesOncePerTerm;
+use crate::raft_checks::{DurableStateNeverGoesBack, LeaderAppendOnly, LeaderCompleteness, LogMatching};
 
 /// How the leader serves `read`s.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -135,11 +136,15 @@ impl System for Replication {
         if variant != Variant::AsyncFailover {
             // Not for async-failover: there a write lost with its primary
             // and retried on the next would read as applied twice.
-            invariants.push(Box::new(super::effects::TakesEffectOnce::default()));
+            // Raft's five properties (Figure 3), election safety first above.
+            invariants.push(Box::new(LeaderAppendOnly::new(raft_fact)));
+            invariants.push(Box::new(LogMatching::new(raft_fact)));
+            invariants.push(Box::new(LeaderCompleteness::new(raft_fact)));
             invariants.push(Box::new(CommittedNeverChange::new(raft_fact)));
+            // What the paper's Figure 2 asks of every node and client.
             invariants.push(Box::new(VotesOncePerTerm::new(raft_fact)));
             invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_fact)));
-            invariants.push(Box::new(LeaderCompleteness::new(raft_fact)));
+            invariants.push(Box::new(super::effects::TakesEffectOnce::default()));
         }
         if config(variant, settings, std::time::Duration::ZERO).uses_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
