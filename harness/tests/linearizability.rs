@@ -115,7 +115,8 @@ proptest! {
 
 /// A run of a real sequential kv store under concurrency: each op takes
 /// effect at a random instant inside its interval; a crashed op may or may
-/// not take effect and completes as `info`.
+/// not take effect and completes as `info`. List appends (`push`, read by
+/// `lread`) and increments (`incr`, read by `cread`) use keys of their own.
 #[derive(Clone, Debug)]
 struct Planned {
     key: u8,
@@ -129,7 +130,18 @@ struct Planned {
 }
 
 fn planned() -> impl Strategy<Value = Planned> {
-    let f = prop_oneof![Just("get"), Just("put"), Just("append"), Just("read"), Just("write"), Just("cas")];
+    let f = prop_oneof![
+        Just("get"),
+        Just("put"),
+        Just("append"),
+        Just("read"),
+        Just("write"),
+        Just("cas"),
+        Just("push"),
+        Just("lread"),
+        Just("incr"),
+        Just("cread")
+    ];
     (0u8..3, f, 0u32..1000, 0u32..200, 0u32..30, 0u32..30, prop::bool::weighted(0.15), prop::bool::ANY).prop_map(
         |(key, f, token, invoke, a, b, crashed, crashed_applies)| Planned {
             key,
@@ -153,7 +165,8 @@ fn run_sequential(plan: &[Planned]) -> History {
     for i in order {
         let p = &plan[i];
         let applies = !p.crashed || p.crashed_applies;
-        let cur = store.get(&p.key).cloned().unwrap_or(Value::Null);
+        let key = key_of(p);
+        let cur = store.get(&key).cloned().unwrap_or(Value::Null);
         let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
         let tok = format!("<{}>", p.token);
         let (input, output, next) = match p.f {
@@ -162,6 +175,20 @@ fn run_sequential(plan: &[Planned]) -> History {
             "put" => (Value::Str(tok.clone()), Value::Str(tok.clone()), Some(Value::Str(tok))),
             "write" => (Value::Str(tok.clone()), Value::Str(tok.clone()), Some(Value::Str(tok))),
             "append" => (Value::Str(tok.clone()), Value::Str(tok.clone()), Some(Value::Str(text(&cur) + &tok))),
+            "lread" | "cread" => (Value::Null, cur.clone(), None),
+            "push" => {
+                let mut list = match &cur {
+                    Value::List(items) => items.clone(),
+                    _ => Vec::new(),
+                };
+                list.push(Value::Int(i64::from(p.token)));
+                (Value::Int(i64::from(p.token)), Value::Int(0), Some(Value::List(list)))
+            }
+            "incr" => {
+                let by = i64::from(p.token % 5) + 1;
+                let now = cur.as_int().unwrap_or(0) + by;
+                (Value::Int(by), Value::Int(now), Some(Value::Int(now)))
+            }
             _ => {
                 // cas from the current value half the time, from a stale one otherwise.
                 let from = if p.token % 2 == 0 { cur.clone() } else { Value::Str("stale".into()) };
@@ -174,7 +201,7 @@ fn run_sequential(plan: &[Planned]) -> History {
             }
         };
         if let (Some(v), true) = (next, applies) {
-            store.insert(p.key, v);
+            store.insert(key, v);
         }
         io[i] = (input, output, applies);
     }
@@ -192,9 +219,23 @@ fn run_sequential(plan: &[Planned]) -> History {
             _ if p.crashed => (OpType::Info, Value::Null),
             _ => (OpType::Ok, io[i].1.clone()),
         };
-        h.push(Op { process: i as u64, kind, f: p.f.to_owned(), key: Some(p.key.to_string()), value, time: None });
+        let f = match p.f {
+            "push" => "append",
+            "lread" | "cread" => "read",
+            f => f,
+        };
+        h.push(Op { process: i as u64, kind, f: f.to_owned(), key: Some(key_of(p).to_string()), value, time: None });
     }
     h
+}
+
+/// List appends and increments keep to keys of their own.
+fn key_of(p: &Planned) -> u8 {
+    match p.f {
+        "push" | "lread" => p.key + 10,
+        "incr" | "cread" => p.key + 20,
+        _ => p.key,
+    }
 }
 
 proptest! {

@@ -2,6 +2,7 @@
 //! violation carries the exact virtual time and event) and may also judge the
 //! whole run at the end, over the history and every observation.
 
+pub mod counter;
 pub mod lease;
 pub mod linearizability;
 pub mod models;

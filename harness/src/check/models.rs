@@ -126,10 +126,22 @@ pub enum CasOutcome {
 pub enum CellOp {
     Read(Cell),
     Write(Cell),
-    Cas { from: Cell, to: Cell, outcome: CasOutcome },
+    Cas {
+        from: Cell,
+        to: Cell,
+        outcome: CasOutcome,
+    },
     Get(Rc<str>),
     Put(Cell),
     Append(Rc<str>),
+    /// Elle's list-append: adds an element to the list a key holds.
+    AppendItem(i64),
+    /// Adds `by` to the integer a key holds (absent counts as 0); `out`
+    /// is the new value, when the client learnt it.
+    Incr {
+        by: i64,
+        out: Option<i64>,
+    },
 }
 
 /// Why a register operation is impossible.
@@ -140,6 +152,9 @@ pub enum CellReject {
     CasCompare { from: Cell, held: Cell, indeterminate: bool },
     CasShouldHaveSucceeded { from: Cell },
     NotText { held: Cell },
+    NotList { held: Cell },
+    NotCounter { held: Cell },
+    Incr { by: i64, got: i64, held: i64 },
 }
 
 impl Display for CellReject {
@@ -162,6 +177,15 @@ impl Display for CellReject {
             }
             CellReject::NotText { held } => {
                 write!(f, "append or get on a key holding the non-string {held}")
+            }
+            CellReject::NotList { held } => {
+                write!(f, "an element appended to a key holding the non-list {held}")
+            }
+            CellReject::NotCounter { held } => {
+                write!(f, "incr on a key holding the non-integer {held}")
+            }
+            CellReject::Incr { by, got, held } => {
+                write!(f, "incr by {by} returned {got} but the key held {held}")
             }
         }
     }
@@ -201,6 +225,34 @@ fn step_cell(state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
             }
             None => Err(CellReject::NotText { held: state.clone() }),
         },
+        CellOp::AppendItem(item) => {
+            let mut list = match state {
+                Cell::Absent => Vec::with_capacity(1),
+                Cell::Other(v) => match &**v {
+                    Value::List(items) => {
+                        let mut list = Vec::with_capacity(items.len() + 1);
+                        list.extend_from_slice(items);
+                        list
+                    }
+                    _ => return Err(CellReject::NotList { held: state.clone() }),
+                },
+                _ => return Err(CellReject::NotList { held: state.clone() }),
+            };
+            list.push(Value::Int(*item));
+            Ok(Cell::Other(Rc::new(Value::List(list))))
+        }
+        CellOp::Incr { by, out } => {
+            let held = match state {
+                Cell::Absent => 0,
+                Cell::Int(n) => *n,
+                _ => return Err(CellReject::NotCounter { held: state.clone() }),
+            };
+            let now = held.wrapping_add(*by);
+            match out {
+                Some(got) if *got != now => Err(CellReject::Incr { by: *by, got: *got, held }),
+                _ => Ok(Cell::Int(now)),
+            }
+        }
     }
 }
 
@@ -211,6 +263,13 @@ pub struct CellFacts {
     producible: Vec<Cell>,
     appends: bool,
     replaces: bool,
+    /// Whether an op computes its value from the one held (a list append,
+    /// an increment): the value sets above no longer bound what is
+    /// reachable, so nothing is pruned.
+    derives: bool,
+    /// Every list element an op observes (in a list read, or a cas's
+    /// expected list), sorted.
+    observed_items: Vec<i64>,
     /// Hashes of every value an op observes (a completed read's result, a
     /// cas's expected value), sorted: a collision only keeps an op.
     observed: Vec<u64>,
@@ -230,6 +289,7 @@ fn cell_facts(ops: &[&CellOp]) -> CellFacts {
                 }
             }
             CellOp::Append(_) => facts.appends = true,
+            CellOp::AppendItem(_) | CellOp::Incr { .. } => facts.derives = true,
             CellOp::Read(_) | CellOp::Get(_) => {}
         }
         match op {
@@ -246,7 +306,15 @@ fn cell_facts(ops: &[&CellOp]) -> CellFacts {
             _ => {}
         }
     }
+    for op in ops {
+        if let CellOp::Read(Cell::Other(v)) | CellOp::Cas { from: Cell::Other(v), .. } = op {
+            if let Value::List(items) = &**v {
+                facts.observed_items.extend(items.iter().filter_map(Value::as_int));
+            }
+        }
+    }
     facts.observed.sort_unstable();
+    facts.observed_items.sort_unstable();
     facts
 }
 
@@ -256,12 +324,23 @@ fn cell_facts(ops: &[&CellOp]) -> CellFacts {
 /// would expect it), so removing it leaves a linearization. Appends and
 /// failed compares can observe a write without naming its value, so they
 /// keep every write.
+///
+/// Likewise an indeterminate list append of an element no op observes: if
+/// it took effect, every later read would show the element, so no read
+/// comes after it, and only reads and compares observe a list. A failed
+/// compare can observe an element's absence, so it keeps every append.
 fn cell_invisible(facts: &CellFacts, op: &CellOp) -> bool {
+    if let CellOp::AppendItem(item) = op {
+        return !facts.compare_failed && facts.observed_items.binary_search(item).is_err();
+    }
     let written = match op {
         CellOp::Write(v) | CellOp::Put(v) | CellOp::Cas { to: v, .. } => v,
         _ => return false,
     };
-    !facts.appends && !facts.compare_failed && facts.observed.binary_search(&stable_hash(written)).is_err()
+    !facts.appends
+        && !facts.derives
+        && !facts.compare_failed
+        && facts.observed.binary_search(&stable_hash(written)).is_err()
 }
 
 /// Whether nothing can turn `held` into a value `op` accepts. Without
@@ -269,6 +348,9 @@ fn cell_invisible(facts: &CellFacts, op: &CellOp) -> bool {
 /// appends, a value is reachable if it extends `held` or a producible value
 /// (a later put or write, then appends).
 fn cell_doomed(facts: &CellFacts, held: &Cell, op: &CellOp) -> bool {
+    if facts.derives {
+        return false;
+    }
     let want = match op {
         CellOp::Get(text) => {
             if held.text() == Some(&**text) {
@@ -376,7 +458,11 @@ impl Model for Register {
 
 /// A key-value store, checked per key: the register's read / write / cas,
 /// plus `get` (output: the string, "" when absent), `put` and `append`
-/// (input: a string).
+/// (input: a string, appended to the string held: Porcupine's kv), list
+/// `append` (input: an integer, added to the list held, which `read`
+/// returns: Elle's list-append) and `incr` (input: the amount; output: the
+/// new value, or null). Appends and increments are not idempotent: one
+/// applied twice shows in every later read.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Kv;
 
@@ -394,11 +480,23 @@ impl Model for Kv {
                 Some(out) => CellOp::Get(text(out, "get's output")?),
             },
             "put" => CellOp::Put(Cell::Str(text(call.input, "put")?)),
-            "append" => CellOp::Append(text(call.input, "append")?),
+            "append" => match call.input {
+                &Value::Int(item) => CellOp::AppendItem(item),
+                input => CellOp::Append(text(input, "append")?),
+            },
+            "incr" => {
+                let by = call.input.as_int().ok_or_else(|| format!("incr expects an integer, not {}", call.input))?;
+                let out = match call.output {
+                    None | Some(Value::Null) => None,
+                    Some(&Value::Int(n)) => Some(n),
+                    Some(other) => return Err(format!("incr's output is the new integer or null, not {other}")),
+                };
+                CellOp::Incr { by, out }
+            }
             "read" | "write" | "cas" => return prepare_register_op(call),
             other => {
                 return Err(format!(
-                    "the kv model has no function `{other}`; expected get, put, append, read, write or cas"
+                    "the kv model has no function `{other}`; expected get, put, append, incr, read, write or cas"
                 ))
             }
         }))
@@ -641,6 +739,44 @@ mod tests {
         let empty = m.prepare(&call("get", &Value::Null, Some(&Value::from("")))).unwrap().unwrap();
         assert!(m.step(&m.init(), &empty).is_ok(), "an absent key reads as the empty string");
         assert_eq!(m.step(&s, &empty).unwrap_err().to_string(), "get returned \"\" but the key held \"x1yx1y\"");
+    }
+
+    #[test]
+    fn a_list_append_or_increment_applied_twice_shows_in_the_next_read() {
+        let m = Kv;
+        let list = |xs: &[i64]| Value::List(xs.iter().map(|&x| Value::Int(x)).collect());
+        let a1 = m.prepare(&call("append", &Value::Int(1), Some(&Value::Int(9)))).unwrap().unwrap();
+        let a2 = m.prepare(&call("append", &Value::Int(2), None)).unwrap().unwrap();
+        let s = m.step(&m.step(&m.init(), &a1).unwrap(), &a2).unwrap();
+        let read = |v: &Value| m.prepare(&call("read", &Value::Null, Some(v))).unwrap().unwrap();
+        assert!(m.step(&s, &read(&list(&[1, 2]))).is_ok());
+        let twice = m.step(&s, &a2).unwrap();
+        assert_eq!(
+            m.step(&twice, &read(&list(&[1, 2]))).unwrap_err().to_string(),
+            "read returned [1 2] but the register held [1 2 2]"
+        );
+        let w = m.prepare(&call("write", &Value::Int(4), None)).unwrap().unwrap();
+        let int = m.step(&m.init(), &w).unwrap();
+        assert_eq!(m.step(&int, &a1).unwrap_err().to_string(), "an element appended to a key holding the non-list 4");
+
+        let inc = |by: i64, out: Option<i64>| {
+            let out = out.map(Value::Int);
+            m.prepare(&call("incr", &Value::Int(by), out.as_ref())).unwrap().unwrap()
+        };
+        let s = m.step(&m.init(), &inc(3, Some(3))).unwrap();
+        let s = m.step(&s, &inc(2, None)).unwrap();
+        assert_eq!(s, Cell::Int(5));
+        assert_eq!(m.step(&s, &inc(1, Some(6))).unwrap(), Cell::Int(6));
+        assert_eq!(m.step(&s, &inc(1, Some(8))).unwrap_err().to_string(), "incr by 1 returned 8 but the key held 5");
+        assert!(m.step(&twice, &inc(1, None)).unwrap_err().to_string().contains("non-integer [1 2 2]"));
+        let facts = cell_facts(&[&a1, &w]);
+        assert!(!cell_doomed(&facts, &int, &read(&list(&[7]))), "derived values are never pruned");
+        assert!(!cell_invisible(&facts, &w), "an append observes the write it extends");
+        let seen = read(&list(&[1]));
+        let facts = cell_facts(&[&a1, &a2, &seen]);
+        assert!(cell_invisible(&facts, &a2), "no read shows 2");
+        assert!(!cell_invisible(&facts, &a1), "a read shows 1");
+        assert!(m.prepare(&call("incr", &Value::from("x"), None)).unwrap_err().contains("integer"));
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl FailoverServer {
             Msg::Write { id, op } => {
                 self.index += 1;
                 let command = KvCommand { client: from, id, op };
-                let applied = self.store.apply(LogIndex(self.index), &command);
+                let applied = self.store.apply(LogIndex(self.index), &command, true);
                 if applied.effect {
                     ctx.observe(ReplObs::Effect { client: from, id, index: LogIndex(self.index) });
                 }

@@ -30,6 +30,12 @@
 //!   alone passes every test without faults). A follower holding a stale
 //!   uncommitted entry from a deposed leader appends the new leader's
 //!   entries after it, and the two logs diverge below an entry they share.
+//! - `no-request-dedup`: the store applies every committed command, without
+//!   the client sessions of the Raft paper's section 8: a request retried
+//!   after a timeout (its first copy committed, the reply lost) or
+//!   duplicated by the network is appended again and applied twice. With
+//!   writes of unique values this rarely shows in reads; with
+//!   `operations = "mixed"` a doubled append or increment does.
 //! - `sticky-leader-window`: the common advice "after a write, send that
 //!   user's reads to the leader for a while, then to any replica", with no
 //!   session token. It breaks when a replica lags more than the window, and
@@ -77,6 +83,7 @@ pub enum Variant {
     FollowerAny,
     CommitWithoutMajority,
     PrevTermUnchecked,
+    NoRequestDedup,
     StickyLeaderWindow,
     LeaseReadsNoDriftMargin,
     LeaseReadsOnWallClock,
@@ -89,6 +96,7 @@ impl harness::system::VariantNames for Variant {
         "follower-any",
         "commit-without-majority",
         "prev-term-unchecked",
+        "no-request-dedup",
         "sticky-leader-window",
         "lease-reads-no-drift-margin",
         "lease-reads-on-wall-clock",
@@ -101,6 +109,7 @@ impl harness::system::VariantNames for Variant {
             "follower-any" => Variant::FollowerAny,
             "commit-without-majority" => Variant::CommitWithoutMajority,
             "prev-term-unchecked" => Variant::PrevTermUnchecked,
+            "no-request-dedup" => Variant::NoRequestDedup,
             "sticky-leader-window" => Variant::StickyLeaderWindow,
             "lease-reads-no-drift-margin" => Variant::LeaseReadsNoDriftMargin,
             "lease-reads-on-wall-clock" => Variant::LeaseReadsOnWallClock,
@@ -147,8 +156,33 @@ impl Default for Config {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvOp {
-    Write { key: String, value: i64 },
-    Cas { key: String, from: Option<i64>, to: i64 },
+    Write {
+        key: String,
+        value: i64,
+    },
+    Cas {
+        key: String,
+        from: Option<i64>,
+        to: i64,
+    },
+    /// Adds an element to the list the key holds (Elle's list-append).
+    Append {
+        key: String,
+        item: i64,
+    },
+    /// Adds to the integer the key holds (absent counts as 0).
+    Incr {
+        key: String,
+        by: i64,
+    },
+}
+
+/// What a key holds: an integer (written, swapped, incremented) or a list
+/// (appended to). An operation of the other kind fails and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Held {
+    Int(i64),
+    List(Vec<i64>),
 }
 
 /// A command in the log: which client's which request.
@@ -161,10 +195,24 @@ pub struct KvCommand {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Reply {
-    Written { version: u64 },
-    Swapped { version: u64 },
+    Written {
+        version: u64,
+    },
+    Swapped {
+        version: u64,
+    },
     Mismatch,
-    Value { value: Option<i64>, version: u64, applied: LogIndex },
+    /// An append to an integer, or an increment of a list.
+    WrongType,
+    Incremented {
+        value: i64,
+        version: u64,
+    },
+    Value {
+        value: Option<Held>,
+        version: u64,
+        applied: LogIndex,
+    },
 }
 
 #[derive(Clone, Debug, Hash, Serialize, Deserialize)]
@@ -273,7 +321,7 @@ pub(super) struct Applied {
 /// last request and its reply.
 #[derive(Clone, Debug, Default, Hash, Serialize, Deserialize)]
 pub struct Store {
-    values: BTreeMap<String, (i64, u64)>,
+    values: BTreeMap<String, (Held, u64)>,
     sessions: BTreeMap<NodeId, (u64, Reply)>,
 }
 
@@ -290,8 +338,11 @@ impl Store {
     /// is a retry or a network duplicate committed again: the same id gets
     /// the same reply, an older id (whose client moved on) gets none, and
     /// neither changes the store.
-    fn apply(&mut self, index: LogIndex, command: &KvCommand) -> Applied {
-        if let Some((last, reply)) = self.sessions.get(&command.client) {
+    ///
+    /// Without `dedup` (the `no-request-dedup` bug) every committed command
+    /// takes effect, retries and duplicates included.
+    fn apply(&mut self, index: LogIndex, command: &KvCommand, dedup: bool) -> Applied {
+        if let Some((last, reply)) = self.sessions.get(&command.client).filter(|_| dedup) {
             if command.id == *last {
                 return Applied { reply: Some(reply.clone()), effect: false };
             }
@@ -299,26 +350,54 @@ impl Store {
                 return Applied { reply: None, effect: false };
             }
         }
-        let reply = match &command.op {
-            KvOp::Write { key, value } => {
-                self.values.insert(key.clone(), (*value, index.0));
-                Reply::Written { version: index.0 }
-            }
-            KvOp::Cas { key, from, to } => {
-                if self.values.get(key).map(|v| v.0) == *from {
-                    self.values.insert(key.clone(), (*to, index.0));
-                    Reply::Swapped { version: index.0 }
-                } else {
-                    Reply::Mismatch
-                }
-            }
-        };
+        let reply = self.apply_op(index, &command.op);
+        if reply == Reply::Mismatch || reply == Reply::WrongType {
+            // Changed nothing: remembered only so a retry gets the same reply.
+            self.sessions.insert(command.client, (command.id, reply.clone()));
+            return Applied { reply: Some(reply), effect: false };
+        }
         self.sessions.insert(command.client, (command.id, reply.clone()));
         Applied { reply: Some(reply), effect: true }
     }
 
+    fn apply_op(&mut self, index: LogIndex, op: &KvOp) -> Reply {
+        let version = index.0;
+        match op {
+            KvOp::Write { key, value } => {
+                self.values.insert(key.clone(), (Held::Int(*value), version));
+                Reply::Written { version }
+            }
+            KvOp::Cas { key, from, to } => {
+                let held = match self.values.get(key) {
+                    None => None,
+                    Some((Held::Int(v), _)) => Some(*v),
+                    Some((Held::List(_), _)) => return Reply::Mismatch,
+                };
+                if held != *from {
+                    return Reply::Mismatch;
+                }
+                self.values.insert(key.clone(), (Held::Int(*to), version));
+                Reply::Swapped { version }
+            }
+            KvOp::Append { key, item } => {
+                let entry = self.values.entry(key.clone()).or_insert((Held::List(Vec::new()), version));
+                let Held::List(items) = &mut entry.0 else { return Reply::WrongType };
+                items.push(*item);
+                entry.1 = version;
+                Reply::Written { version }
+            }
+            KvOp::Incr { key, by } => {
+                let entry = self.values.entry(key.clone()).or_insert((Held::Int(0), version));
+                let Held::Int(n) = &mut entry.0 else { return Reply::WrongType };
+                *n = n.wrapping_add(*by);
+                entry.1 = version;
+                Reply::Incremented { value: *n, version }
+            }
+        }
+    }
+
     fn read(&self, key: &str, applied: LogIndex) -> Reply {
-        let (value, version) = self.values.get(key).map_or((None, 0), |&(v, ver)| (Some(v), ver));
+        let (value, version) = self.values.get(key).map_or((None, 0), |(v, ver)| (Some(v.clone()), *ver));
         Reply::Value { value, version, applied }
     }
 }
@@ -392,7 +471,8 @@ impl Server {
     fn pump(&mut self, ctx: &mut Ctx<'_, ReplicaNode>) {
         for (index, entry) in self.raft.take_committed(ctx) {
             let Payload::Command(command) = entry.payload else { continue };
-            let applied = self.store.apply(index, &command);
+            let dedup = self.config.variant != Variant::NoRequestDedup;
+            let applied = self.store.apply(index, &command, dedup);
             if applied.effect {
                 ctx.observe(ReplObs::Effect { client: command.client, id: command.id, index });
             }
@@ -460,21 +540,35 @@ pub fn client(config: &Config, script: Vec<Op>) -> Client {
 }
 
 impl ReplicationProtocol {
+    /// A write of any kind took effect at `version`, through `leader`.
+    fn wrote(&mut self, ctx: &Ctx<'_, ReplicaNode>, leader: NodeId, version: u64) {
+        self.token = self.token.max(LogIndex(version));
+        self.leader = leader;
+        self.last_write = Some(ctx.wall_now());
+    }
+
     /// What a reply says happened; it moves the session token forward.
     fn on_reply(&mut self, ctx: &Ctx<'_, ReplicaNode>, from: NodeId, reply: Reply) -> Completion {
         match reply {
             Reply::Written { version } | Reply::Swapped { version } => {
-                self.token = self.token.max(LogIndex(version));
-                self.leader = from;
-                self.last_write = Some(ctx.wall_now());
+                self.wrote(ctx, from, version);
                 Completion::Ok(Value::Int(version as i64))
             }
+            Reply::Incremented { value, version } => {
+                self.wrote(ctx, from, version);
+                Completion::Ok(Value::Int(value))
+            }
             Reply::Mismatch => Completion::Fail(Value::Bool(false)),
+            Reply::WrongType => Completion::Fail(Value::from("wrong type")),
             Reply::Value { value, applied, .. } => {
                 // The client records what it read, not the server's version:
                 // the checkers judge what clients saw.
                 self.token = self.token.max(applied);
-                Completion::Ok(value.map_or(Value::Null, Value::Int))
+                Completion::Ok(match value {
+                    None => Value::Null,
+                    Some(Held::Int(v)) => Value::Int(v),
+                    Some(Held::List(items)) => Value::List(items.into_iter().map(Value::Int).collect()),
+                })
             }
         }
     }
@@ -493,6 +587,12 @@ impl Protocol for ReplicationProtocol {
                 let op =
                     KvOp::Cas { key: op.key.clone(), from: from.as_int(), to: to.as_int().expect("integer target") };
                 (Msg::Write { id, op }, self.leader)
+            }
+            ("append", Value::Int(item)) => {
+                (Msg::Write { id, op: KvOp::Append { key: op.key.clone(), item: *item } }, self.leader)
+            }
+            ("incr", Value::Int(by)) => {
+                (Msg::Write { id, op: KvOp::Incr { key: op.key.clone(), by: *by } }, self.leader)
             }
             ("read", _) => (Msg::LeaderRead { id, key: op.key.clone() }, self.leader),
             ("session-read", _) => {

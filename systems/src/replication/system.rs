@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use harness::check::counter::{counter_keys, CounterFunctions, CountsEachIncrementOnce};
 use harness::check::lease::LeasesNeverOverlap;
 use harness::check::linearizability::check;
 use harness::check::models::Kv;
@@ -30,6 +31,19 @@ pub enum LeaderReads {
     Lease,
 }
 
+/// What the generated workload does.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operations {
+    /// Reads, writes and compare-and-sets of integer registers (`k0`, ...).
+    #[default]
+    Registers,
+    /// As well, appends to lists (`l0`, ...; Elle's list-append) and
+    /// increments of counters (`c0`, ...): neither is idempotent, so one
+    /// applied twice shows in every later read.
+    Mixed,
+}
+
 /// The scenario's `[config]` for `replication`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +58,7 @@ pub struct Settings {
     pub leader_reads: LeaderReads,
     /// The largest clock drift leases must survive.
     pub max_drift_ppm: Ppm,
+    pub operations: Operations,
 }
 
 impl Default for Settings {
@@ -57,6 +72,7 @@ impl Default for Settings {
             sticky_window: Positive(d.sticky_window),
             leader_reads: LeaderReads::ReadIndex,
             max_drift_ppm: Ppm(d.raft.max_drift_ppm),
+            operations: Operations::Registers,
         }
     }
 }
@@ -98,19 +114,31 @@ impl System for Replication {
     /// value read names the write that produced it. A client's cas is a
     /// read-modify-write of the key it last wrote, expecting the value it
     /// wrote there: current unless another client wrote the key since, so
-    /// about half of them succeed.
-    fn workload(&self, _variant: Variant, _config: &Settings) -> Workload {
+    /// about half of them succeed. With `operations = "mixed"`, a third of
+    /// the writes append to a list and a third increment a counter, and
+    /// reads spread over the three kinds of key.
+    fn workload(&self, _variant: Variant, config: &Settings) -> Workload {
+        let mixed = config.operations == Operations::Mixed;
         let mut written = 0i64;
         // Each client's last write: (key, value).
         let mut last: BTreeMap<u32, (String, i64)> = BTreeMap::new();
         Box::new(move |rng, keys, client| {
             let draw = rng.below(20);
-            let random_key = format!("k{}", rng.below(u64::from(keys.max(1))));
+            let family = if mixed { ["k", "l", "c"][rng.below(3) as usize] } else { "k" };
+            let random_key = format!("{family}{}", rng.below(u64::from(keys.max(1))));
             if draw > 9 {
                 let f = if draw <= 14 { "read" } else { "session-read" };
                 return ClientOp { f: f.into(), key: Some(random_key), value: Value::Null };
             }
             written += 1;
+            match family {
+                "l" => return ClientOp { f: "append".into(), key: Some(random_key), value: Value::Int(written) },
+                "c" => {
+                    let by = 1 + rng.below(3) as i64;
+                    return ClientOp { f: "incr".into(), key: Some(random_key), value: Value::Int(by) };
+                }
+                _ => {}
+            }
             let mine = last.get(&client).cloned();
             if draw <= 6 || mine.is_none() {
                 last.insert(client, (random_key.clone(), written));
@@ -123,7 +151,17 @@ impl System for Replication {
     }
 
     fn validate_op(&self, op: &ClientOp) -> Result<(), String> {
-        crate::validate_register_op(op, true)
+        match (op.f.as_str(), &op.value, &op.key) {
+            ("append" | "incr", Value::Int(_), Some(_)) => Ok(()),
+            ("append" | "incr", Value::Int(_), None) => {
+                Err(format!("`{}` needs a key, like [\"{}\", \"l0\", 1]", op.f, op.f))
+            }
+            _ => crate::validate_register_op(op, true).map_err(|e| {
+                format!(
+                    "{e}; replication also runs [\"append\", key, integer] (to a list) and [\"incr\", key, integer]"
+                )
+            }),
+        }
     }
 
     /// Each variant builds only the checks that apply to it.
@@ -156,6 +194,7 @@ impl System for Replication {
         };
         invariants.push(Box::new(SessionGuarantee::new(READ_YOUR_WRITES, functions.clone())));
         invariants.push(Box::new(SessionGuarantee::new(MONOTONIC_READS, functions)));
+        invariants.push(Box::new(CountsEachIncrementOnce::new(counter_functions())));
         invariants
     }
 
@@ -194,8 +233,19 @@ fn raft_fact(o: &ReplObs) -> Option<&RaftObs> {
 
 /// The history the linearizability checker judges: leader reads and every
 /// write; session reads are judged only by the session guarantees.
+/// What the linearizability checker judges: not session reads (served by
+/// any replica), nor counters (judged by bounds: see `counter_functions`).
 fn linearizable_part(history: &History) -> History {
-    History { ops: history.ops.iter().filter(|op| op.f != "session-read").cloned().collect() }
+    let counters = counter_keys(history, &counter_functions());
+    let judged = |op: &&harness::Op| op.f != "session-read" && op.key.as_ref().is_none_or(|k| !counters.contains(k));
+    History { ops: history.ops.iter().filter(judged).cloned().collect() }
+}
+
+/// Counters are judged by Jepsen's bounds on each linearizable read, not
+/// by the linearizability search, which is exponential in the increments
+/// whose outcome is unknown.
+fn counter_functions() -> CounterFunctions {
+    CounterFunctions { incr: "incr".into(), reads: vec!["read".into()], weaker_reads: vec!["session-read".into()] }
 }
 
 /// Progress: after the heal, a write completes and a read completes.
