@@ -55,7 +55,10 @@ fn a_lease_never_contested_is_vacuous_and_the_sweep_says_so() {
     let text = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("vacuous on every seed (nothing to judge): \"at most one valid lease holder at any instant\""),
+        text.contains(
+            "vacuous on every seed (nothing to judge): \"a lease ends before a later leader is elected\", \
+             \"at most one valid lease holder at any instant\""
+        ),
         "{text}"
     );
 }

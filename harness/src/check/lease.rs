@@ -172,6 +172,73 @@ impl<O: Observation> Invariant<O> for LeasesNeverOverlap {
     }
 }
 
+pub const LEASE_ENDS_BEFORE_A_LATER_LEADER: &str = "a lease ends before a later leader is elected";
+
+/// "a lease ends before a later leader is elected": a leader's lease rests
+/// on promises from a majority not to vote for anyone else until their own
+/// clocks say so, and a later leader needs votes from a majority, so one of
+/// its voters made such a promise. Its election while the lease is still
+/// valid (in true time: the holder's clock has not reached the deadline)
+/// proves a promise ran out before the lease it granted, whether or not a
+/// read was served in the gap or the new leader ever claimed a lease of its
+/// own (which [`LeasesNeverOverlap`] would need). Judged at each election
+/// of an epoch above a recorded lease's; `elected` gives the epoch of an
+/// observation that reports the reporting node's election.
+pub struct LeaseEndsBeforeALaterLeader<F> {
+    resource: String,
+    /// Each holder's latest lease: (epoch, deadline).
+    leases: BTreeMap<NodeId, (u64, LeaseDeadline)>,
+    elected: F,
+    /// Elections judged against another holder's lease.
+    judged: u64,
+}
+
+impl<F> LeaseEndsBeforeALaterLeader<F> {
+    pub fn new(resource: &str, elected: F) -> Self {
+        LeaseEndsBeforeALaterLeader { resource: resource.to_owned(), leases: BTreeMap::new(), elected, judged: 0 }
+    }
+}
+
+impl<O: Observation, F: Fn(&O) -> Option<u64>> Invariant<O> for LeaseEndsBeforeALaterLeader<F> {
+    fn name(&self) -> &str {
+        LEASE_ENDS_BEFORE_A_LATER_LEADER
+    }
+    fn on_observation_at(&mut self, o: &Observed<O>, clocks: &dyn ClockReadings) -> Result<(), String> {
+        match o.obs.lease() {
+            Some(LeaseEvent::Holds(claim)) if claim.resource == self.resource && claim.holder.is_none() => {
+                self.leases.insert(o.node, (claim.epoch, claim.until));
+            }
+            Some(LeaseEvent::Ends { resource, holder: None }) if resource == self.resource => {
+                self.leases.remove(&o.node);
+            }
+            _ => {}
+        }
+        let Some(epoch) = (self.elected)(&o.obs) else { return Ok(()) };
+        // Every earlier lease on record is judged (at most one per holder:
+        // each claim replaces the last, and an end removes it).
+        let mut earlier = self.leases.iter().filter(|&(&holder, &(e, _))| holder != o.node && e < epoch).peekable();
+        if earlier.peek().is_some() {
+            self.judged += 1;
+        }
+        let mut valid = earlier.filter(|&(&holder, &(_, until))| LeasesNeverOverlap::valid_now(clocks, holder, until));
+        if let Some((holder, (e, until))) = valid.next() {
+            let reads = match until {
+                LeaseDeadline::Mono(_) => seconds(i128::from(clocks.mono(*holder).0)),
+                LeaseDeadline::Wall(_) => seconds(i128::from(clocks.wall(*holder).0)),
+            };
+            return Err(format!(
+                "{} was elected for epoch {epoch} at {}, while {holder}'s lease for epoch {e} was valid until {until} \
+                 (it reads {reads}): a promise that granted the lease ran out first",
+                o.node, o.time
+            ));
+        }
+        Ok(())
+    }
+    fn vacuous(&self) -> bool {
+        self.judged == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +316,44 @@ mod tests {
         claim(&mut check, 10, 0, 1, 100, &Fixed(vec![(n1, 10)])).unwrap();
         claim(&mut check, 50, 0, 1, 150, &Fixed(vec![(n1, 50)])).unwrap();
         assert!(Invariant::<End>::vacuous(&check));
+    }
+
+    /// Elected for epoch 2, or a lease claim for epoch 1 until 100.
+    #[derive(Clone, Debug, Hash, Serialize)]
+    enum Lead {
+        Elected,
+        Holds,
+    }
+    impl Observation for Lead {
+        fn lease(&self) -> Option<LeaseEvent> {
+            match self {
+                Lead::Holds => Some(LeaseEvent::Holds(LeaseClaim {
+                    resource: "leadership".into(),
+                    holder: None,
+                    epoch: 1,
+                    until: LeaseDeadline::Mono(MonoTime(100)),
+                })),
+                Lead::Elected => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_leader_elected_while_an_earlier_lease_is_valid_is_caught() {
+        let (n1, n2) = (NodeId::server(0), NodeId::server(1));
+        let elected = |o: &Lead| matches!(o, Lead::Elected).then_some(2);
+        let at = |t, node, obs| Observed { time: SimTime(t), event: t, node, obs };
+        let mut check = LeaseEndsBeforeALaterLeader::new("leadership", elected);
+        check.on_observation_at(&at(10, n1, Lead::Holds), &Fixed(vec![(n1, 10)])).unwrap();
+        assert!(Invariant::<Lead>::vacuous(&check));
+        // True time 120, but n1's slow clock reads 95: its lease is valid.
+        let e = check.on_observation_at(&at(120, n2, Lead::Elected), &Fixed(vec![(n1, 95)])).unwrap_err();
+        assert!(e.contains("n2 was elected for epoch 2") && e.contains("n1's lease for epoch 1"), "{e}");
+        assert!(e.contains("(it reads 0.000000095s)"), "{e}");
+        // Had its clock reached 100, the election would be fine.
+        let mut check = LeaseEndsBeforeALaterLeader::new("leadership", elected);
+        check.on_observation_at(&at(10, n1, Lead::Holds), &Fixed(vec![(n1, 10)])).unwrap();
+        assert!(check.on_observation_at(&at(120, n2, Lead::Elected), &Fixed(vec![(n1, 100)])).is_ok());
+        assert!(!Invariant::<Lead>::vacuous(&check), "judged against a lease that had run out");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use harness::check::lease::LeasesNeverOverlap;
+use harness::check::lease::{LeaseEndsBeforeALaterLeader, LeasesNeverOverlap};
 use harness::system::ClientOp;
 use harness::system::Progress;
 use harness::system::Status;
@@ -80,6 +80,7 @@ impl System for Election {
         invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_itself)));
         if variant.has_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
+            invariants.push(Box::new(LeaseEndsBeforeALaterLeader::new(super::LEADERSHIP, elected_term)));
         }
         invariants
     }
@@ -124,4 +125,12 @@ pub fn stable_leader(heartbeat: Duration) -> Progress<ElectionNode> {
                 now.saturating_sub(since) >= hold && view.status(leader) == Status::Up && view.started(leader) <= since
             })
     })
+}
+
+/// The term of a node's election, for the lease checks.
+pub(crate) fn elected_term(o: &RaftObs) -> Option<u64> {
+    match o {
+        RaftObs::BecameLeader { term, .. } => Some(term.0),
+        _ => None,
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use harness::check::counter::{counter_keys, CounterFunctions, CountsEachIncrementOnce};
-use harness::check::lease::LeasesNeverOverlap;
+use harness::check::lease::{LeaseEndsBeforeALaterLeader, LeasesNeverOverlap};
 use harness::check::linearizability::check;
 use harness::check::models::Kv;
 use harness::check::session::{SessionFunctions, SessionGuarantee, MONOTONIC_READS, READ_YOUR_WRITES};
@@ -186,6 +186,8 @@ impl System for Replication {
         }
         if config(variant, settings, std::time::Duration::ZERO).uses_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
+            let elected = |o: &ReplObs| crate::election::system::elected_term(o.raft()?);
+            invariants.push(Box::new(LeaseEndsBeforeALaterLeader::new(crate::election::LEADERSHIP, elected)));
         }
         let functions = SessionFunctions {
             reads: vec!["read".into(), "session-read".into()],
