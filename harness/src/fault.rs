@@ -22,6 +22,9 @@ pub enum Target {
     Minority,
     /// A random majority of the servers.
     Majority,
+    /// Every server at once (a power failure, a host freeze, a cluster-wide
+    /// clock step).
+    All,
 }
 
 /// The shape of a partition. Blocked pairs are directed.
@@ -124,6 +127,7 @@ impl fmt::Display for Target {
             Target::Leader => f.write_str("leader"),
             Target::Minority => f.write_str("minority"),
             Target::Majority => f.write_str("majority"),
+            Target::All => f.write_str("all"),
         }
     }
 }

@@ -53,6 +53,7 @@ pub fn target(servers: u32) -> impl Strategy<Value = Target> {
         Just(Target::Random),
         Just(Target::Leader),
         Just(Target::Minority),
+        Just(Target::All),
     ]
 }
 

@@ -296,6 +296,24 @@ fn a_crashed_node_loses_its_timers_and_receives_nothing_until_restarted() {
 }
 
 #[test]
+fn the_all_target_takes_every_server_down_and_back_at_one_instant() {
+    let mut world = probe_world(config(LinkConfig::default()), |ctx| {
+        ctx.set_timer(ms(20), 1);
+    });
+    world.schedule_for(SimTime::from_duration(ms(10)), Fault::Crash(Target::All), ms(30));
+    world.run_for(ms(35));
+    for n in [N1, N2, N3] {
+        assert_eq!(world.status(n), Status::Crashed, "{n}");
+    }
+    world.run_for(ms(65));
+    for n in [N1, N2, N3] {
+        // Restarted together at 40ms, each armed its timer again: it fired at 60ms.
+        let timers: Vec<u64> = fired(&world, n).iter().map(|f| f.0 .0 / 1_000_000).collect();
+        assert_eq!(timers, vec![60], "{n}");
+    }
+}
+
+#[test]
 fn kill_is_not_undone_by_heal() {
     let mut world = probe_world(config(LinkConfig::default()), |_| {});
     world.apply(Fault::Kill(Target::Node(N3)));

@@ -43,7 +43,11 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for VotesOncePerTerm<F> {
         self.votes.is_empty()
     }
     fn on_observation(&mut self, o: &Observed<O>) -> Result<(), String> {
-        let Some(&RaftObs::Voted { term, candidate }) = (self.raft_of)(&o.obs) else { return Ok(()) };
+        let (term, candidate) = match (self.raft_of)(&o.obs) {
+            Some(&RaftObs::Voted { term, candidate }) => (term, candidate),
+            Some(&RaftObs::BecameCandidate { term }) => (term, o.node),
+            _ => return Ok(()),
+        };
         match self.votes.insert((o.node, term), candidate) {
             Some(earlier) if earlier != candidate => {
                 Err(format!("{} voted for {earlier} and then for {candidate} in term {term}", o.node))
@@ -91,7 +95,9 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for DurableStateNeverGoesBac
         let node = o.node;
         let d = self.nodes.entry(node).or_default();
         match *fact {
-            RaftObs::Voted { term, .. } | RaftObs::BecameLeader { term, .. } => d.term = d.term.max(term),
+            RaftObs::Voted { term, .. } | RaftObs::BecameCandidate { term } | RaftObs::BecameLeader { term, .. } => {
+                d.term = d.term.max(term)
+            }
             RaftObs::Applied { index, .. } => d.applied = d.applied.max(index),
             RaftObs::Started { term, last_index } => {
                 if d.term == Term(0) && d.applied == LogIndex(0) {
@@ -333,6 +339,12 @@ mod tests {
         assert!(check.on_observation(&fact(2, vote(0))).is_ok(), "another voter");
         let e = check.on_observation(&fact(0, vote(2))).unwrap_err();
         assert!(e.contains("n1 voted for n2 and then for n3 in term 3"), "{e}");
+        let mut check = VotesOncePerTerm::new(raft_itself);
+        assert!(check.on_observation(&fact(0, vote(1))).is_ok());
+        let stood = RaftObs::BecameCandidate { term: Term(3) };
+        let e = check.on_observation(&fact(0, stood.clone())).unwrap_err();
+        assert!(e.contains("n1 voted for n2 and then for n1 in term 3"), "a candidate votes for itself: {e}");
+        assert!(check.on_observation(&fact(1, stood)).is_ok(), "n2's vote for itself, after n1's for it");
     }
 
     #[test]

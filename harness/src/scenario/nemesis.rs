@@ -171,10 +171,13 @@ impl Nemesis {
 /// Mostly one node (the leader, or any); sometimes a minority; now and then
 /// a majority at once (a rack losing power), which restarts them together.
 pub(super) fn draw_target(rng: &mut Rng) -> Target {
-    match rng.below(8) {
-        0 | 1 => Target::Leader,
-        2 | 3 => Target::Minority,
-        4 => Target::Majority,
+    match rng.below(16) {
+        0..=3 => Target::Leader,
+        4..=7 => Target::Minority,
+        8 | 9 => Target::Majority,
+        // Rare, but the only way every node restarts (or freezes) at one
+        // instant: what a protocol without randomized timers cannot survive.
+        10 => Target::All,
         _ => Target::Random,
     }
 }

@@ -188,7 +188,7 @@ pub(super) fn parse_target(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Target, Scena
         return Err(cx.err(
             e.kind.span(),
             format!(
-                "a {} fault needs `node` or `target` (random, leader, minority, majority, or a node name)",
+                "a {} fault needs `node` or `target` (random, leader, minority, majority, all, or a node name)",
                 e.kind.get_ref()
             ),
         ));
@@ -198,6 +198,7 @@ pub(super) fn parse_target(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Target, Scena
         "leader" => Target::Leader,
         "minority" => Target::Minority,
         "majority" => Target::Majority,
+        "all" => Target::All,
         _ => Target::Node(cx.node(t)?),
     })
 }
@@ -481,6 +482,7 @@ pub(super) fn parse_trigger(
             "leader" => Target::Leader,
             "minority" => Target::Minority,
             "majority" => Target::Majority,
+            "all" => Target::All,
             _ => {
                 let id = cx.node(t)?;
                 if id.is_client() && action != TriggerAction::Pause {

@@ -62,6 +62,7 @@ pub(super) fn target_keys(t: &Target, e: &mut FaultEntry) {
         Target::Leader => e.target = s("leader".into()),
         Target::Minority => e.target = s("minority".into()),
         Target::Majority => e.target = s("majority".into()),
+        Target::All => e.target = s("all".into()),
     }
 }
 

@@ -41,6 +41,7 @@ impl<N: Node + ?Sized> Core<N> {
             Target::Node(id) => vec![*id],
             Target::Nodes(ids) => ids.clone(),
             Target::Random => self.fault_rng.pick(&self.servers).copied().into_iter().collect(),
+            Target::All => self.servers.clone(),
             Target::Leader => match self.leader {
                 Some(l) => vec![l],
                 None => self.fault_rng.pick(&self.servers).copied().into_iter().collect(),

@@ -122,6 +122,10 @@ pub enum RaftObs {
         /// Where its log, as loaded from disk, ends.
         last_index: LogIndex,
     },
+    /// This node stood for election in `term`, voting for itself (synced).
+    BecameCandidate {
+        term: Term,
+    },
     /// This node granted its vote in `term` (to `candidate`).
     Voted {
         term: Term,
@@ -163,6 +167,7 @@ impl Observation for RaftObs {
             | RaftObs::HoldsLease { .. }
             | RaftObs::Stored { .. }
             | RaftObs::Truncated { .. }
+            | RaftObs::BecameCandidate { .. }
             | RaftObs::Voted { .. }
             | RaftObs::RefusedVote { .. } => None,
         }
@@ -173,6 +178,7 @@ impl Observation for RaftObs {
             RaftObs::BecameLeader { .. } => Some("leader"),
             RaftObs::SteppedDown { .. } => Some("stepped-down"),
             RaftObs::Started { .. } => Some("started"),
+            RaftObs::BecameCandidate { .. } => Some("candidate"),
             RaftObs::Voted { .. } => Some("voted"),
             RaftObs::RefusedVote { .. } => Some("refused-vote"),
             RaftObs::Applied { .. }
@@ -194,6 +200,7 @@ impl Observation for RaftObs {
             | RaftObs::Applied { .. }
             | RaftObs::Stored { .. }
             | RaftObs::Truncated { .. }
+            | RaftObs::BecameCandidate { .. }
             | RaftObs::Voted { .. }
             | RaftObs::RefusedVote { .. } => None,
         }
@@ -491,6 +498,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.votes = BTreeSet::from([ctx.me()]);
         self.persist_state(ctx);
         ctx.disk().sync();
+        ctx.observe(RaftObs::BecameCandidate { term: self.term }.into());
         self.reset_election_timer(ctx);
         if self.votes.len() >= Self::majority(ctx) {
             self.become_leader(ctx);
@@ -824,7 +832,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
 }
 
 /// The events Raft's observations name, for `[[trigger]]`.
-pub const TRIGGER_EVENTS: &[&str] = &["leader", "stepped-down", "started", "voted", "refused-vote"];
+pub const TRIGGER_EVENTS: &[&str] = &["leader", "stepped-down", "started", "candidate", "voted", "refused-vote"];
 
 pub const COMMITTED_NEVER_CHANGE: &str = "committed entries are never lost or changed";
 
