@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use harness::check::{Invariant, Observed};
+use harness::check::{ClockReadings, Invariant, Observed};
+use harness::time::MonoTime;
 use harness::NodeId;
 
 use crate::raft::{chain_after, LogIndex, RaftObs, Term};
 
 pub const VOTES_ONCE_PER_TERM: &str = "a node votes for at most one candidate per term, across restarts";
 pub const DURABLE_STATE_NEVER_GOES_BACK: &str = "durable state never goes backwards across a restart";
+pub const PROMISES_KEPT: &str = "a node votes for no one else while its promise to a leader runs";
 pub const LEADER_APPEND_ONLY: &str = "a leader never overwrites or deletes entries in its log";
 pub const LOG_MATCHING: &str = "two logs with an entry of the same index and term agree up to it";
 pub const LEADER_COMPLETENESS: &str = "a new leader's log holds every entry committed before its term";
@@ -115,6 +117,63 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for DurableStateNeverGoesBac
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// "a node votes for no one else while its promise to a leader runs": a
+/// lease rests on followers' promises not to vote for an election timeout
+/// of their own clocks after hearing the leader, across restarts too (a
+/// promise is not forgotten with memory). Judged at each vote and each
+/// candidacy against the voter's latest promise, on its clock as the world
+/// reads it then: one broken promise is caught at once, before a majority
+/// of them elects a second leader.
+pub struct PromisesKept<F> {
+    /// Each node's latest promise: to whom, in which term, until when.
+    promises: BTreeMap<NodeId, (NodeId, Term, MonoTime)>,
+    judged: u64,
+    raft_of: F,
+}
+
+impl<F> PromisesKept<F> {
+    pub fn new(raft_of: F) -> Self {
+        PromisesKept { promises: BTreeMap::new(), judged: 0, raft_of }
+    }
+}
+
+impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for PromisesKept<F> {
+    fn name(&self) -> &str {
+        PROMISES_KEPT
+    }
+    /// Only a vote for another, after a promise, is a judgement.
+    fn vacuous(&self) -> bool {
+        self.judged == 0
+    }
+    fn on_observation_at(&mut self, o: &Observed<O>, clocks: &dyn ClockReadings) -> Result<(), String> {
+        let node = o.node;
+        let (term, candidate) = match (self.raft_of)(&o.obs) {
+            Some(&RaftObs::Promised { term, leader, until }) => {
+                self.promises.insert(node, (leader, term, until));
+                return Ok(());
+            }
+            Some(&RaftObs::Voted { term, candidate }) => (term, candidate),
+            Some(&RaftObs::BecameCandidate { term }) => (term, node),
+            _ => return Ok(()),
+        };
+        let Some(&(leader, promised_in, until)) = self.promises.get(&node) else { return Ok(()) };
+        if candidate == leader || term <= promised_in {
+            return Ok(());
+        }
+        self.judged += 1;
+        let now = clocks.mono(node);
+        if now < until {
+            return Err(format!(
+                "{node} voted for {candidate} in term {term} while its promise to {leader} (term {promised_in}) ran \
+                 until its monotonic clock reads {}s (it reads {}s)",
+                until.0 as f64 / 1e9,
+                now.0 as f64 / 1e9
+            ));
         }
         Ok(())
     }
@@ -407,5 +466,35 @@ mod tests {
         assert!(check.on_observation(&fact(2, stored(6, 2, 61, 222))).is_ok(), "another term: no claim");
         let e = check.on_observation(&fact(2, stored(6, 3, 60, 333))).unwrap_err();
         assert!(e.contains("n3 and n1 both hold an entry of term 3 at index 6, but their logs differ"), "{e}");
+    }
+
+    /// The clocks read `mono` ns everywhere.
+    struct At(u64);
+    impl ClockReadings for At {
+        fn mono(&self, _: NodeId) -> MonoTime {
+            MonoTime(self.0)
+        }
+        fn wall(&self, _: NodeId) -> harness::time::WallTime {
+            harness::time::WallTime(self.0 as i64)
+        }
+    }
+
+    #[test]
+    fn a_vote_while_a_promise_runs_is_caught_even_after_a_restart() {
+        let mut check = PromisesKept::new(raft_itself);
+        let promise = RaftObs::Promised { term: Term(2), leader: NodeId::server(0), until: MonoTime(1_000) };
+        let vote = |candidate| RaftObs::Voted { term: Term(3), candidate: NodeId::server(candidate) };
+        assert!(check.on_observation_at(&fact(1, promise), &At(100)).is_ok());
+        assert!(check
+            .on_observation_at(&fact(1, RaftObs::Started { term: Term(2), last_index: LogIndex(0) }), &At(200))
+            .is_ok());
+        assert!(check.on_observation_at(&fact(1, vote(0)), &At(300)).is_ok(), "a vote for the leader itself");
+        assert!(Invariant::<RaftObs>::vacuous(&check));
+        let e = check.on_observation_at(&fact(1, vote(2)), &At(999)).unwrap_err();
+        assert!(e.contains("n2 voted for n3 in term 3 while its promise to n1 (term 2) ran until"), "{e}");
+        let e = check.on_observation_at(&fact(1, RaftObs::BecameCandidate { term: Term(3) }), &At(999)).unwrap_err();
+        assert!(e.contains("n2 voted for n2"), "standing for election is a vote: {e}");
+        assert!(check.on_observation_at(&fact(1, vote(2)), &At(1_000)).is_ok(), "the promise ran out");
+        assert!(!Invariant::<RaftObs>::vacuous(&check));
     }
 }

@@ -61,7 +61,7 @@ impl Nemesis {
         (out, triggers)
     }
 
-    /// On half the seeds, one or two triggers on events the system reports,
+    /// On three seeds in four, one to three triggers on events the system reports,
     /// with actions among this seed's enabled kinds: a crash, pause or
     /// isolation within milliseconds of an election or a vote.
     fn draw_triggers(&self, rng: &mut Rng, weights: &[(String, u64)]) -> Vec<Trigger> {
@@ -70,10 +70,10 @@ impl Nemesis {
             .filter(|name| weights.iter().any(|(k, w)| k == *name && *w > 0))
             .filter_map(|name| TriggerAction::parse(name))
             .collect();
-        if self.events.is_empty() || actions.is_empty() || !rng.chance(0.5) {
+        if self.events.is_empty() || actions.is_empty() || !rng.chance(0.75) {
             return Vec::new();
         }
-        (0..rng.between(1, 2))
+        (0..rng.between(1, 3))
             .map(|_| {
                 let on = self.events[rng.below(self.events.len() as u64) as usize].clone();
                 let action = actions[rng.below(actions.len() as u64) as usize];

@@ -14,7 +14,7 @@ use harness::{Invariant, NodeId, SimTime};
 
 use super::{Config, ElectionNode, OneLeaderPerTerm, Variant, ONE_LEASE_HOLDER};
 use crate::raft::RaftObs;
-use crate::raft_checks::{raft_itself, DurableStateNeverGoesBack, VotesOncePerTerm};
+use crate::raft_checks::{raft_itself, DurableStateNeverGoesBack, PromisesKept, VotesOncePerTerm};
 
 /// The scenario's `[config]` for `election`.
 #[derive(Clone, Debug, Deserialize)]
@@ -81,6 +81,7 @@ impl System for Election {
         if variant.has_leases() {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
             invariants.push(Box::new(LeaseEndsBeforeALaterLeader::new(super::LEADERSHIP, elected_term)));
+            invariants.push(Box::new(PromisesKept::new(raft_itself)));
         }
         invariants
     }

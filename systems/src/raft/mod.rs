@@ -131,6 +131,13 @@ pub enum RaftObs {
         term: Term,
         candidate: NodeId,
     },
+    /// With leases: this node heard `leader` of `term` and promises not to
+    /// vote for anyone else until its monotonic clock reads `until`.
+    Promised {
+        term: Term,
+        leader: NodeId,
+        until: harness::time::MonoTime,
+    },
     /// This node refused `candidate` a vote in `term`, bound by a lease
     /// promise to the leader it last heard.
     RefusedVote {
@@ -169,7 +176,8 @@ impl Observation for RaftObs {
             | RaftObs::Truncated { .. }
             | RaftObs::BecameCandidate { .. }
             | RaftObs::Voted { .. }
-            | RaftObs::RefusedVote { .. } => None,
+            | RaftObs::RefusedVote { .. }
+            | RaftObs::Promised { .. } => None,
         }
     }
     /// Elections, votes and restarts: where a fault does the most harm.
@@ -184,6 +192,7 @@ impl Observation for RaftObs {
             RaftObs::Applied { .. }
             | RaftObs::HoldsLease { .. }
             | RaftObs::Stored { .. }
+            | RaftObs::Promised { .. }
             | RaftObs::Truncated { .. } => None,
         }
     }
@@ -202,7 +211,8 @@ impl Observation for RaftObs {
             | RaftObs::Truncated { .. }
             | RaftObs::BecameCandidate { .. }
             | RaftObs::Voted { .. }
-            | RaftObs::RefusedVote { .. } => None,
+            | RaftObs::RefusedVote { .. }
+            | RaftObs::Promised { .. } => None,
         }
     }
 }
@@ -667,6 +677,10 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.role = Role::Follower;
         self.leader = Some(from);
         self.heard_leader_at = Some(ctx.mono_now());
+        if self.config.leases.is_some() {
+            let until = ctx.mono_now().saturating_add(self.config.election_timeout);
+            ctx.observe(RaftObs::Promised { term, leader: from, until }.into());
+        }
         self.reset_election_timer(ctx);
         // The consistency check: the entry before the new ones must match.
         let check_term = !self.config.prev_term_unchecked;

@@ -17,8 +17,8 @@ use harness::{History, Invariant, NodeId, OpType, Value};
 use super::{Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
 use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
 use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
-use crate::raft_checks::VotesOncePerTerm;
 use crate::raft_checks::{DurableStateNeverGoesBack, LeaderAppendOnly, LeaderCompleteness, LogMatching};
+use crate::raft_checks::{PromisesKept, VotesOncePerTerm};
 
 /// How the leader serves `read`s.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -188,6 +188,7 @@ impl System for Replication {
             invariants.push(Box::new(LeasesNeverOverlap::new(ONE_LEASE_HOLDER)));
             let elected = |o: &ReplObs| crate::election::system::elected_term(o.raft()?);
             invariants.push(Box::new(LeaseEndsBeforeALaterLeader::new(crate::election::LEADERSHIP, elected)));
+            invariants.push(Box::new(PromisesKept::new(raft_fact)));
         }
         let functions = SessionFunctions {
             reads: vec!["read".into(), "session-read".into()],
