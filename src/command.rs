@@ -109,6 +109,40 @@ fn default_sweep() -> sweep::SweepArgs {
 /// Parses the command line and runs the command over `systems`.
 pub fn main(systems: &Systems) -> ExitCode {
     restore_sigpipe();
+    quiet_panics();
+    // Nothing observed after a panic is used again: the process ends.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| command(systems))) {
+        Ok(code) => code,
+        Err(payload) => {
+            let message = panic_text(payload.as_ref());
+            if message.starts_with("failed printing to") {
+                // A full disk or a closed terminal: nothing more can be shown there.
+                eprintln!("faultline: cannot write the output: {message}");
+            } else {
+                eprintln!("faultline: internal error (a bug in faultline, please report it): {message}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Panics are caught where they happen: a node's becomes its run's
+/// `crash` outcome, with its message in the report; anything else reaches
+/// [`main`], which says what it was. Rust's default hook would also print
+/// each one raw on stderr, so it is replaced by a silent one.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+fn command(systems: &Systems) -> ExitCode {
     // The world logs every event with its virtual time, one span per node:
     // `RUST_LOG=debug faultline run FILE` shows them. Off (and free) otherwise.
     if std::env::var_os("RUST_LOG").is_some() {

@@ -208,6 +208,13 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliError> {
+    use harness::scenario::limits::{MAX_JOBS, MAX_SEEDS};
+    if let Some(n) = args.seeds.filter(|n| !(1..=MAX_SEEDS).contains(n)) {
+        return Err(CliError::usage(format!("--seeds must be between 1 and {MAX_SEEDS}, not {n}")));
+    }
+    if let Some(n) = args.jobs.filter(|n| !(1..=MAX_JOBS).contains(n)) {
+        return Err(CliError::usage(format!("--jobs must be between 1 and {MAX_JOBS}, not {n}")));
+    }
     let files = discover(&args.paths)?;
     let mut scenarios = Vec::with_capacity(files.len());
     for f in &files {
@@ -235,9 +242,11 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
     let bar = progress_bar(work.len() as u64, args.json);
     let started = Instant::now();
     let options = RunOptions { max_states: args.max_states, ..RunOptions::default() };
-    let results: Vec<(usize, u64, Report)> = pool.install(|| {
+    // Each run folds into its scenario's tally at once: a million seeds
+    // hold a million counters, not a million reports.
+    let tallies: BTreeMap<usize, Tally> = pool.install(|| {
         work.par_iter()
-            .map(|&(k, seed)| {
+            .fold(BTreeMap::new, |mut tallies: BTreeMap<usize, Tally>, &(k, seed)| {
                 let out = if args.determinism {
                     run_seed_twice(systems, &scenarios[k], seed, &options)
                 } else {
@@ -246,9 +255,15 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
                 if let Some(bar) = &bar {
                     bar.inc(1);
                 }
-                (k, seed, out.report)
+                tallies.entry(k).or_default().add(&scenarios[k].expect, seed, out.report);
+                tallies
             })
-            .collect()
+            .reduce(BTreeMap::new, |mut a, b| {
+                for (k, t) in b {
+                    a.entry(k).or_default().merge(t);
+                }
+                a
+            })
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -257,44 +272,43 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
     let mut all_met = true;
     let mut table = Vec::new();
     for (k, scenario) in scenarios.iter().enumerate() {
-        let mine: Vec<&(usize, u64, Report)> = results.iter().filter(|r| r.0 == k).collect();
-        let outcomes: Vec<&Outcome> = mine.iter().map(|r| &r.2.outcome).collect();
-        let met = scenario_meets(&scenario.expect, &outcomes);
+        let tally = tallies.get(&k).cloned().unwrap_or_default();
+        let met = tally.met(&scenario.expect);
         all_met &= met;
-        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for o in &outcomes {
-            *counts.entry(o.class()).or_default() += 1;
-        }
-        let failing: Vec<&&(usize, u64, Report)> = mine.iter().filter(|r| !r.2.outcome.is_pass()).collect();
         let summary = Summary {
             scenario: scenario.path.clone(),
             expect: scenario.expect.to_string(),
-            seeds: mine.len() as u64,
-            failures: failing.len() as u64,
-            first_failing_seed: failing.first().map(|r| r.1),
-            outcomes: counts,
+            seeds: tally.seeds,
+            failures: tally.failures,
+            first_failing_seed: tally.first_failing,
+            outcomes: tally.counts.clone(),
             met_expectation: met,
-            vacuous_on_every_seed: vacuous_on_every_seed(&mine.iter().map(|r| &r.2).collect::<Vec<_>>()),
+            vacuous_on_every_seed: tally.vacuous_on_every_seed(),
         };
         if args.json {
             println!("{}", serde_json::to_string(&summary).expect("serialises"));
         } else {
             // Unexpected results, each with its seed and both reproduction commands.
-            for r in mine.iter().filter(|r| !met && !r.2.outcome.is_pass() && !meets(&scenario.expect, &r.2.outcome)) {
+            for (seed, outcome) in tally.unexpected.iter().filter(|_| !met) {
                 println!(
-                    "UNEXPECTED {} seed {}: {}\n{}",
+                    "UNEXPECTED {} seed {seed}: {outcome}\n{}",
                     scenario.path,
-                    r.1,
-                    r.2.outcome,
-                    reproduce(systems, scenario, r.1)
+                    reproduce(systems, scenario, *seed)
                 );
             }
-            if !met && scenario.expect != Expect::Pass && failing.is_empty() {
+            if !met && tally.unexpected_count > tally.unexpected.len() as u64 {
+                println!(
+                    "UNEXPECTED {}: {} more seeds failed unexpectedly",
+                    scenario.path,
+                    tally.unexpected_count - tally.unexpected.len() as u64
+                );
+            }
+            let failing_is_empty = tally.failures == 0;
+            let mine_len = tally.seeds;
+            if !met && scenario.expect != Expect::Pass && failing_is_empty {
                 println!(
                     "UNEXPECTED {}: no seed of {} showed the expected {}",
-                    scenario.path,
-                    mine.len(),
-                    scenario.expect
+                    scenario.path, mine_len, scenario.expect
                 );
             }
         }
@@ -306,21 +320,93 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
     Ok(all_met)
 }
 
-/// The checks whose verdict was `vacuous` on every seed that judged them
-/// at all (and on at least one).
-fn vacuous_on_every_seed(reports: &[&Report]) -> Vec<String> {
-    let mut seen: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for r in reports {
-        for c in &r.checks {
-            let (vacuous, judged) = seen.entry(c.name.as_str()).or_default();
+/// Unexpected outcomes a sweep prints per scenario (the rest are counted).
+const SHOWN_UNEXPECTED: usize = 20;
+
+/// What a sweep keeps of one scenario's runs.
+#[derive(Clone, Default)]
+struct Tally {
+    seeds: u64,
+    failures: u64,
+    first_failing: Option<u64>,
+    counts: BTreeMap<&'static str, u64>,
+    /// Some seed failed as expected.
+    any_meets: bool,
+    /// The first unexpected outcomes by seed, and how many there were.
+    unexpected: Vec<(u64, Outcome)>,
+    unexpected_count: u64,
+    /// Per check: seeds where it was vacuous, and where it judged.
+    checks: BTreeMap<String, (u64, u64)>,
+}
+
+impl Tally {
+    fn add(&mut self, expect: &Expect, seed: u64, report: Report) {
+        self.seeds += 1;
+        *self.counts.entry(report.outcome.class()).or_default() += 1;
+        for c in &report.checks {
+            let (vacuous, judged) = self.checks.entry(c.name.clone()).or_default();
             match c.verdict {
                 CheckVerdict::Vacuous => *vacuous += 1,
                 CheckVerdict::NotRun => {}
                 _ => *judged += 1,
             }
         }
+        if report.outcome.is_pass() {
+            return;
+        }
+        self.failures += 1;
+        self.first_failing = Some(self.first_failing.map_or(seed, |f| f.min(seed)));
+        if meets(expect, &report.outcome) {
+            self.any_meets = true;
+        } else {
+            self.unexpected_count += 1;
+            self.unexpected.push((seed, report.outcome));
+            self.keep_first_unexpected();
+        }
     }
-    seen.into_iter().filter(|(_, (v, j))| *v > 0 && *j == 0).map(|(name, _)| name.to_owned()).collect()
+
+    fn merge(&mut self, other: Tally) {
+        self.seeds += other.seeds;
+        self.failures += other.failures;
+        self.first_failing = match (self.first_failing, other.first_failing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (class, n) in other.counts {
+            *self.counts.entry(class).or_default() += n;
+        }
+        self.any_meets |= other.any_meets;
+        self.unexpected.extend(other.unexpected);
+        self.unexpected_count += other.unexpected_count;
+        self.keep_first_unexpected();
+        for (name, (v, j)) in other.checks {
+            let e = self.checks.entry(name).or_default();
+            e.0 += v;
+            e.1 += j;
+        }
+    }
+
+    /// Keeps the lowest seeds, whatever order the workers finished in.
+    fn keep_first_unexpected(&mut self) {
+        self.unexpected.sort_by_key(|(seed, _)| *seed);
+        self.unexpected.truncate(SHOWN_UNEXPECTED);
+    }
+
+    /// Whether the scenario's seeds meet its expectation: a pass scenario
+    /// needs every seed to pass; a failure scenario needs at least one seed
+    /// to fail as named and no seed to fail any other way.
+    fn met(&self, expect: &Expect) -> bool {
+        match expect {
+            Expect::Pass => self.failures == 0,
+            _ => self.any_meets && self.unexpected_count == 0,
+        }
+    }
+
+    /// The checks whose verdict was `vacuous` on every seed that judged
+    /// them at all (and on at least one).
+    fn vacuous_on_every_seed(&self) -> Vec<String> {
+        self.checks.iter().filter(|(_, (v, j))| *v > 0 && *j == 0).map(|(name, _)| name.clone()).collect()
+    }
 }
 
 fn progress_bar(len: u64, json: bool) -> Option<indicatif::ProgressBar> {

@@ -67,6 +67,7 @@ mod duration;
 mod file;
 mod kinds;
 mod knobs;
+pub mod limits;
 mod nemesis;
 mod parse;
 mod write;
@@ -78,10 +79,8 @@ pub use knobs::{Knob, KnobRange};
 use parse::*;
 pub use write::{fault_entry, write_explicit};
 
-/// The events one run may take unless its file says otherwise.
-pub const DEFAULT_MAX_EVENTS: u64 = 20_000_000;
-/// The largest event budget a file may give (minutes of work, bounded memory).
-pub const MAX_EVENTS: u64 = 1_000_000_000;
+pub use limits::{DEFAULT_MAX_EVENTS, MAX_EVENTS};
+use limits::{MAX_DURATION, MAX_NODES, MAX_SEEDS};
 
 /// What a scenario expects of every seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,21 +214,34 @@ impl Scenario {
             ));
         }
         let min = catalog.min_nodes(&system);
-        if cx.nodes < min || cx.nodes > 99 {
+        if cx.nodes < min || cx.nodes > MAX_NODES {
             return Err(cx.err(
                 raw.nodes.span(),
-                format!("nodes must be between {min} and 99 for system \"{system}\", not {}", cx.nodes),
+                format!("nodes must be between {min} and {MAX_NODES} for system \"{system}\", not {}", cx.nodes),
             ));
         }
         if cx.clients > 0 && !catalog.has_clients(&system) {
             return Err(cx.err(raw.clients.span(), format!("system \"{system}\" has no clients; leave `clients` out")));
         }
-        if cx.clients > 99 {
-            return Err(cx.err(raw.clients.span(), format!("clients must be at most 99, not {}", cx.clients)));
+        if cx.clients == 0 && catalog.has_clients(&system) {
+            // Its clients drive the test: without one, no run can pass.
+            return Err(
+                cx.err(raw.clients.span(), format!("system \"{system}\" needs clients: set `clients` to at least 1"))
+            );
+        }
+        if cx.clients > MAX_NODES {
+            return Err(cx.err(raw.clients.span(), format!("clients must be at most {MAX_NODES}, not {}", cx.clients)));
         }
         let duration = raw.duration.get_ref().0;
-        if duration.is_zero() {
-            return Err(cx.err(raw.duration.span(), "duration must be positive"));
+        if duration.is_zero() || duration > MAX_DURATION {
+            return Err(cx.err(
+                raw.duration.span(),
+                format!("duration must be positive and at most {}", format_duration(MAX_DURATION)),
+            ));
+        }
+        let liveness = raw.liveness.as_ref().map_or(Duration::from_secs(30), |l| l.get_ref().0);
+        if let Some(l) = raw.liveness.as_ref().filter(|_| liveness > MAX_DURATION) {
+            return Err(cx.err(l.span(), format!("liveness must be at most {}", format_duration(MAX_DURATION))));
         }
         let max_events = match &raw.max_events {
             Some(m) if !(1..=MAX_EVENTS).contains(m.get_ref()) => {
@@ -240,8 +252,8 @@ impl Scenario {
             Some(m) => *m.get_ref(),
             None => DEFAULT_MAX_EVENTS,
         };
-        if *raw.seeds.get_ref() == 0 {
-            return Err(cx.err(raw.seeds.span(), "seeds must be at least 1"));
+        if !(1..=MAX_SEEDS).contains(raw.seeds.get_ref()) {
+            return Err(cx.err(raw.seeds.span(), format!("seeds must be between 1 and {MAX_SEEDS}")));
         }
         let config = raw.config.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
         let knobs = knobs::find_knobs(&cx)?;
@@ -300,7 +312,7 @@ impl Scenario {
         }
         let nemesis = match &raw.nemesis {
             None => None,
-            Some(n) => Some(parse_nemesis(&cx, n.get_ref(), drift_ppm, network.clone(), &events)?),
+            Some(n) => Some(parse_nemesis(&cx, n.get_ref(), drift_ppm, network.clone(), &events, duration)?),
         };
         let (ops, keys, scripts) = parse_workload(&cx, &raw.workload, &|op| catalog.validate_op(&system, op))?;
         Ok(Scenario {
@@ -311,7 +323,7 @@ impl Scenario {
             nodes: cx.nodes,
             clients: cx.clients,
             duration,
-            liveness: raw.liveness.as_ref().map_or(Duration::from_secs(30), |l| l.get_ref().0),
+            liveness,
             seeds: *raw.seeds.get_ref(),
             max_events,
             seed: raw.seed,
@@ -401,6 +413,9 @@ mod tests {
         }
         fn trigger_events(&self, _: &str) -> Vec<&'static str> {
             vec!["leader"]
+        }
+        fn has_clients(&self, _: &str) -> bool {
+            false
         }
     }
 

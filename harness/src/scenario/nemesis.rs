@@ -41,7 +41,9 @@ impl Nemesis {
         let end = nanos(run);
         let mut out = Vec::new();
         let mut t = rng.between(gap / 2, gap + gap / 2);
-        while t < end {
+        // Parsing bounds the count (`limits::MAX_PLANNED_FAULTS`); the
+        // cap keeps a plan built in code bounded too.
+        while t < end && out.len() < 2 * super::limits::MAX_PLANNED_FAULTS as usize {
             let mut pick = rng.below(total);
             let kind = weights.iter().find(|(_, w)| {
                 if pick < *w {

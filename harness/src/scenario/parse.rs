@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::limits::{MAX_KEYS, MAX_OPS, MAX_PLANNED_FAULTS};
 use super::*;
 use crate::fault::{Shape, Target};
 use crate::history::Value;
@@ -272,9 +273,22 @@ pub(super) fn parse_shape(cx: &Ctx<'_>, e: &FaultEntry) -> Result<Shape, Scenari
         if e.shape.is_some() {
             return Err(cx.err(groups.span(), "give either `shape` or `groups`, not both"));
         }
-        let mut out = Vec::new();
+        let mut out: Vec<Vec<NodeId>> = Vec::new();
         for g in groups.get_ref() {
-            out.push(g.iter().map(|n| cx.node_named(n, groups.span())).collect::<Result<Vec<_>, _>>()?);
+            if g.is_empty() {
+                return Err(cx.err(groups.span(), "each of `groups` needs at least one node"));
+            }
+            let mut group = Vec::with_capacity(g.len());
+            for n in g {
+                let id = cx.node_named(n, groups.span())?;
+                if group.contains(&id) || out.iter().any(|o| o.contains(&id)) {
+                    return Err(
+                        cx.err(groups.span(), format!("{id} is in `groups` twice; each node may be in one group"))
+                    );
+                }
+                group.push(id);
+            }
+            out.push(group);
         }
         if out.len() < 2 {
             return Err(cx.err(groups.span(), "`groups` needs at least two groups"));
@@ -316,6 +330,7 @@ pub(super) fn parse_nemesis(
     drift_ppm: f64,
     network: LinkConfig,
     events: &[&str],
+    duration: Duration,
 ) -> Result<Nemesis, ScenarioError> {
     let nemesis_kinds = nemesis_kinds();
     if n.kinds.get_ref().is_empty() {
@@ -332,6 +347,21 @@ pub(super) fn parse_nemesis(
     if n.every.get_ref().0 < Duration::from_millis(1) {
         return Err(cx.err(n.every.span(), "every must be at least 1ms"));
     }
+    // The busiest draw puts a fault every quarter of `every` on average.
+    let busiest = (n.every.get_ref().0 / 4).as_nanos().max(1);
+    if duration.as_nanos() / busiest > u128::from(MAX_PLANNED_FAULTS) {
+        let least =
+            format_duration(Duration::from_nanos((duration.as_nanos() * 4 / u128::from(MAX_PLANNED_FAULTS)) as u64));
+        return Err(cx.err(
+            n.every.span(),
+            format!(
+                "every {} over a duration of {} plans more than {MAX_PLANNED_FAULTS} faults; \
+                 make every at least {least} or the duration shorter",
+                format_duration(n.every.get_ref().0),
+                format_duration(duration)
+            ),
+        ));
+    }
     let max_drift_ppm = if drift_ppm > 0.0 { drift_ppm } else { 200.0 };
     let events = events.iter().map(|e| (*e).to_owned()).collect();
     Ok(Nemesis { kinds: n.kinds.get_ref().clone(), every: n.every.get_ref().0, max_drift_ppm, network, events })
@@ -345,14 +375,17 @@ pub(super) fn parse_workload(
     validate: &dyn Fn(&ClientOp) -> Result<(), String>,
 ) -> Result<Workload, ScenarioError> {
     let keys = match &w.keys {
-        Some(k) if *k.get_ref() == 0 || *k.get_ref() > 1000 => {
-            return Err(cx.err(k.span(), format!("keys must be between 1 and 1000, not {}", k.get_ref())))
+        Some(k) if *k.get_ref() == 0 || *k.get_ref() > MAX_KEYS => {
+            return Err(cx.err(k.span(), format!("keys must be between 1 and {MAX_KEYS}, not {}", k.get_ref())))
         }
         Some(k) => *k.get_ref(),
         None => 1,
     };
     if w.client.is_empty() {
         let ops = w.ops.as_ref().map_or(0, |o| *o.get_ref());
+        if let Some(o) = w.ops.as_ref().filter(|_| ops > MAX_OPS) {
+            return Err(cx.err(o.span(), format!("ops must be at most {MAX_OPS}, not {ops}")));
+        }
         if ops > 0 && cx.clients == 0 {
             let span = w.ops.as_ref().map_or(0..0, |o| o.span());
             return Err(cx.err(span, "workload ops need clients: set `clients` to at least 1"));
@@ -363,8 +396,18 @@ pub(super) fn parse_workload(
         return Err(cx.err(o.span(), "give either `ops` (generated) or [[workload.client]] scripts, not both"));
     }
     let mut scripts = vec![Vec::new(); cx.clients as usize];
+    let mut named = Vec::new();
+    let mut total = 0usize;
     for script in &w.client {
         let id = cx.node_named(&script.get_ref().name, script.span())?;
+        if named.contains(&id) {
+            return Err(cx.err(script.span(), format!("a second script for {id}; give each client one")));
+        }
+        named.push(id);
+        total += script.get_ref().ops.len();
+        if total > MAX_OPS as usize {
+            return Err(cx.err(script.span(), format!("the scripts hold more than {MAX_OPS} ops")));
+        }
         if !id.is_client() {
             return Err(cx.err(
                 script.span(),
