@@ -15,9 +15,13 @@
 //! backward jump after the last claim can bring a lease back with no claim
 //! to see it, so for wall-clock leases the check is sound (it never flags
 //! a lease that was not valid) but not complete. Holders report when their
-//! lease ends (stepping down, and every restart, since a lease lives in
-//! memory), which also keeps a dead holder's wall-clock lease from coming
-//! back to life in the check.
+//! lease ends: stepping down, and every restart (a lease lives in memory).
+//! A crashed holder reports nothing until it restarts, and a killed one
+//! never does: its last claim stays on record. For a monotonic deadline
+//! that is sound (the promises behind it still bind the voters); a
+//! wall-clock deadline of a holder that is down can be revived by a clock
+//! fault on it, and is then flagged though no live node holds it, which
+//! only a wall-clock lease (a planted bug) can suffer.
 //!
 //! The same check serves leader leases (resource "leadership", epoch the
 //! term) and lock leases (resource the lock, epoch the fencing token).

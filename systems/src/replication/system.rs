@@ -31,6 +31,9 @@ pub enum LeaderReads {
     Lease,
 }
 
+/// The largest amount one `incr` may add or take away.
+const MAX_INCREMENT: u64 = 1_000_000_000;
+
 /// What the generated workload does.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -152,6 +155,11 @@ impl System for Replication {
 
     fn validate_op(&self, op: &ClientOp) -> Result<(), String> {
         match (op.f.as_str(), &op.value, &op.key) {
+            // A counter stays far from overflow: MAX_OPS increments of at
+            // most this much each (the store wraps; the counter check does not).
+            ("incr", Value::Int(by), _) if by.unsigned_abs() > MAX_INCREMENT => {
+                Err(format!("incr adds at most {MAX_INCREMENT} either way, not {by}"))
+            }
             ("append" | "incr", Value::Int(_), Some(_)) => Ok(()),
             ("append" | "incr", Value::Int(_), None) => {
                 Err(format!("`{}` needs a key, like [\"{}\", \"l0\", 1]", op.f, op.f))
