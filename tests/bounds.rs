@@ -31,7 +31,7 @@ const HEAD: &str = "title = \"t\"\nsystem = \"register\"\nclients = 1\n";
 #[test]
 fn plans_too_large_to_build_are_refused_where_they_are_written() {
     let ops = format!("{HEAD}duration = \"1s\"\n[workload]\nops = 1000000000\n");
-    refused(&with_file("ops.toml", &ops, &["run"]), "ops.toml:6:7:", "ops must be at most 1000000");
+    refused(&with_file("ops.toml", &ops, &["run"]), "ops.toml:6:7:", "ops must be at most 500000");
     let long = format!("{HEAD}duration = \"100000h\"\n");
     refused(&with_file("long.toml", &long, &["run"]), "long.toml:4:12:", "at most 10000h");
     let busy = format!("{HEAD}duration = \"9000h\"\n[nemesis]\nkinds = [\"crash\"]\nevery = \"1ms\"\n");
@@ -85,4 +85,14 @@ fn a_full_output_device_is_an_error_message_not_a_panic() {
         .output()
         .expect("faultline runs");
     refused(&o, "cannot write the output", "No space left on device");
+}
+
+#[test]
+fn a_message_storm_ends_at_the_pending_event_limit() {
+    // A heartbeat of a nanosecond sends faster than messages arrive.
+    let text = "title = \"t\"\nsystem = \"election\"\nvariant = \"lease\"\nnodes = 5\nduration = \"10s\"\n\
+                [config]\nheartbeat = \"1ns\"\n";
+    let o = with_file("storm.toml", text, &["run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("liveness: the limit of 1000000 pending events"), "{}", stdout(&o));
 }

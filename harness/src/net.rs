@@ -119,10 +119,12 @@ impl LinkConfig {
 /// looks it up on every send, so it is kept small.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Link {
-    /// Index into the world's distinct link configurations.
-    pub config: u16,
-    /// How many active partitions block this link (partitions may overlap).
-    pub blocked: u16,
+    /// Index into the world's distinct link configurations (a nemesis may
+    /// draw more than 65,536 of them).
+    pub config: u32,
+    /// How many active partitions block this link (partitions may overlap,
+    /// more than 65,536 of them).
+    pub blocked: u32,
     /// Bumped whenever the link is cut: in-flight messages carry the epoch
     /// they were sent in and are dropped if it changed.
     pub epoch: u32,

@@ -346,14 +346,16 @@ fn linearizability_verdict(report: Option<&LinearizabilityReport>) -> CheckVerdi
 }
 
 /// The usual progress condition for client-driven systems: some client
-/// operation completes `ok` after the heal.
+/// operation completes `ok` after the heal. It is asked after every event,
+/// so it reads only the history recorded since it last looked.
 pub fn ok_after_heal<N: Node>() -> Progress<N> {
-    Box::new(|view, healed| {
-        view.history()
-            .ops
+    let mut seen = 0;
+    Box::new(move |view, healed| {
+        let ops = &view.history().ops;
+        let done = ops[seen.min(ops.len())..]
             .iter()
-            .rev()
-            .take_while(|op| op.time.is_some_and(|t| t >= healed.0))
-            .any(|op| op.kind == crate::history::OpType::Ok)
+            .any(|op| op.kind == crate::history::OpType::Ok && op.time.is_some_and(|t| t >= healed.0));
+        seen = ops.len();
+        done
     })
 }

@@ -8,6 +8,22 @@ impl<N: Node> World<N> {
             self.core.stop = Some(Stop::Bound(format!("the event limit of {} was reached", self.core.max_events)));
             return false;
         }
+        // A message storm (a heartbeat of a nanosecond, a latency of hours)
+        // piles up events faster than time moves on: bound what is pending.
+        if self.core.queue.len() >= MAX_PENDING {
+            self.core.stop = Some(Stop::Bound(format!(
+                "the limit of {MAX_PENDING} pending events (messages in flight, timers) was reached"
+            )));
+            return false;
+        }
+        // What a run keeps for its checkers grows with it: bound it, so a
+        // run's memory stays bounded whatever its event limit.
+        if self.core.history.ops.len() + self.core.observations.len() >= MAX_RECORDS {
+            self.core.stop = Some(Stop::Bound(format!(
+                "the record limit of {MAX_RECORDS} history events and observations was reached"
+            )));
+            return false;
+        }
         if next_time > self.core.max_time {
             self.core.stop =
                 Some(Stop::Bound(format!("the virtual-time limit of {} was reached", SimTime(self.core.max_time))));

@@ -108,6 +108,13 @@ pub enum Status {
     Killed,
 }
 
+/// The most history events and observations one run keeps (each some
+/// 100-200 bytes): a run that reaches it stops as a liveness failure.
+pub const MAX_RECORDS: usize = 2_000_000;
+
+/// The most events (messages in flight, timers, faults) pending at once.
+pub const MAX_PENDING: usize = 1_000_000;
+
 /// Why the event loop stopped before its deadline.
 #[derive(Clone, Debug)]
 enum Stop {

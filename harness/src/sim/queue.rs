@@ -86,12 +86,13 @@ impl<N: Node + ?Sized> Core<N> {
         }
     }
 
-    pub(super) fn config_index(&mut self, config: LinkConfig) -> u16 {
+    pub(super) fn config_index(&mut self, config: LinkConfig) -> u32 {
         if let Some(i) = self.link_configs.iter().position(|c| *c == config) {
-            return i as u16;
+            return i as u32;
         }
         self.link_configs.push(config);
-        u16::try_from(self.link_configs.len() - 1).expect("too many distinct link configurations")
+        // At most one per fault, and faults are bounded (`limits`).
+        u32::try_from(self.link_configs.len() - 1).expect("fewer than 2^32 link configurations")
     }
 
     /// Replaces the configuration of every link (per-link overrides included).

@@ -261,14 +261,18 @@ fn counter_functions() -> CounterFunctions {
 }
 
 /// Progress: after the heal, a write completes and a read completes.
+/// Asked after every event: it reads only the history recorded since it
+/// last looked.
 fn write_and_read_after_heal() -> Progress<ReplicaNode> {
-    Box::new(|view, healed| {
-        let since = view.history().ops.iter().rev().take_while(|op| op.time.is_some_and(|t| t >= healed.0));
-        let (mut wrote, mut read) = (false, false);
-        for op in since.filter(|op| op.kind == OpType::Ok) {
+    let (mut seen, mut wrote, mut read) = (0, false, false);
+    Box::new(move |view, healed| {
+        let ops = &view.history().ops;
+        let new = ops[seen.min(ops.len())..].iter().filter(|op| op.time.is_some_and(|t| t >= healed.0));
+        for op in new.filter(|op| op.kind == OpType::Ok) {
             wrote |= op.f == "write";
             read |= op.f == "read";
         }
+        seen = ops.len();
         wrote && read
     })
 }
