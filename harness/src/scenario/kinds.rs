@@ -139,7 +139,12 @@ pub const FAULT_TABLE: &[FaultKind] = &[
                 duplicate: e.duplicate.clone(),
                 ordering: None,
             };
-            Ok(Fault::Network(parse_network(cx, &section)?))
+            if section.latency.is_none() && section.loss.is_none() && section.duplicate.is_none() {
+                return Err(cx.err(e.kind.span(), "a network fault needs `latency`, `loss` or `duplicate`"));
+            }
+            // Only the keys it names change; the links keep the rest,
+            // ordering included (a system may rely on FIFO links).
+            Ok(Fault::Network(overlay_network(cx, cx.network.clone(), &section)?))
         },
     },
 ];

@@ -196,7 +196,13 @@ impl Scenario {
             let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             ScenarioError { file: file.to_owned(), line, column, message: e.message().trim().to_owned() }
         })?;
-        let cx = Ctx { file, text, nodes: *raw.nodes.get_ref(), clients: *raw.clients.get_ref() };
+        let mut cx = Ctx {
+            file,
+            text,
+            nodes: *raw.nodes.get_ref(),
+            clients: *raw.clients.get_ref(),
+            network: LinkConfig::default(),
+        };
         let systems = catalog.systems();
         let system = raw.system.get_ref().clone();
         if !systems.contains(&system.as_str()) {
@@ -283,6 +289,7 @@ impl Scenario {
         let knobs: Vec<Knob> = knobs.into_iter().map(|(k, _)| k).collect();
         let expect = parse_expect(&cx, raw.expect.as_ref(), &checks)?;
         let network = parse_network(&cx, &raw.network)?;
+        cx.network = network.clone();
         let drift_ppm = match &raw.clocks.drift_ppm {
             Some(d) if !(0.0..=crate::clock::MAX_DRIFT_PPM).contains(d.get_ref()) => {
                 return Err(cx.err(
@@ -298,13 +305,6 @@ impl Scenario {
             faults.push(parse_fault(&cx, entry, duration)?);
         }
         faults.sort_by_key(|f| f.at);
-        // A network fault changes latency, loss and duplication; the links
-        // keep the scenario's ordering (a system may rely on FIFO links).
-        for f in &mut faults {
-            if let Fault::Network(config) = &mut f.fault {
-                config.ordering = network.ordering;
-            }
-        }
         let events = catalog.trigger_events(&system);
         let mut triggers = Vec::with_capacity(raw.trigger.len());
         for entry in &raw.trigger {
@@ -417,6 +417,22 @@ mod tests {
         fn has_clients(&self, _: &str) -> bool {
             false
         }
+    }
+
+    #[test]
+    fn a_network_fault_changes_only_the_keys_it_names() {
+        let text = "title = \"t\"\nsystem = \"s\"\nnodes = 3\nduration = \"10s\"\n\
+                    [network]\nlatency = { dist = \"constant\", value = \"5ms\" }\nduplicate = 0.02\nordering = \"fifo\"\n\
+                    [[fault]]\nat = \"1s\"\nkind = \"network\"\nloss = 0.1\nfor = \"1s\"\n";
+        let s = Scenario::parse("t.toml", text, &OneSystem).expect("parses");
+        let Fault::Network(config) = &s.faults[0].fault else { panic!("a network fault: {:?}", s.faults) };
+        assert_eq!(config.loss, 0.1);
+        assert_eq!(config.latency, crate::net::Latency::Constant(Duration::from_millis(5)), "kept");
+        assert_eq!(config.duplicate, 0.02, "kept");
+        assert_eq!(config.ordering, crate::net::Ordering::Fifo, "kept");
+        let extra = text.replace("loss = 0.1", "latency = { dist = \"constant\", value = \"1ms\", max = \"2ms\" }");
+        let e = Scenario::parse("t.toml", &extra, &OneSystem).unwrap_err();
+        assert!(e.message.contains("latency dist \"constant\" does not use `max`; it takes value"), "{e:?}");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub(super) struct Ctx<'a> {
     pub(super) text: &'a str,
     pub(super) nodes: u32,
     pub(super) clients: u32,
+    /// The scenario's `[network]`: a network fault changes only the keys it names.
+    pub(super) network: LinkConfig,
 }
 
 impl Ctx<'_> {
@@ -115,6 +117,27 @@ pub(super) fn parse_latency(cx: &Ctx<'_>, spec: &Spanned<LatencySpec>) -> Result
     let need = |d: Option<Dur>, key: &str| {
         d.map(|d| d.0).ok_or_else(|| cx.err(spec.span(), format!("latency dist \"{}\" needs `{key}`", l.dist)))
     };
+    // A key the chosen dist does not read would be silently ignored.
+    let keys = [
+        ("value", l.value.is_some()),
+        ("min", l.min.is_some()),
+        ("max", l.max.is_some()),
+        ("mean", l.mean.is_some()),
+        ("alpha", l.alpha.is_some()),
+    ];
+    let reads: &[&str] = match l.dist.as_str() {
+        "constant" => &["value"],
+        "uniform" => &["min", "max"],
+        "exponential" => &["mean", "max"],
+        "heavy-tail" => &["min", "alpha", "max"],
+        _ => &["value", "min", "max", "mean", "alpha"],
+    };
+    if let Some((key, _)) = keys.iter().find(|(k, given)| *given && !reads.contains(k)) {
+        return Err(cx.err(
+            spec.span(),
+            format!("latency dist \"{}\" does not use `{key}`; it takes {}", l.dist, reads.join(", ")),
+        ));
+    }
     let latency = match l.dist.as_str() {
         "constant" => Latency::Constant(need(l.value, "value")?),
         "uniform" => Latency::Uniform { min: need(l.min, "min")?, max: need(l.max, "max")? },
@@ -136,13 +159,24 @@ pub(super) fn parse_latency(cx: &Ctx<'_>, spec: &Spanned<LatencySpec>) -> Result
 }
 
 pub(super) fn parse_network(cx: &Ctx<'_>, n: &NetworkSection) -> Result<LinkConfig, ScenarioError> {
-    let mut config = LinkConfig::default();
+    overlay_network(cx, LinkConfig::default(), n)
+}
+
+/// `base` with the keys `n` names replaced.
+pub(super) fn overlay_network(cx: &Ctx<'_>, base: LinkConfig, n: &NetworkSection) -> Result<LinkConfig, ScenarioError> {
+    let mut config = base;
     if let Some(l) = &n.latency {
         config.latency = parse_latency(cx, l)?;
     }
-    config.loss = probability(cx, &n.loss, "loss")?;
-    config.duplicate = probability(cx, &n.duplicate, "duplicate")?;
-    config.ordering = n.ordering.unwrap_or_default();
+    if n.loss.is_some() {
+        config.loss = probability(cx, &n.loss, "loss")?;
+    }
+    if n.duplicate.is_some() {
+        config.duplicate = probability(cx, &n.duplicate, "duplicate")?;
+    }
+    if let Some(ordering) = n.ordering {
+        config.ordering = ordering;
+    }
     Ok(config)
 }
 
