@@ -27,9 +27,10 @@ pub fn load(systems: &Systems, path: &Path) -> Result<Scenario, CliError> {
 /// Every `.toml` under the given paths (files as given, folders recursively), sorted.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out).map_err(|e| CliError::input(format!("{}: {e}", p.display())))?;
+            walk(p, &mut out, &mut seen).map_err(|e| CliError::input(format!("{}: {e}", p.display())))?;
         } else if p.exists() {
             out.push(p.clone());
         } else {
@@ -37,15 +38,23 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
         }
     }
     out.sort();
-    out.dedup();
+    // One run per file, however many paths (symbolic links) lead to it.
+    let mut files = std::collections::BTreeSet::new();
+    out.retain(|p| files.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+/// Scenario files under `dir`, entering each folder once: a symbolic link
+/// back up the tree would otherwise lead round it until the path is too long.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut std::collections::BTreeSet<PathBuf>) -> std::io::Result<()> {
+    if !seen.insert(std::fs::canonicalize(dir)?) {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, seen)?;
         } else if path.extension().is_some_and(|e| e == "toml") {
             out.push(path);
         }
@@ -84,10 +93,15 @@ pub fn run_seed_twice(systems: &Systems, scenario: &Scenario, seed: u64, options
 pub fn reproduce(systems: &Systems, scenario: &Scenario, seed: u64) -> String {
     format!(
         "  reproduce: FAULTLINE_SEED={seed} cargo test --test scenarios -- {}\n         or: {} run {} --seed {seed}",
-        test_name(&scenario.path),
+        quoted(&test_name(&scenario.path)),
         systems.command(),
-        scenario.path
+        quoted(&scenario.path)
     )
+}
+
+/// `word` as a POSIX shell reads it back: as is when it is plain, else quoted.
+fn quoted(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| format!("{word:?}"), |q| q.into_owned())
 }
 
 /// A scenario's test name: its path under `scenarios/` without `.toml`.

@@ -96,3 +96,29 @@ fn a_message_storm_ends_at_the_pending_event_limit() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stdout(&o).contains("liveness: the limit of 1000000 pending events"), "{}", stdout(&o));
 }
+
+#[test]
+fn messages_quote_paths_for_a_shell_and_never_echo_a_huge_value() {
+    let huge = format!("title = \"t\"\nsystem = \"{}\"\nduration = \"1s\"\n", "x".repeat(100_000));
+    let o = with_file("huge.toml", &huge, &["run"]);
+    refused(&o, "huge.toml:2:10:", "unknown system");
+    assert!(stderr(&o).len() < 1_000, "{} bytes", stderr(&o).len());
+    // A failing run's reproduction command reads back in a shell.
+    let lossy = "title = \"t\"\nsystem = \"register\"\nclients = 1\nduration = \"2s\"\nliveness = \"1s\"\n\
+                 [network]\nloss = 1.0\n[workload]\nops = 3\n";
+    let o = with_file("it's lossy.toml", lossy, &["run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("lossy.toml\" --seed 0"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_history_file_may_start_with_a_byte_order_mark() {
+    let dir = std::env::temp_dir().join(format!("faultline-bounds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bom.jsonl");
+    let text = "\u{feff}{\"process\": 0, \"type\": \"invoke\", \"f\": \"write\", \"key\": \"k\", \"value\": 1}\n\
+                {\"process\": 0, \"type\": \"ok\", \"f\": \"write\", \"key\": \"k\", \"value\": 1}\n";
+    std::fs::write(&path, text).expect("write history");
+    let o = faultline(&["check", path.to_str().expect("utf-8"), "--model", "kv"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}

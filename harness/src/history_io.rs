@@ -36,6 +36,7 @@ impl Format {
 
     /// Guesses the format from the first non-blank line, then the file name.
     pub fn infer(file_name: &str, text: &str) -> Format {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
         if first.starts_with("{:") {
             Format::PorcupineKv
@@ -93,6 +94,8 @@ impl ParsedHistory {
 }
 
 pub fn read(format: Format, text: &str) -> Result<ParsedHistory, ReadError> {
+    // A byte-order mark some editors write is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let parsed = match format {
         Format::Jsonl => read_jsonl(text)?,
         Format::PorcupineEtcd => read_porcupine_etcd(text)?,
@@ -103,7 +106,20 @@ pub fn read(format: Format, text: &str) -> Result<ParsedHistory, ReadError> {
 }
 
 fn err(line: usize, column: Option<usize>, message: impl Into<String>) -> ReadError {
-    ReadError { line, column, message: message.into() }
+    ReadError { line, column, message: shorten(message.into()) }
+}
+
+/// The longest error message shown: one that quotes an input value must
+/// not echo all of a 100 KB value back.
+const LONGEST_MESSAGE: usize = 500;
+
+/// `message`, cut to [`LONGEST_MESSAGE`] characters with a mark where it was cut.
+pub fn shorten(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(LONGEST_MESSAGE) {
+        message.truncate(cut);
+        message.push_str("... (cut)");
+    }
+    message
 }
 
 /// Completions must follow an invocation of the same function by the same process.

@@ -194,7 +194,12 @@ impl Scenario {
     pub fn parse(file: &str, text: &str, catalog: &dyn Catalog) -> Result<Scenario, ScenarioError> {
         let raw: ScenarioFile = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            ScenarioError { file: file.to_owned(), line, column, message: e.message().trim().to_owned() }
+            ScenarioError {
+                file: file.to_owned(),
+                line,
+                column,
+                message: crate::history_io::shorten(e.message().trim().to_owned()),
+            }
         })?;
         let mut cx = Ctx {
             file,

@@ -23,7 +23,7 @@ pub(super) struct Ctx<'a> {
 impl Ctx<'_> {
     pub(super) fn err(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> ScenarioError {
         let (line, column) = line_col(self.text, span.start);
-        ScenarioError { file: self.file.to_owned(), line, column, message: message.into() }
+        ScenarioError { file: self.file.to_owned(), line, column, message: crate::history_io::shorten(message.into()) }
     }
 
     pub(super) fn node(&self, name: &Spanned<String>) -> Result<NodeId, ScenarioError> {
