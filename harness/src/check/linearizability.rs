@@ -562,6 +562,10 @@ struct Search<'a, M: Model> {
     /// (op index, state before it, whether it was a forced move)
     stack: Vec<(usize, M::State, bool)>,
     deepest: Vec<usize>,
+    /// How long a prefix `deepest` and the stack share: a new deepest
+    /// path copies only what lies past it, so a sequential history of n
+    /// ops costs O(n) here, not O(n^2).
+    common: usize,
     survivors: Vec<M::State>,
 }
 
@@ -593,6 +597,7 @@ impl<'a, M: Model> Search<'a, M> {
             pending_returns: ops.iter().filter(|o| o.ret.is_some()).count(),
             stack: Vec::new(),
             deepest: Vec::new(),
+            common: 0,
         }
     }
 
@@ -621,7 +626,7 @@ impl<'a, M: Model> Search<'a, M> {
             self.entries.remove(call + 1);
             self.pending_returns -= 1;
         }
-        note_depth(&self.stack, &self.state, &mut self.deepest, &mut self.survivors);
+        self.note_depth();
         true
     }
 
@@ -647,6 +652,7 @@ impl<'a, M: Model> Search<'a, M> {
     fn backtrack(&mut self) -> Option<u32> {
         loop {
             let (i, before, forced) = self.stack.pop()?;
+            self.common = self.common.min(self.stack.len());
             let call = 2 * i as u32 + 1;
             if self.ops[i].ret.is_some() {
                 self.entries.restore(call + 1);
@@ -662,6 +668,21 @@ impl<'a, M: Model> Search<'a, M> {
             if !forced {
                 return Some(self.entries.next[call as usize]);
             }
+        }
+    }
+
+    /// Keeps the first deepest prefix and up to 10 distinct states seen at that depth.
+    fn note_depth(&mut self) {
+        let depth = self.stack.len();
+        if depth > self.deepest.len() {
+            debug_assert!(self.common <= self.deepest.len() && self.common <= depth);
+            self.deepest.truncate(self.common);
+            self.deepest.extend(self.stack[self.common..].iter().map(|(i, _, _)| *i));
+            self.common = depth;
+            self.survivors.clear();
+            self.survivors.push(self.state.clone());
+        } else if depth == self.deepest.len() && self.survivors.len() < 10 && !self.survivors.contains(&self.state) {
+            self.survivors.push(self.state.clone());
         }
     }
 
@@ -696,19 +717,6 @@ fn dooms_pending<M: Model>(
         e = entries.next[e as usize];
     }
     false
-}
-
-/// Keeps the first deepest prefix and up to 10 distinct states seen at that depth.
-#[inline]
-fn note_depth<S: Clone + Eq>(stack: &[(usize, S, bool)], state: &S, deepest: &mut Vec<usize>, survivors: &mut Vec<S>) {
-    if stack.len() > deepest.len() {
-        deepest.clear();
-        deepest.extend(stack.iter().map(|(i, _, _)| *i));
-        survivors.clear();
-        survivors.push(state.clone());
-    } else if stack.len() == deepest.len() && survivors.len() < 10 && !survivors.contains(state) {
-        survivors.push(state.clone());
-    }
 }
 
 /// Rebuilds, from the deepest prefix, what a person needs to see.
