@@ -122,3 +122,38 @@ fn a_history_file_may_start_with_a_byte_order_mark() {
     let o = faultline(&["check", path.to_str().expect("utf-8"), "--model", "kv"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 }
+
+/// A history of `ops` sequential operations of one process, as JSON lines.
+fn sequential_history(ops: u32, op: impl Fn(u32) -> (&'static str, String, String)) -> String {
+    let mut text = String::new();
+    for i in 0..ops {
+        let (f, input, output) = op(i);
+        text +=
+            &format!("{{\"process\": 0, \"type\": \"invoke\", \"f\": \"{f}\", \"key\": \"k\", \"value\": {input}}}\n");
+        text += &format!("{{\"process\": 0, \"type\": \"ok\", \"f\": \"{f}\", \"key\": \"k\", \"value\": {output}}}\n");
+    }
+    text
+}
+
+#[test]
+fn long_sequential_histories_are_checked_in_linear_time_and_memory() {
+    let dir = std::env::temp_dir().join(format!("faultline-bounds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // 100,000 writes and reads of one register; 20,000 list appends (each
+    // state a list as long as its depth: copies would take gigabytes).
+    let register = sequential_history(100_000, |i| {
+        if i % 2 == 0 {
+            ("write", i.to_string(), i.to_string())
+        } else {
+            ("read", "null".into(), (i - 1).to_string())
+        }
+    });
+    let appends = sequential_history(20_000, |i| ("append", i.to_string(), "null".into()));
+    for (name, text, model) in [("register.jsonl", register, "register"), ("appends.jsonl", appends, "kv")] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write history");
+        let o = faultline(&["check", path.to_str().expect("utf-8"), "--model", model]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("verdict: linearizable"), "{name}: {}", stdout(&o));
+    }
+}

@@ -79,7 +79,93 @@ pub enum Cell {
     Absent,
     Int(i64),
     Str(Rc<str>),
+    /// A list of integers, built by appends (Elle's list-append).
+    List(Items),
     Other(Rc<Value>),
+}
+
+/// A list of integers that shares its prefix with the list it extends: the
+/// search keeps the state before every op on its stack, and a copy of the
+/// whole list per level would make n appends cost O(n^2) memory.
+#[derive(Clone, Debug, Default)]
+pub struct Items(Option<Rc<ItemNode>>);
+
+#[derive(Debug)]
+pub struct ItemNode {
+    last: i64,
+    before: Items,
+    len: usize,
+    /// A digest of the whole list, so equal lists hash alike in O(1).
+    digest: u64,
+}
+
+impl Items {
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |n| n.len)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+    fn digest(&self) -> u64 {
+        self.0.as_ref().map_or(0, |n| n.digest)
+    }
+    /// This list with `item` added at the end (this one is unchanged).
+    pub fn push(&self, item: i64) -> Items {
+        let digest = stable_hash(&(self.digest(), item));
+        Items(Some(Rc::new(ItemNode { last: item, before: self.clone(), len: self.len() + 1, digest })))
+    }
+    /// The items, first to last.
+    pub fn to_vec(&self) -> Vec<i64> {
+        let mut out = Vec::with_capacity(self.len());
+        let mut at = self;
+        while let Some(n) = &at.0 {
+            out.push(n.last);
+            at = &n.before;
+        }
+        out.reverse();
+        out
+    }
+    fn from_ints(items: &[i64]) -> Items {
+        items.iter().fold(Items::default(), |list, &i| list.push(i))
+    }
+}
+
+/// Unlinks iteratively: dropping a long list node by node would recurse
+/// once per item and overflow the stack.
+impl Drop for ItemNode {
+    fn drop(&mut self) {
+        let mut next = self.before.0.take();
+        while let Some(node) = next {
+            match Rc::try_unwrap(node) {
+                Ok(mut owned) => next = owned.before.0.take(),
+                Err(_) => break, // shared: another list still holds the rest
+            }
+        }
+    }
+}
+
+impl PartialEq for Items {
+    fn eq(&self, other: &Items) -> bool {
+        let (mut a, mut b) = (self, other);
+        loop {
+            match (&a.0, &b.0) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if Rc::ptr_eq(x, y) => return true,
+                (Some(x), Some(y)) if x.len == y.len && x.digest == y.digest && x.last == y.last => {
+                    (a, b) = (&x.before, &y.before);
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Eq for Items {}
+
+impl Hash for Items {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.len(), self.digest()).hash(state);
+    }
 }
 
 impl Cell {
@@ -88,6 +174,10 @@ impl Cell {
             Value::Null => Cell::Absent,
             Value::Int(i) => Cell::Int(*i),
             Value::Str(s) => Cell::Str(Rc::from(s.as_str())),
+            Value::List(items) if !items.is_empty() && items.iter().all(|i| i.as_int().is_some()) => {
+                let ints: Vec<i64> = items.iter().filter_map(Value::as_int).collect();
+                Cell::List(Items::from_ints(&ints))
+            }
             other => Cell::Other(Rc::new(other.clone())),
         }
     }
@@ -108,6 +198,10 @@ impl Display for Cell {
             Cell::Absent => f.write_str("nil"),
             Cell::Int(i) => write!(f, "{i}"),
             Cell::Str(s) => write!(f, "{s:?}"),
+            Cell::List(items) => {
+                let shown: Vec<String> = items.to_vec().iter().map(i64::to_string).collect();
+                write!(f, "[{}]", shown.join(" "))
+            }
             Cell::Other(v) => write!(f, "{v}"),
         }
     }
@@ -225,22 +319,11 @@ fn step_cell(state: &Cell, op: &CellOp) -> Result<Cell, CellReject> {
             }
             None => Err(CellReject::NotText { held: state.clone() }),
         },
-        CellOp::AppendItem(item) => {
-            let mut list = match state {
-                Cell::Absent => Vec::with_capacity(1),
-                Cell::Other(v) => match &**v {
-                    Value::List(items) => {
-                        let mut list = Vec::with_capacity(items.len() + 1);
-                        list.extend_from_slice(items);
-                        list
-                    }
-                    _ => return Err(CellReject::NotList { held: state.clone() }),
-                },
-                _ => return Err(CellReject::NotList { held: state.clone() }),
-            };
-            list.push(Value::Int(*item));
-            Ok(Cell::Other(Rc::new(Value::List(list))))
-        }
+        CellOp::AppendItem(item) => match state {
+            Cell::Absent => Ok(Cell::List(Items::default().push(*item))),
+            Cell::List(items) => Ok(Cell::List(items.push(*item))),
+            _ => Err(CellReject::NotList { held: state.clone() }),
+        },
         CellOp::Incr { by, out } => {
             let held = match state {
                 Cell::Absent => 0,
@@ -310,10 +393,8 @@ fn cell_facts(ops: &[&CellOp]) -> CellFacts {
         }
     }
     for op in ops {
-        if let CellOp::Read(Cell::Other(v)) | CellOp::Cas { from: Cell::Other(v), .. } = op {
-            if let Value::List(items) = &**v {
-                facts.observed_items.extend(items.iter().filter_map(Value::as_int));
-            }
+        if let CellOp::Read(Cell::List(items)) | CellOp::Cas { from: Cell::List(items), .. } = op {
+            facts.observed_items.extend(items.to_vec());
         }
     }
     produced.sort_by_key(|(hash, _)| *hash);
@@ -786,6 +867,24 @@ mod tests {
         assert!(cell_invisible(&facts, &a2), "no read shows 2");
         assert!(!cell_invisible(&facts, &a1), "a read shows 1");
         assert!(m.prepare(&call("incr", &Value::from("x"), None)).unwrap_err().contains("integer"));
+    }
+
+    #[test]
+    fn lists_share_their_prefix_compare_by_content_and_drop_without_recursion() {
+        let a = Items::default().push(1).push(2);
+        let b = Items::from_ints(&[1, 2]);
+        assert_eq!(a, b, "built apart, equal");
+        assert_eq!(stable_hash(&a), stable_hash(&b));
+        assert_ne!(a, Items::from_ints(&[2, 1]));
+        assert_ne!(a.push(3), b, "longer");
+        assert_eq!(Cell::List(a.push(3)).to_string(), "[1 2 3]");
+        assert_eq!(Cell::from_value(&Value::List(vec![Value::Int(1), Value::Int(2)])), Cell::List(b));
+        let mut long = Items::default();
+        for i in 0..1_000_000 {
+            long = long.push(i);
+        }
+        assert_eq!(long.len(), 1_000_000);
+        drop(long); // a recursive drop would overflow the stack here
     }
 
     #[test]
