@@ -132,6 +132,24 @@ impl fmt::Display for Target {
     }
 }
 
+/// In a scenario file's own words (`isolate leader`, `groups [n1] [n2,n3]`).
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Isolate(t) => write!(f, "isolate {t}"),
+            Shape::IsolateFromPeers(t) => write!(f, "isolate-from-peers {t}"),
+            Shape::Halves => f.write_str("halves"),
+            Shape::MajorityRing => f.write_str("majority-ring"),
+            Shape::Bridge => f.write_str("bridge"),
+            Shape::OneWay(t) => write!(f, "one-way {t}"),
+            Shape::Groups(groups) => {
+                let shown: Vec<String> = groups.iter().map(|g| format!("[{}]", join(g))).collect();
+                write!(f, "groups {}", shown.join(" "))
+            }
+        }
+    }
+}
+
 pub(crate) fn join(ns: &[NodeId]) -> String {
     ns.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
 }
@@ -144,18 +162,16 @@ impl fmt::Display for Fault {
             }
             Fault::ClockStrobe { target, delta_ns, period, duration } => write!(
                 f,
-                "clock-strobe {target} by {} every {:?} for {:?}",
+                "clock-strobe {target} by {} every {period:?} for {duration:?}",
                 format_nanos(i128::from(*delta_ns)),
-                period,
-                duration
             ),
             Fault::ClockDrift { target, ppm } => write!(f, "clock-drift {target} to {ppm} ppm"),
             Fault::CrashInHandler { target, effects: Some(k) } => {
                 write!(f, "crash-in-handler {target} after {k} effects")
             }
             Fault::CrashInHandler { target, effects: None } => write!(f, "crash-in-handler {target}"),
-            Fault::Partition(shape) => write!(f, "partition {shape:?}"),
-            Fault::Network(cfg) => write!(f, "network {cfg:?}"),
+            Fault::Partition(shape) => write!(f, "partition {shape}"),
+            Fault::Network(cfg) => write!(f, "network {cfg}"),
             Fault::HealPartitions => f.write_str("heal partitions"),
             Fault::Crash(t)
             | Fault::Restart(t)

@@ -131,3 +131,30 @@ pub(crate) struct Link {
     /// The latest delivery time scheduled on this link (for `fifo`).
     pub last_delivery: u64,
 }
+
+/// In a scenario file's own words (`exponential mean 3ms max 100ms`).
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Duration's own form reads as a person writes one: 4ms, 38.142169ms.
+        let d = |v: Duration| format!("{v:?}");
+        match *self {
+            Latency::Constant(v) => write!(f, "constant {}", d(v)),
+            Latency::Uniform { min, max } => write!(f, "uniform min {} max {}", d(min), d(max)),
+            Latency::Exponential { mean, max } => write!(f, "exponential mean {} max {}", d(mean), d(max)),
+            Latency::HeavyTail { min, alpha, max } => {
+                write!(f, "heavy-tail min {} alpha {alpha} max {}", d(min), d(max))
+            }
+        }
+    }
+}
+
+/// In a scenario file's own words (`latency ..., loss 0.1, duplicate 0, fifo`).
+impl std::fmt::Display for LinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ordering = match self.ordering {
+            Ordering::Unordered => "unordered",
+            Ordering::Fifo => "fifo",
+        };
+        write!(f, "latency {}, loss {}, duplicate {}, {ordering}", self.latency, self.loss, self.duplicate)
+    }
+}
