@@ -155,7 +155,10 @@ pub fn read_jsonl(text: &str) -> Result<ParsedHistory, ReadError> {
 
 fn parse_jsonl_line(line: usize, raw: &str) -> Result<Op, ReadError> {
     let json: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
-        err(line, Some(e.column()), format!("expected a JSON object: {}", strip_position(&e.to_string())))
+        // serde_json counts bytes; a person counts characters.
+        let bytes = e.column().saturating_sub(1).min(raw.len());
+        let column = raw.char_indices().take_while(|&(at, _)| at < bytes).count() + 1;
+        err(line, Some(column), format!("expected a JSON object: {}", strip_position(&e.to_string())))
     })?;
     let serde_json::Value::Object(map) = json else {
         return Err(err(
@@ -259,7 +262,8 @@ fn parse_porcupine_etcd_line(line: usize, raw: &str) -> Result<Op, ReadError> {
         ));
     };
     let rest = &raw[pos + "jepsen.util - ".len()..];
-    let col = |field: &str| Some(raw.find(field).map_or(1, |c| c + 1));
+    // Columns count characters, as an editor shows them, not bytes.
+    let col = |field: &str| Some(raw.find(field).map_or(1, |c| raw[..c].chars().count() + 1));
     let fields: Vec<&str> = rest.split_whitespace().collect();
     if fields.len() < 4 {
         return Err(err(line, Some(pos + 1), "expected four fields after `jepsen.util -`: process, type, f, value"));
@@ -599,5 +603,13 @@ mod tests {
         assert_eq!(Format::infer("a.txt", "{:process 0}"), Format::PorcupineKv);
         assert_eq!(Format::infer("a.jsonl", "{\"process\":0}"), Format::Jsonl);
         assert_eq!(Format::infer("empty.log", ""), Format::PorcupineEtcd);
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let e = read(Format::Jsonl, "{\"process\": \"é€é€\", x}").unwrap_err();
+        assert_eq!(e.column, Some(21), "{e}");
+        let e = read(Format::PorcupineEtcd, "INFO  jepsen.util - é€ :invoke :write 3").unwrap_err();
+        assert_eq!(e.column, Some(21), "{e}");
     }
 }
