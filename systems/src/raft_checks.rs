@@ -342,12 +342,13 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for LeaderCompleteness<F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::raft::chain_after;
     use harness::time::SimTime;
 
-    fn fact(node: u32, obs: RaftObs) -> Observed<RaftObs> {
+    /// `obs` reported by server `node` (from 0), at time 1, event 1.
+    pub(crate) fn fact(node: u32, obs: RaftObs) -> Observed<RaftObs> {
         Observed { time: SimTime(1), event: 1, node: NodeId::server(node), obs }
     }
 

@@ -913,11 +913,7 @@ impl<O, F: Fn(&O) -> Option<&RaftObs>> Invariant<O> for CommittedNeverChange<F> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use harness::time::SimTime;
-
-    fn fact(node: u32, obs: RaftObs) -> Observed<RaftObs> {
-        Observed { time: SimTime(1), event: 1, node: NodeId::server(node), obs }
-    }
+    use crate::raft_checks::tests::fact;
 
     #[test]
     fn discarding_an_applied_entry_is_a_lost_committed_entry() {
