@@ -149,7 +149,14 @@ fn long_sequential_histories_are_checked_in_linear_time_and_memory() {
         }
     });
     let appends = sequential_history(20_000, |i| ("append", i.to_string(), "null".into()));
-    for (name, text, model) in [("register.jsonl", register, "register"), ("appends.jsonl", appends, "kv")] {
+    // 20,000 enqueues, then as many dequeues: a queue state per level.
+    let queue = sequential_history(40_000, |i| match i.checked_sub(20_000) {
+        None => ("enqueue", i.to_string(), "null".into()),
+        Some(head) => ("dequeue", "null".into(), head.to_string()),
+    });
+    for (name, text, model) in
+        [("register.jsonl", register, "register"), ("appends.jsonl", appends, "kv"), ("queue.jsonl", queue, "queue")]
+    {
         let path = dir.join(name);
         std::fs::write(&path, text).expect("write history");
         let o = faultline(&["check", path.to_str().expect("utf-8"), "--model", model]);

@@ -242,7 +242,10 @@ proptest! {
 
 /// One JSON-lines history event, mostly well formed.
 fn history_line() -> impl Strategy<Value = String> {
-    let f = mostly(&["read", "write", "cas", "append", "incr", "get", "put"], &["frobnicate", ""]);
+    let f = mostly(
+        &["read", "write", "cas", "append", "incr", "get", "put", "enqueue", "dequeue", "acquire", "release"],
+        &["frobnicate", ""],
+    );
     let kind = mostly(&["invoke", "ok", "fail", "info"], &["done", "OK"]);
     let value = mostly(
         &["null", "1", "2", "[1, 2]", "[1, 3]", "\"x\"", "[7]", "true", "false"],
@@ -259,12 +262,15 @@ proptest! {
     #[test]
     fn any_history_reads_or_says_where_and_checks_within_its_budget(lines in prop::collection::vec(history_line(), 0..30)) {
         use faultline::harness::check::linearizability::{check, Options};
-        use faultline::harness::check::models::Kv;
+        use faultline::harness::check::models::{Kv, Lock, Queue, Register};
         use faultline::harness::history_io::{read, Format};
         let text = lines.join("\n");
         let Ok(parsed) = read(Format::Jsonl, &text) else { return Ok(()) };
         let options = Options { max_states_per_partition: 2_000, ..Options::default() };
         // Malformed pairs and values a model cannot read are errors, not panics.
         let _ = check(&Kv, &parsed.history, &options);
+        let _ = check(&Register, &parsed.history, &options);
+        let _ = check(&Lock, &parsed.history, &options);
+        let _ = check(&Queue, &parsed.history, &options);
     }
 }

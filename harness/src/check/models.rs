@@ -8,7 +8,6 @@
 //! implement [`Model`]; the checker needs nothing else.
 
 use crate::trace::stable_hash;
-use std::collections::VecDeque;
 use std::fmt::{self, Debug, Display};
 use std::hash::Hash;
 use std::rc::Rc;
@@ -727,15 +726,15 @@ impl Display for QueueReject {
 }
 
 impl Model for Queue {
-    type State = VecDeque<Value>;
+    type State = Fifo;
     type Op = QueueOp;
     type Reject = QueueReject;
 
     fn name(&self) -> &'static str {
         "queue"
     }
-    fn init(&self) -> VecDeque<Value> {
-        VecDeque::new()
+    fn init(&self) -> Fifo {
+        Fifo::default()
     }
     fn prepare(&self, call: &Call<'_>) -> Result<Option<QueueOp>, String> {
         Ok(Some(match call.f {
@@ -747,30 +746,99 @@ impl Model for Queue {
     fn read_only(&self, op: &QueueOp) -> bool {
         matches!(op, QueueOp::Dequeue(Some(Value::Null)))
     }
-    fn step(&self, state: &VecDeque<Value>, op: &QueueOp) -> Result<VecDeque<Value>, QueueReject> {
-        let mut next = state.clone();
+    fn step(&self, state: &Fifo, op: &QueueOp) -> Result<Fifo, QueueReject> {
         match op {
-            QueueOp::Enqueue(v) => next.push_back(v.clone()),
-            QueueOp::Dequeue(None) => {
-                next.pop_front();
-            }
-            QueueOp::Dequeue(Some(Value::Null)) => {
-                if let Some(head) = next.front() {
-                    return Err(QueueReject::NotEmpty { head: head.clone() });
-                }
-            }
-            QueueOp::Dequeue(Some(got)) => match next.pop_front() {
-                None => return Err(QueueReject::Empty { got: got.clone() }),
-                Some(head) if head != *got => return Err(QueueReject::Head { got: got.clone(), head }),
-                Some(_) => {}
+            QueueOp::Enqueue(v) => Ok(state.push_back(v)),
+            QueueOp::Dequeue(None) => Ok(state.pop_front().map_or_else(|| state.clone(), |(_, rest)| rest)),
+            QueueOp::Dequeue(Some(Value::Null)) => match state.front() {
+                Some(head) => Err(QueueReject::NotEmpty { head: head.clone() }),
+                None => Ok(state.clone()),
+            },
+            QueueOp::Dequeue(Some(got)) => match state.pop_front() {
+                None => Err(QueueReject::Empty { got: got.clone() }),
+                Some((head, _)) if *head != *got => Err(QueueReject::Head { got: got.clone(), head: (*head).clone() }),
+                Some((_, rest)) => Ok(rest),
             },
         }
-        Ok(next)
     }
     type Facts = ();
-    fn describe_state(&self, state: &VecDeque<Value>) -> String {
-        let items: Vec<String> = state.iter().map(|v| v.to_string()).collect();
+    fn describe_state(&self, state: &Fifo) -> String {
+        let items: Vec<String> = state.items.iter().map(|v| v.to_string()).collect();
         format!("[{}]", items.join(" "))
+    }
+}
+
+/// A queue's contents that shares structure with the queue it came from:
+/// the search keeps the state before every op on its stack, and a full copy
+/// per level would make n enqueues cost O(n^2) time and memory. A rolling
+/// digest of the contents makes hashing O(1); equality compares items only
+/// when lengths and digests agree.
+#[derive(Clone, Debug, Default)]
+pub struct Fifo {
+    items: imbl::Vector<Rc<Value>>,
+    /// The sum of `stable_hash(item) * BASE^(items after it)`, wrapping.
+    digest: u64,
+    /// `BASE^len`, wrapping: what the head's hash was last multiplied by.
+    weight_after_head: u64,
+}
+
+/// Odd, so it has an inverse modulo 2^64 and a removed head can be
+/// subtracted out of the digest.
+const BASE: u64 = 0x9e37_79b9_7f4a_7c15;
+const BASE_INVERSE: u64 = inverse_mod_2_64(BASE);
+
+/// The inverse of an odd `x` modulo 2^64, by Newton's iteration (each step
+/// doubles the number of correct low bits: 3, 6, ..., 96).
+const fn inverse_mod_2_64(x: u64) -> u64 {
+    let mut y = x; // x * x == 1 mod 8 for odd x: 3 bits right
+    let mut i = 0;
+    while i < 5 {
+        y = y.wrapping_mul(2u64.wrapping_sub(x.wrapping_mul(y)));
+        i += 1;
+    }
+    y
+}
+
+impl Fifo {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    fn front(&self) -> Option<&Value> {
+        self.items.front().map(|v| &**v)
+    }
+    /// This queue with `item` added at the back (this one is unchanged).
+    fn push_back(&self, item: &Value) -> Fifo {
+        let mut next = self.clone();
+        next.items.push_back(Rc::new(item.clone()));
+        next.digest = self.digest.wrapping_mul(BASE).wrapping_add(stable_hash(item));
+        next.weight_after_head = if self.is_empty() { 1 } else { self.weight_after_head.wrapping_mul(BASE) };
+        next
+    }
+    /// The head, and this queue without it (this one is unchanged).
+    fn pop_front(&self) -> Option<(Rc<Value>, Fifo)> {
+        let mut rest = self.clone();
+        let head = rest.items.pop_front()?;
+        rest.digest = self.digest.wrapping_sub(stable_hash(&*head).wrapping_mul(self.weight_after_head));
+        rest.weight_after_head = if rest.is_empty() { 0 } else { self.weight_after_head.wrapping_mul(BASE_INVERSE) };
+        debug_assert!(!rest.is_empty() || rest.digest == 0, "an empty queue's digest is zero");
+        Some((head, rest))
+    }
+}
+
+impl PartialEq for Fifo {
+    fn eq(&self, other: &Fifo) -> bool {
+        self.len() == other.len() && self.digest == other.digest && self.items == other.items
+    }
+}
+
+impl Eq for Fifo {}
+
+impl Hash for Fifo {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.len(), self.digest).hash(state);
     }
 }
 
@@ -914,5 +982,41 @@ mod tests {
         let s = m.step(&s, &QueueOp::Dequeue(Some(Value::Int(1)))).unwrap();
         assert!(m.step(&s, &QueueOp::Dequeue(Some(Value::Null))).is_err());
         assert_eq!(m.describe_state(&s), "[2]");
+    }
+
+    proptest::proptest! {
+        /// The shared queue behaves as a plain `VecDeque`, and two queues
+        /// are equal, and hash alike, exactly when their contents are.
+        #[test]
+        fn fifo_is_a_queue_with_a_content_digest(ops in proptest::collection::vec(proptest::option::of(0i64..4), 0..40)) {
+            use std::collections::VecDeque;
+            let (mut fifo, mut plain) = (Fifo::default(), VecDeque::new());
+            let mut seen: Vec<(Fifo, VecDeque<i64>)> = vec![(fifo.clone(), plain.clone())];
+            for op in ops {
+                match op {
+                    Some(v) => {
+                        fifo = fifo.push_back(&Value::Int(v));
+                        plain.push_back(v);
+                    }
+                    None => {
+                        let popped = fifo.pop_front();
+                        proptest::prop_assert_eq!(popped.as_ref().map(|(h, _)| (**h).clone()), plain.pop_front().map(Value::Int));
+                        if let Some((_, rest)) = popped {
+                            fifo = rest;
+                        }
+                    }
+                }
+                let items: Vec<Value> = fifo.items.iter().map(|v| (**v).clone()).collect();
+                proptest::prop_assert_eq!(items, plain.iter().map(|&v| Value::Int(v)).collect::<Vec<_>>());
+                for (other, other_plain) in &seen {
+                    let same = *other_plain == plain;
+                    proptest::prop_assert_eq!(*other == fifo, same);
+                    if same {
+                        proptest::prop_assert_eq!(stable_hash(other), stable_hash(&fifo));
+                    }
+                }
+                seen.push((fifo.clone(), plain.clone()));
+            }
+        }
     }
 }
