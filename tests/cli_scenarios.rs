@@ -151,6 +151,8 @@ fn broken_scenario_files_name_file_line_and_column_and_exit_2() {
         ("trigger-event", &format!("{GOOD}[[trigger]]\non = \"leader\"\nkind = \"crash\"\n"), ":8:6: unknown event \"leader\"; system \"register\" reports no events to trigger on"),
         ("knob-backwards", &format!("{GOOD}[config]\nretries = {{ min = 5, max = 2 }}\n"), ":8:11: retries: `min` must not be above `max`"),
         ("knob-corner", &format!("{GOOD}[config]\nretries = {{ min = 1, max = 30 }}\n"), ":8:11: [config]: expected an integer from 0 to 10, found 30"),
+        ("knob-beside-bad-key", &format!("{GOOD}[config]\nretries = {{ min = 1, max = 3 }}\ngroup_commit = \"0s\"\n"), ":9:16: [config]: expected a positive duration"),
+        ("knob-beside-unknown-key", &format!("{GOOD}[config]\nretries = {{ min = 1, max = 3 }}\nspeed = 3\n"), ":9:9: [config]: unknown field `speed`"),
         ("events-budget", &format!("max_events = 0\n{GOOD}"), ":1:14: max_events must be between 1 and"),
     ];
     for (name, text, want) in cases {

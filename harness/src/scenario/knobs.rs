@@ -101,6 +101,30 @@ struct ConfigSpans {
     config: BTreeMap<String, Spanned<toml::Value>>,
 }
 
+/// The keys of a file's `[config]` with the spans of their values, in file order.
+fn config_spans(text: &str) -> Vec<(String, Range<usize>)> {
+    let Ok(spans) = toml::from_str::<ConfigSpans>(text) else { return Vec::new() };
+    let mut keys: Vec<(String, Range<usize>)> = spans.config.into_iter().map(|(k, v)| (k, v.span())).collect();
+    keys.sort_by_key(|(_, span)| span.start);
+    keys
+}
+
+/// The span of the first `[config]` key (of those `considered`) that a
+/// system rejects on its own, with its value from `table`: where a message
+/// about a whole table belongs. `None` when each key alone is acceptable (a
+/// rule across keys).
+pub(super) fn blame(
+    text: &str,
+    table: &toml::Table,
+    considered: impl Fn(&str) -> bool,
+    accepts: impl Fn(&toml::Table) -> bool,
+) -> Option<Range<usize>> {
+    config_spans(text).into_iter().filter(|(key, _)| considered(key)).find_map(|(key, span)| {
+        let alone: toml::Table = table.get(&key).map(|v| (key.clone(), v.clone())).into_iter().collect();
+        (!accepts(&alone)).then_some(span)
+    })
+}
+
 /// The knobs of a file's `[config]`, each with the span of its value.
 pub(super) fn find_knobs(cx: &Ctx<'_>) -> Result<Vec<(Knob, Range<usize>)>, ScenarioError> {
     let Ok(spans) = toml::from_str::<ConfigSpans>(cx.text) else {

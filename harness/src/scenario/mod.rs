@@ -271,7 +271,11 @@ impl Scenario {
         let mut checks = Vec::new();
         if knobs.is_empty() {
             if let Err((span, message)) = catalog.check_config(&system, text) {
-                let span = span.or_else(|| raw.config.as_ref().map(|c| c.span())).unwrap_or(0..0);
+                let accepts = |t: &toml::Table| catalog.check_config_table(&system, t).is_ok();
+                let span = span
+                    .or_else(|| knobs::blame(text, &config, |_| true, accepts))
+                    .or_else(|| raw.config.as_ref().map(|c| c.span()))
+                    .unwrap_or(0..0);
                 return Err(cx.err(span, message));
             }
             checks = catalog.checks(&system, &variant, &config);
@@ -281,6 +285,13 @@ impl Scenario {
             let plain: Vec<Knob> = knobs.iter().map(|(k, _)| k.clone()).collect();
             for (i, table) in knobs::corners(&config, &plain) {
                 if let Err(message) = catalog.check_config_table(&system, &table) {
+                    // A key that is wrong whatever the knobs draw is named
+                    // at its own line, not at a knob's.
+                    let is_knob = |key: &str| plain.iter().any(|k| k.key == key);
+                    let accepts = |t: &toml::Table| catalog.check_config_table(&system, t).is_ok();
+                    if let Some(span) = knobs::blame(text, &table, |key| !is_knob(key), accepts) {
+                        return Err(cx.err(span, message));
+                    }
                     let shown: Vec<String> = plain.iter().map(|k| format!("{} = {}", k.key, table[&k.key])).collect();
                     return Err(cx.err(knobs[i].1.clone(), format!("{message} (with {})", shown.join(", "))));
                 }
