@@ -47,12 +47,17 @@ struct Shrinker<'a> {
 }
 
 impl Shrinker<'_> {
-    /// Whether `plan` still fails the same way.
+    /// Whether `plan` still fails the same way, and can be written as a
+    /// scenario file that reads back (a cut that leaves, say, no clients
+    /// for a system that needs them is no use, however it fails).
     fn fails(&mut self, plan: &Plan) -> bool {
+        let text = write_explicit(self.scenario, plan, self.seed, &self.scenario.title);
+        if Scenario::parse(&self.scenario.path, &text, self.systems).is_err() {
+            return false;
+        }
         self.runs += 1;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.systems.run(self.scenario, plan, self.seed, &RunOptions::default()).report
-        }));
+        let result =
+            harness::panics::catch(|| self.systems.run(self.scenario, plan, self.seed, &RunOptions::default()).report);
         result.ok().and_then(|r| failure_of(&r)).is_some_and(|f| f == self.target)
     }
 }
@@ -109,13 +114,14 @@ pub fn shrink_command(systems: &Systems, args: &ShrinkArgs) -> Result<bool, CliE
         out.display()
     );
     text.push_str(&write_explicit(&scenario, &plan, args.seed, &title));
+    // Checked before writing: a file that does not read back is never left behind.
+    let written = Scenario::parse(&out.display().to_string(), &text, systems)
+        .map_err(|e| CliError::input(format!("the shrunk file does not parse (a bug in shrink): {e}")))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("cannot create {}: {e}", dir.display())))?;
     }
     std::fs::write(&out, &text).map_err(|e| CliError::input(format!("cannot write {}: {e}", out.display())))?;
     // The written file must fail on its own, the same way.
-    let written = Scenario::parse(&out.display().to_string(), &text, systems)
-        .map_err(|e| CliError::input(format!("the shrunk file does not parse (a bug in shrink): {e}")))?;
     let check = systems.run(&written, &systems.plan(&written, args.seed), args.seed, &RunOptions::default()).report;
     let verified = failure_of(&check) == Some(s.target.clone());
     println!(
