@@ -114,7 +114,7 @@ pub fn main(systems: &Systems) -> ExitCode {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| command(systems))) {
         Ok(code) => code,
         Err(payload) => {
-            let message = panic_text(payload.as_ref());
+            let message = harness::panics::message(payload.as_ref());
             if message.starts_with("failed printing to") {
                 // A full disk or a closed terminal: nothing more can be shown there.
                 eprintln!("faultline: cannot write the output: {message}");
@@ -132,14 +132,6 @@ pub fn main(systems: &Systems) -> ExitCode {
 /// each one raw on stderr, so it is replaced by a silent one.
 fn quiet_panics() {
     std::panic::set_hook(Box::new(|_| {}));
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn command(systems: &Systems) -> ExitCode {

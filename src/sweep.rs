@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -65,8 +64,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut std::collections::BTreeSe
 /// Runs one seed; a panic anywhere (a node, the runner, a checker) is a
 /// `crash` for that seed, never the end of the sweep.
 pub fn run_seed(systems: &Systems, scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
-    let result = catch_unwind(AssertUnwindSafe(|| systems.run(scenario, &systems.plan(scenario, seed), seed, options)));
-    result.unwrap_or_else(|panic| crashed(scenario, seed, harness::sim::panic_message(&panic)))
+    let result = harness::panics::catch(|| systems.run(scenario, &systems.plan(scenario, seed), seed, options));
+    result.unwrap_or_else(|panic| crashed(scenario, seed, harness::panics::message(panic.as_ref())))
 }
 
 fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {

@@ -129,6 +129,9 @@ fn snapshot(systems: &Systems, root: &Path, scenario: &Scenario, name: &str) -> 
 /// `systems`, plus its determinism and snapshot trials (snapshots live in
 /// `<root>/tests/snapshots/`). Exits the process with libtest's status.
 pub fn main(systems: &'static Systems, root: &str) -> ! {
+    // A node's panic is its seed's `crash`, reported with its message; a
+    // test's own failure (an assertion, a snapshot) still prints as usual.
+    harness::panics::quiet_caught();
     let args = Arguments::from_args();
     let root = PathBuf::from(root);
     let files = discover(&[root.join("scenarios")]).expect("scenarios/ is readable");

@@ -12,6 +12,7 @@ pub mod history_io;
 pub mod net;
 pub mod node;
 pub mod outcome;
+pub mod panics;
 pub mod ring;
 pub mod rng;
 pub mod runner;

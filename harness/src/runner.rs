@@ -5,7 +5,6 @@
 //! The runner is generic over the node type; a system supplies a [`Spec`]
 //! (its factory, invariants, linearizability check and progress condition).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -225,7 +224,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
     // end-of-run checks, so a lost write is reported as what it is.
     let mut lin_report = None;
     if let (Outcome::Pass, Some(check)) = (&outcome, &linearizability) {
-        match catch_unwind(AssertUnwindSafe(|| check(world.history(), &lin_options))) {
+        match crate::panics::catch(|| check(world.history(), &lin_options)) {
             Ok(report) => {
                 if let Some(v) = linearizability_violation(&report) {
                     outcome = Outcome::Violation(v);
@@ -237,7 +236,10 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
                     node: None,
                     time: world.now(),
                     event: world.events(),
-                    message: format!("the linearizability checker panicked: {}", crate::sim::panic_message(&panic)),
+                    message: format!(
+                        "the linearizability checker panicked: {}",
+                        crate::panics::message(panic.as_ref())
+                    ),
                 }
             }
         }

@@ -140,7 +140,7 @@ impl<N: Node> World<N> {
         let mut ctx = Ctx::new(env, &mut effects);
         let id = ctx.me();
         let span = tracing::enabled!(tracing::Level::DEBUG).then(|| tracing::debug_span!("node", id = %id).entered());
-        let result = catch_unwind(AssertUnwindSafe(|| f(node, &mut ctx)));
+        let result = crate::panics::catch(|| f(node, &mut ctx));
         drop(span);
         if let Err(panic) = result {
             self.core.effects = effects;
@@ -160,11 +160,11 @@ impl<N: Node> World<N> {
         // exist, a checker's bug): that is this node's event, and a crash
         // with its time and event, as if the handler itself had panicked.
         let core = &mut self.core;
-        let applied = catch_unwind(AssertUnwindSafe(|| {
+        let applied = crate::panics::catch(|| {
             for effect in effects.drain(..).take(keep) {
                 core.apply_effect(slot, effect);
             }
-        }));
+        });
         effects.clear();
         self.core.effects = effects;
         if let Err(panic) = applied {
@@ -183,7 +183,7 @@ impl<N: Node> World<N> {
             node: Some(self.core.id_of(slot)),
             time: self.core.now,
             event: self.core.trace.events().saturating_sub(1),
-            message: panic_message(panic),
+            message: crate::panics::message(panic.as_ref()),
         });
     }
 

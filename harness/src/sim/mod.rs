@@ -19,7 +19,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -622,7 +621,7 @@ impl<N: Node> World<N> {
         };
         for inv in &mut core.invariants {
             let name = inv.name().to_owned();
-            match catch_unwind(AssertUnwindSafe(|| inv.at_end(&end))) {
+            match crate::panics::catch(|| inv.at_end(&end)) {
                 Ok(Ok(())) => core.finished += 1,
                 Ok(Err(explanation)) => {
                     return Outcome::Violation(Violation {
@@ -638,7 +637,7 @@ impl<N: Node> World<N> {
                         node: None,
                         time: core.now,
                         event: core.trace.events(),
-                        message: format!("checker \"{name}\" panicked: {}", panic_message(&panic)),
+                        message: format!("checker \"{name}\" panicked: {}", crate::panics::message(panic.as_ref())),
                     };
                 }
             }
@@ -689,16 +688,6 @@ impl<N: Node> World<N> {
             }
             Stop::Bound(reason) => Outcome::Liveness { reason: reason.clone() },
         })
-    }
-}
-
-pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
     }
 }
 
