@@ -138,12 +138,20 @@ pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> 
     let scenario = load(systems, &args.file)?;
     let report_path = args.report.as_deref().map(ReportPath::parse).transpose()?;
     let seed = args.seed.or(scenario.seed).unwrap_or(0);
-    let options = RunOptions { keep_trace: args.trace, max_states: args.max_states, ..RunOptions::default() };
+    let max_states = crate::cli::max_states(args.max_states)?;
+    let options = RunOptions { keep_trace: args.trace, max_states, ..RunOptions::default() };
     let output = run_seed(systems, &scenario, seed, &options);
     let report = &output.report;
-    if args.trace {
-        for e in output.trace.iter().flatten() {
+    if let Some(trace) = output.trace.as_ref().filter(|_| args.trace) {
+        for e in trace {
             eprintln!("{:>8} {} {}", e.index, harness::SimTime(e.time), e.text);
+        }
+        if (trace.len() as u64) < report.events {
+            eprintln!(
+                "(the trace keeps the first {} of the run's {} events; the trace hash covers them all)",
+                trace.len(),
+                report.events
+            );
         }
     }
     let met = meets(&scenario.expect, &report.outcome);
@@ -236,6 +244,7 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
     if let Some(n) = args.jobs.filter(|n| !(1..=MAX_JOBS).contains(n)) {
         return Err(CliError::usage(format!("--jobs must be between 1 and {MAX_JOBS}, not {n}")));
     }
+    crate::cli::max_states(args.max_states)?;
     let files = discover(&args.paths)?;
     let mut scenarios = Vec::with_capacity(files.len());
     for f in &files {

@@ -90,6 +90,13 @@ pub enum EventKind {
     Fault = 4,
 }
 
+/// The most events a full trace keeps, and the most text: a run may take
+/// 25 million events, some of them messages of kilobytes, and `--trace` or
+/// a determinism diff must not take gigabytes. A trace keeps a prefix of
+/// the run whole; the hash covers every event whatever is kept.
+pub const MAX_TRACE_ENTRIES: usize = 1_000_000;
+pub const MAX_TRACE_TEXT_BYTES: usize = 128 << 20;
+
 /// One processed event, as kept in a full trace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TraceEntry {
@@ -104,11 +111,13 @@ pub struct Trace {
     hash: u64,
     events: u64,
     full: Option<Vec<TraceEntry>>,
+    /// The bytes of text in `full`.
+    text_bytes: usize,
 }
 
 impl Trace {
     pub fn new(keep_full: bool) -> Self {
-        Trace { hash: 0x6A09_E667_F3BC_C908, events: 0, full: keep_full.then(Vec::new) }
+        Trace { hash: 0x6A09_E667_F3BC_C908, events: 0, full: keep_full.then(Vec::new), text_bytes: 0 }
     }
 
     /// Folds one event (its time, kind, node, peer and payload hash) into the hash.
@@ -122,12 +131,19 @@ impl Trace {
         self.events += 1;
     }
 
+    /// Whether the next event's text is kept: a full trace was asked for
+    /// and is within its limits (so callers format text only when it is).
     pub fn keeps_full(&self) -> bool {
-        self.full.is_some()
+        self.full.as_ref().is_some_and(|f| f.len() < MAX_TRACE_ENTRIES && self.text_bytes < MAX_TRACE_TEXT_BYTES)
     }
 
-    /// Appends the text of the event just recorded (only when keeping the full trace).
+    /// Appends the text of the event just recorded (only when keeping the
+    /// full trace, and only within its limits).
     pub fn push_text(&mut self, time: u64, text: String) {
+        if !self.keeps_full() {
+            return;
+        }
+        self.text_bytes += text.len();
         if let Some(full) = &mut self.full {
             full.push(TraceEntry { index: self.events - 1, time, text });
         }
