@@ -46,7 +46,7 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
     }
     let report_path = args.report.as_deref().map(ReportPath::parse).transpose()?;
     let mut options = Options::default();
-    if let Some(max) = args.max_states {
+    if let Some(max) = crate::cli::max_states(args.max_states)? {
         options.max_states_per_partition = max;
     }
     // Read and parse every file first: bad input anywhere is exit 2 before any verdict.

@@ -18,6 +18,17 @@ impl CliError {
     }
 }
 
+/// `--max-states`, checked against the checker's bound.
+pub fn max_states(given: Option<u64>) -> Result<Option<u64>, CliError> {
+    use harness::check::linearizability::MAX_STATES;
+    match given {
+        Some(n) if !(1..=MAX_STATES).contains(&n) => {
+            Err(CliError::usage(format!("--max-states must be between 1 and {MAX_STATES}, not {n}")))
+        }
+        _ => Ok(given),
+    }
+}
+
 /// Where to write a report, in the format its extension names.
 pub enum ReportPath {
     Yaml(PathBuf),

@@ -41,13 +41,23 @@ fn plans_too_large_to_build_are_refused_where_they_are_written() {
 }
 
 #[test]
-fn seed_and_job_counts_out_of_range_are_usage_errors() {
+fn seed_job_and_state_counts_out_of_range_are_usage_errors() {
     let file = "scenarios/register/lost-update.toml";
     for seeds in ["0", "1000001", "18446744073709551615"] {
         let o = faultline(&["sweep", file, "--seeds", seeds]);
         refused(&o, "--seeds", "between 1 and 1000000");
     }
     refused(&faultline(&["sweep", file, "--jobs", "100000"]), "--jobs", "between 1 and 256");
+    for command in [
+        &["sweep", file][..],
+        &["run", file],
+        &["check", "tests/data/porcupine/kv/c01-ok.txt", "--format", "porcupine-kv", "--model", "kv"],
+    ] {
+        for states in ["0", "10000001"] {
+            let o = faultline(&[command, &["--max-states", states]].concat());
+            refused(&o, "--max-states", "between 1 and 10000000");
+        }
+    }
 }
 
 #[test]

@@ -299,6 +299,13 @@ fn a_budget_leaves_a_partition_unknown_and_the_others_decided() {
     let report = check(&Register, &h, &Options::default()).expect("valid");
     let verdicts: Vec<_> = report.partitions.iter().map(|p| p.verdict).collect();
     assert_eq!(verdicts, vec![Verdict::NotLinearizable, Verdict::Linearizable]);
+    // The whole history's budget: what key a spends, key b cannot.
+    let a_spent = report.partitions[0].states_explored;
+    let shared = Options { max_states_total: a_spent + 10, ..Options::default() };
+    let report = check(&Register, &h, &shared).expect("valid");
+    let verdicts: Vec<_> = report.partitions.iter().map(|p| p.verdict).collect();
+    assert_eq!(verdicts, vec![Verdict::NotLinearizable, Verdict::Unknown]);
+    assert!(report.states_explored <= a_spent + 10 + 1, "{}", report.states_explored);
 }
 
 /// An indeterminate `write nil` is observed by a later `get` of "" (what
