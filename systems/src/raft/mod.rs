@@ -244,6 +244,10 @@ pub struct RaftConfig {
     pub leases: Option<LeaseClock>,
     /// The clock drift the lease must survive, in parts per million.
     pub max_drift_ppm: f64,
+    /// How many of the servers (the first ones) form the cluster; `None`:
+    /// all of them. A system whose last server plays another part (the
+    /// `lock` system's protected resource) keeps it out of the quorum.
+    pub members: Option<u32>,
 }
 
 impl Default for RaftConfig {
@@ -259,6 +263,7 @@ impl Default for RaftConfig {
             noop_on_election: true,
             leases: None,
             max_drift_ppm: 200.0,
+            members: None,
         }
     }
 }
@@ -369,8 +374,19 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         self.log.term_at(i)
     }
 
-    fn majority<N: RaftHost<C>>(ctx: &Ctx<'_, N>) -> usize {
-        quorum::majority(ctx.servers().len())
+    /// The cluster's servers: all of them, or the first `members`.
+    fn cluster_size<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> usize {
+        self.config.members.map_or(ctx.servers().len(), |m| (m as usize).min(ctx.servers().len()))
+    }
+
+    fn majority<N: RaftHost<C>>(&self, ctx: &Ctx<'_, N>) -> usize {
+        quorum::majority(self.cluster_size(ctx))
+    }
+
+    /// The other members of the cluster.
+    fn peers<'a, N: RaftHost<C>>(&self, ctx: &Ctx<'a, N>) -> impl Iterator<Item = NodeId> + 'a {
+        let size = self.cluster_size(ctx) as u32;
+        ctx.peers().iter().copied().filter(move |p| p.index() < size)
     }
 
     pub fn start<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
@@ -490,7 +506,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
         if self.role == Role::Candidate && term == self.term && granted {
             self.votes.insert(from);
-            if self.votes.len() >= Self::majority(ctx) {
+            if self.votes.len() >= self.majority(ctx) {
                 self.become_leader(ctx);
             }
         }
@@ -510,7 +526,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         ctx.disk().sync();
         ctx.observe(RaftObs::BecameCandidate { term: self.term }.into());
         self.reset_election_timer(ctx);
-        if self.votes.len() >= Self::majority(ctx) {
+        if self.votes.len() >= self.majority(ctx) {
             self.become_leader(ctx);
             return;
         }
@@ -524,7 +540,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
     fn ask_for_votes<N: RaftHost<C>>(&mut self, ctx: &mut Ctx<'_, N>) {
         debug_assert_eq!(self.role, Role::Candidate);
         let (last_index, last_term) = (self.last_index(), self.term_at(self.last_index()));
-        for &peer in ctx.peers() {
+        for peer in self.peers(ctx) {
             if !self.votes.contains(&peer) {
                 ctx.send(peer, RaftMsg::RequestVote { term: self.term, last_index, last_term }.into());
             }
@@ -542,8 +558,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             ctx.cancel_timer(t);
         }
         let next = LogIndex(self.last_index().0 + 1);
-        self.next_index = ctx.peers().iter().map(|&p| (p, next)).collect();
-        self.match_index = ctx.peers().iter().map(|&p| (p, LogIndex(0))).collect();
+        self.next_index = self.peers(ctx).map(|p| (p, next)).collect();
+        self.match_index = self.peers(ctx).map(|p| (p, LogIndex(0))).collect();
         self.acks.clear();
         if let Some(l) = &mut self.lease {
             l.clear();
@@ -580,7 +596,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             return None;
         }
         let index = self.append(ctx, Payload::Command(command));
-        for &peer in ctx.peers() {
+        for peer in self.peers(ctx) {
             self.replicate(ctx, peer);
         }
         Some(index)
@@ -605,11 +621,11 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         let sent = self.lease_now(ctx);
         self.acks.insert(self.round, (sent, BTreeSet::from([ctx.me()])));
         self.acks.retain(|&r, _| r + 64 > self.round);
-        if Self::majority(ctx) == 1 {
+        if self.majority(ctx) == 1 {
             self.confirmed_round = self.round;
             self.extend_lease(ctx, sent);
         }
-        for &peer in ctx.peers() {
+        for peer in self.peers(ctx) {
             self.replicate(ctx, peer);
         }
     }
@@ -748,7 +764,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         if !self.is_leader() || term < self.term {
             return;
         }
-        let majority = Self::majority(ctx);
+        let majority = self.majority(ctx);
         if let Some((sent, acks)) = self.acks.get_mut(&round) {
             acks.insert(from);
             if acks.len() >= majority {
@@ -820,7 +836,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         matched.clear();
         matched.extend(self.match_index.values().copied());
         matched.push(self.last_index());
-        debug_assert_eq!(matched.len(), ctx.servers().len(), "a match index for every peer");
+        debug_assert_eq!(matched.len(), self.cluster_size(ctx), "a match index for every peer");
         let candidate = quorum::majority_reached(&mut matched);
         self.matched_scratch = matched;
         if candidate > self.commit && self.term_at(candidate) == self.term {
