@@ -164,6 +164,9 @@ fn scenario_text() -> impl Strategy<Value = String> {
         "system = \"replication\"\nvariant = \"correct\"\nclients = 2\nnodes = 3\n",
         "system = \"replication\"\nvariant = \"prev-term-unchecked\"\nclients = 4\nnodes = 5\n",
         "system = \"replication\"\nvariant = \"async-failover\"\nclients = 1\nnodes = 3\n",
+        "system = \"lock\"\nvariant = \"correct\"\nclients = 3\nnodes = 4\n",
+        "system = \"lock\"\nvariant = \"redlock\"\nclients = 2\nnodes = 6\n",
+        "system = \"lock\"\nvariant = \"token-not-persisted\"\nclients = 2\nnodes = 2\n",
     ];
     let wrong: &'static [&'static str] = &[
         "system = \"ring\"\n",
@@ -172,6 +175,7 @@ fn scenario_text() -> impl Strategy<Value = String> {
         "system = \"replication\"\nclients = 0\nnodes = 3\n",
         "system = \"replication\"\nclients = 100\nnodes = 3\n",
         "system = \"election\"\nnodes = 0\n",
+        "system = \"lock\"\nclients = 2\nnodes = 1\n",
     ];
     let head = (mostly(systems, wrong), mostly(DURATIONS, BAD_DURATIONS), mostly(COUNTS, BAD_COUNTS), any::<u8>());
     let body = (

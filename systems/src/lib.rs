@@ -5,6 +5,7 @@
 pub mod client;
 pub mod election;
 pub mod lease;
+pub mod lock;
 pub mod quorum;
 pub mod raft;
 pub mod raft_checks;
@@ -14,6 +15,7 @@ pub mod replication;
 use harness::history::Value;
 
 pub use election::system::Election;
+pub use lock::system::Lock;
 pub use register::system::Register;
 pub use replication::system::Replication;
 

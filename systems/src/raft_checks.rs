@@ -20,6 +20,26 @@ pub const LEADER_APPEND_ONLY: &str = "a leader never overwrites or deletes entri
 pub const LOG_MATCHING: &str = "two logs with an entry of the same index and term agree up to it";
 pub const LEADER_COMPLETENESS: &str = "a new leader's log holds every entry committed before its term";
 
+/// Raft's properties for a system on the log, election safety first: the
+/// five of the paper's Figure 3, and what Figure 2 asks of every node
+/// (one vote per term, durable state). `raft_of` picks Raft's facts out
+/// of the system's observations.
+pub fn log_properties<O: 'static>(raft_of: fn(&O) -> Option<&RaftObs>) -> Vec<Box<dyn Invariant<O>>> {
+    let term_led = move |o: &O| match raft_of(o)? {
+        RaftObs::BecameLeader { term, .. } => Some(*term),
+        _ => None,
+    };
+    vec![
+        Box::new(crate::election::OneLeaderPerTerm::new(term_led)),
+        Box::new(LeaderAppendOnly::new(raft_of)),
+        Box::new(LogMatching::new(raft_of)),
+        Box::new(LeaderCompleteness::new(raft_of)),
+        Box::new(crate::raft::CommittedNeverChange::new(raft_of)),
+        Box::new(VotesOncePerTerm::new(raft_of)),
+        Box::new(DurableStateNeverGoesBack::new(raft_of)),
+    ]
+}
+
 /// For a system whose observations are Raft's own.
 pub fn raft_itself(o: &RaftObs) -> Option<&RaftObs> {
     Some(o)

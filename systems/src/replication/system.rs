@@ -16,9 +16,8 @@ use harness::{History, Invariant, NodeId, OpType, Value};
 
 use super::{Config, FailoverServer, ReplObs, ReplicaNode, Server, Variant};
 use crate::election::{OneLeaderPerTerm, ONE_LEASE_HOLDER};
-use crate::raft::{CommittedNeverChange, RaftConfig, RaftObs};
-use crate::raft_checks::{DurableStateNeverGoesBack, LeaderAppendOnly, LeaderCompleteness, LogMatching};
-use crate::raft_checks::{PromisesKept, VotesOncePerTerm};
+use crate::raft::{RaftConfig, RaftObs};
+use crate::raft_checks::PromisesKept;
 
 /// How the leader serves `read`s.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -174,22 +173,17 @@ impl System for Replication {
 
     /// Each variant builds only the checks that apply to it.
     fn invariants(&self, variant: Variant, settings: &Settings) -> Vec<Box<dyn Invariant<ReplObs>>> {
-        let mut invariants: Vec<Box<dyn Invariant<ReplObs>>> =
-            vec![Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.raft()? {
+        let mut invariants: Vec<Box<dyn Invariant<ReplObs>>> = Vec::new();
+        if variant == Variant::AsyncFailover {
+            // No log: election safety only. (Nor "takes effect at most once":
+            // a write lost with its primary and retried on the next would
+            // read as applied twice.)
+            invariants.push(Box::new(OneLeaderPerTerm::new(|o: &ReplObs| match o.raft()? {
                 RaftObs::BecameLeader { term, .. } => Some(*term),
                 _ => None,
-            }))];
-        if variant != Variant::AsyncFailover {
-            // Not for async-failover: there a write lost with its primary
-            // and retried on the next would read as applied twice.
-            // Raft's five properties (Figure 3), election safety first above.
-            invariants.push(Box::new(LeaderAppendOnly::new(raft_fact)));
-            invariants.push(Box::new(LogMatching::new(raft_fact)));
-            invariants.push(Box::new(LeaderCompleteness::new(raft_fact)));
-            invariants.push(Box::new(CommittedNeverChange::new(raft_fact)));
-            // What the paper's Figure 2 asks of every node and client.
-            invariants.push(Box::new(VotesOncePerTerm::new(raft_fact)));
-            invariants.push(Box::new(DurableStateNeverGoesBack::new(raft_fact)));
+            })));
+        } else {
+            invariants.extend(crate::raft_checks::log_properties(ReplObs::raft));
             invariants.push(Box::new(super::effects::TakesEffectOnce::default()));
         }
         // The primary-backup server has no leases, whatever `leader_reads` says.
