@@ -65,7 +65,10 @@ struct Pending {
     timer: TimerId,
     /// When it was first sent (a lease runs from there).
     sent_at: MonoTime,
-    /// `redlock`: the servers' answers so far.
+    /// `redlock`'s acquire and release: sent to every server at once, and
+    /// decided on their answers (however few servers there are).
+    fanout: bool,
+    /// With `fanout`: the servers' answers so far.
     answers: Vec<(NodeId, Reply)>,
 }
 
@@ -167,11 +170,12 @@ impl LockClient {
         }
         let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(id));
         let sent_at = ctx.mono_now();
-        self.pending = Some(Pending { id, step, msg, to, sends: 1, timer, sent_at, answers: Vec::new() });
+        let fanout = self.config.variant == Variant::Redlock && matches!(step, Step::Acquire | Step::Release);
+        self.pending = Some(Pending { id, step, msg, to, sends: 1, timer, sent_at, fanout, answers: Vec::new() });
     }
 
     fn on_not_leader(&mut self, ctx: &mut Ctx<'_, LockNode>, id: u64, hint: Option<NodeId>) {
-        let Some(p) = self.pending.as_ref().filter(|p| p.id == id && p.to.len() == 1) else { return };
+        let Some(p) = self.pending.as_ref().filter(|p| p.id == id && !p.fanout) else { return };
         let service = Config::service_servers(ctx.servers());
         self.leader =
             hint.filter(|h| service.contains(h) && *h != p.to[0]).unwrap_or_else(|| following(service, p.to[0]));
@@ -181,10 +185,10 @@ impl LockClient {
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, LockNode>, id: u64) {
         let Some(p) = self.pending.as_ref() else { return };
         assert_eq!(p.id, id, "a request timer outlived its request");
-        if p.answers.is_empty() && p.to.len() == 1 && p.step != Step::Read && p.step != Step::Write {
+        if !p.fanout && p.step != Step::Read && p.step != Step::Write {
             self.leader = following(Config::service_servers(ctx.servers()), p.to[0]);
         }
-        if p.to.len() > 1 {
+        if p.fanout {
             // `redlock`: no more waiting; judge the answers there are.
             let p = self.pending.take().expect("checked");
             self.redlock_decide(ctx, p);
@@ -227,7 +231,7 @@ impl LockClient {
 
     fn on_reply(&mut self, ctx: &mut Ctx<'_, LockNode>, from: NodeId, id: u64, reply: Reply) {
         let Some(p) = self.pending.as_mut().filter(|p| p.id == id) else { return };
-        if p.to.len() > 1 {
+        if p.fanout {
             if !p.answers.iter().any(|(s, _)| *s == from) {
                 p.answers.push((from, reply));
             }
@@ -318,6 +322,14 @@ impl LockClient {
 
     /// Work done: check the lease, renewing it if less than half is left.
     fn on_work_timeout(&mut self, ctx: &mut Ctx<'_, LockNode>) {
+        self.check_lease(ctx, true);
+    }
+
+    /// Checks the lease: gone, write nothing; less than half left (and
+    /// `may_renew`), renew it first; otherwise prepare the write. One
+    /// renewal per check: on a network slower than half the TTL a client
+    /// that renewed every time it found less than half left would never write.
+    fn check_lease(&mut self, ctx: &mut Ctx<'_, LockNode>, may_renew: bool) {
         let cycle = self.cycle.as_ref().expect("a cycle");
         let until = cycle.until.expect("held");
         let now = ctx.mono_now();
@@ -325,7 +337,7 @@ impl LockClient {
             self.release(ctx); // it ran out: write nothing
             return;
         }
-        let renewable = self.config.variant != Variant::Redlock;
+        let renewable = may_renew && self.config.variant != Variant::Redlock;
         if renewable && until.saturating_sub(now) < self.config.ttl / 2 {
             let op = LockOp::Keepalive { lock: cycle.lock.clone(), token: cycle.token };
             let to = vec![self.service_server(ctx)];
@@ -351,7 +363,7 @@ impl LockClient {
         }
         cycle.until = Some(until);
         ctx.observe(LockObs::Holds { lock: cycle.lock.clone(), token: cycle.token, until });
-        self.on_work_timeout(ctx);
+        self.check_lease(ctx, false);
     }
 
     /// The write goes out, unchecked since the lease check.

@@ -21,9 +21,10 @@ impl RedisServer {
         let now = ctx.wall_now();
         let reply = match op {
             LockOp::Acquire { lock, ttl } => {
-                let value = (from, Token(id));
+                // `SET lock value NX PX ttl`: refused while the key lives,
+                // whatever its value (a repeat of the same request included).
                 match self.keys.get(&lock) {
-                    Some(&(c, t, expires)) if now < expires && (c, t) != value => Reply::Busy,
+                    Some(&(_, _, expires)) if now < expires => Reply::Busy,
                     _ => {
                         self.keys.insert(lock, (from, Token(id), now.saturating_add(ttl)));
                         Reply::Granted { token: Token(id) }

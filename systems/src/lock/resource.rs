@@ -11,7 +11,8 @@ use harness::node::{Ctx, NodeId};
 use super::{LockNode, LockObs, Msg, Reply, Token};
 
 /// One counter: its value, the highest token seen, and each client's last
-/// write (so a retried or duplicated write is answered, not applied twice).
+/// write taken (so a retried or duplicated write is answered, not applied
+/// again).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Counter {
     /// `None` until the first write (a register starts empty).
@@ -76,8 +77,10 @@ impl Resource {
         value: i64,
         token: Token,
     ) -> Reply {
-        if self.counters.get(key).and_then(|c| c.last_write.get(&from)) == Some(&id) {
-            return Reply::Written; // a retry or a duplicate of a write already taken
+        if self.counters.get(key).and_then(|c| c.last_write.get(&from)).is_some_and(|&last| id <= last) {
+            // A retry or a duplicate of a write already taken, or a network
+            // duplicate of an earlier one: a client numbers its requests up.
+            return Reply::Written;
         }
         if !self.admit(key, token) {
             return Reply::Fenced;

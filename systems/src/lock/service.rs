@@ -251,7 +251,9 @@ impl Service {
         }
         self.leading = leader;
         let checked = self.config.variant != Variant::UncheckedRelease;
+        let term = self.raft.term();
         for (LogIndex(index), entry) in self.raft.take_committed(ctx) {
+            let own_term = entry.term == term;
             let Payload::Command(command) = entry.payload else { continue };
             let applied = self.locks.apply(&command, Token(index), index, checked);
             if !leader {
@@ -263,7 +265,11 @@ impl Service {
             if let Some(lock) = applied.freed {
                 self.deadlines.until.remove(&lock);
             }
-            if let (Some((client, reply)), LockCommand::Client { id, .. }) = (applied.reply, &command) {
+            // Only for entries of its own term, which it proposed: a leader
+            // that catches up on a long log must not answer every old
+            // request in it (their clients moved on, or retry and get the
+            // same grant back).
+            if let (true, Some((client, reply)), LockCommand::Client { id, .. }) = (own_term, applied.reply, &command) {
                 ctx.send(client, Msg::Reply { id: *id, reply });
             }
         }
