@@ -291,7 +291,6 @@ pub struct SingleServer {
     /// stamp need only differ from the one before).
     next_stamp: u64,
     deadlines: Deadlines,
-    expiry_timer: Option<TimerId>,
 }
 
 impl SingleServer {
@@ -301,19 +300,12 @@ impl SingleServer {
         // latest": but a lock released before the crash left the table.
         let next_token = locks.held().map(|(_, h)| h.token.0).max().unwrap_or(0) + 1;
         let next_stamp = locks.held().map(|(_, h)| h.stamp).max().unwrap_or(0) + 1;
-        SingleServer {
-            deadlines: Deadlines::new(config.variant),
-            config,
-            locks,
-            next_token,
-            next_stamp,
-            expiry_timer: None,
-        }
+        SingleServer { deadlines: Deadlines::new(config.variant), config, locks, next_token, next_stamp }
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, LockNode>) {
         self.deadlines.restart_all(ctx, &self.locks, &self.config);
-        self.expiry_timer = Some(ctx.set_timer(self.config.raft.heartbeat, Timer::Expiry));
+        ctx.set_timer(self.config.raft.heartbeat, Timer::Expiry);
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, LockNode>, from: NodeId, msg: Msg) {
@@ -325,7 +317,7 @@ impl SingleServer {
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, LockNode>, timer: Timer) {
         assert!(matches!(timer, Timer::Expiry), "{} got a timer it never sets: {timer:?}", ctx.me());
-        self.expiry_timer = Some(ctx.set_timer(self.config.raft.heartbeat, Timer::Expiry));
+        ctx.set_timer(self.config.raft.heartbeat, Timer::Expiry);
         for (lock, stamp) in self.deadlines.take_expired(ctx) {
             self.apply(ctx, &LockCommand::Expire { lock, stamp });
         }
