@@ -6,6 +6,7 @@ pub mod client;
 pub mod election;
 pub mod lease;
 pub mod lock;
+pub mod queue;
 pub mod quorum;
 pub mod raft;
 pub mod raft_checks;
@@ -16,6 +17,7 @@ use harness::history::Value;
 
 pub use election::system::Election;
 pub use lock::system::Lock;
+pub use queue::system::Queue;
 pub use register::system::Register;
 pub use replication::system::Replication;
 

@@ -1,0 +1,300 @@
+//! The queue system's own properties, judged from what producers were
+//! told, what consumers received, what the store applied, and the changes
+//! the broker made to its queues (each counted once, by its stamp,
+//! however many replicas report it). "the effect store is consistent" is
+//! the harness's counter check over the store's adds and reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use harness::check::counter::{CounterFunctions, CountsEachIncrementOnce};
+use harness::check::{Invariant, Observed, RunEnd};
+use harness::history::Op;
+use harness::time::SimTime;
+
+use super::{Left, MessageId, PublishId, QueueObs, Receipt};
+
+pub const NO_ACKNOWLEDGED_PUBLISH_LOST: &str = "no acknowledged publish is lost";
+pub const EACH_MESSAGE_ONCE: &str = "each message takes effect at most once";
+pub const ONLY_POISON_DEAD_LETTERED: &str =
+    "only poison messages are dead-lettered, and only after max_receives attempts";
+pub const STORE_CONSISTENT: &str = "the effect store is consistent";
+
+/// Where a message is, as the broker's changes left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// On the main queue: visible or in flight.
+    Queued,
+    DeadLettered,
+    Gone(Left),
+}
+
+/// The broker's changes, each applied once: a change carries the stamp
+/// (log index) that made it, and a message's changes come in stamp order
+/// on every replica, so one at or below the last seen is a repeat.
+#[derive(Default)]
+pub struct Places {
+    pub of: BTreeMap<MessageId, (u64, Place, SimTime)>,
+    pub publish_of: BTreeMap<MessageId, PublishId>,
+}
+
+impl Places {
+    /// Follows `obs`; returns the change if it is new.
+    pub fn follow(&mut self, obs: &QueueObs, time: SimTime) -> Option<(MessageId, Place)> {
+        let (message, at, place) = match obs {
+            QueueObs::Enqueued { message, publish, at } => {
+                self.publish_of.insert(*message, *publish);
+                (*message, *at, Place::Queued)
+            }
+            QueueObs::Left { message, why, at } => (*message, *at, Place::Gone(why.clone())),
+            QueueObs::DeadLettered { message, at, .. } => (*message, *at, Place::DeadLettered),
+            QueueObs::Redriven { message, at } => (*message, *at, Place::Queued),
+            _ => return None,
+        };
+        if self.of.get(&message).is_some_and(|(last, _, _)| at <= *last) {
+            return None;
+        }
+        self.of.insert(message, (at, place.clone(), time));
+        Some((message, place))
+    }
+
+    /// Whether any message is still on the main queue.
+    pub fn any_queued(&self) -> bool {
+        self.of.values().any(|(_, place, _)| *place == Place::Queued)
+    }
+}
+
+/// "no acknowledged publish is lost": at the end (after the liveness
+/// phase drained the queue), every publish the broker acknowledged was
+/// applied by the store or waits in the dead-letter queue.
+#[derive(Default)]
+pub struct NoAcknowledgedPublishLost {
+    acked: BTreeMap<PublishId, (MessageId, SimTime)>,
+    applied: BTreeSet<PublishId>,
+    places: Places,
+}
+
+impl Invariant<QueueObs> for NoAcknowledgedPublishLost {
+    fn name(&self) -> &str {
+        NO_ACKNOWLEDGED_PUBLISH_LOST
+    }
+    fn vacuous(&self) -> bool {
+        self.acked.is_empty()
+    }
+    fn judges_at_end(&self) -> bool {
+        true
+    }
+    fn on_observation(&mut self, o: &Observed<QueueObs>) -> Result<(), String> {
+        match &o.obs {
+            QueueObs::PublishAcked { publish, message } => {
+                self.acked.entry(*publish).or_insert((*message, o.time));
+            }
+            QueueObs::Applied { publish, .. } => {
+                self.applied.insert(*publish);
+            }
+            obs => {
+                self.places.follow(obs, o.time);
+            }
+        }
+        Ok(())
+    }
+    fn at_end(&mut self, _end: &RunEnd<'_, QueueObs>) -> Result<(), String> {
+        for (publish, &(message, acked_at)) in &self.acked {
+            if self.applied.contains(publish) {
+                continue;
+            }
+            // Any of its copies (a publish enqueued twice has two) dead-lettered or still queued.
+            let copies: Vec<MessageId> =
+                self.places.publish_of.iter().filter(|(_, p)| *p == publish).map(|(m, _)| *m).collect();
+            let waiting = copies
+                .iter()
+                .any(|m| matches!(self.places.of.get(m), Some((_, Place::DeadLettered | Place::Queued, _))));
+            if waiting {
+                continue;
+            }
+            let fate = match self.places.of.get(&message) {
+                None => "the broker never enqueued it".to_owned(),
+                Some((_, Place::Gone(Left::Acked { by }), at)) => format!("{by} acked it at {at}"),
+                Some((_, Place::Gone(Left::Dropped), at)) => {
+                    format!("the broker dropped it at {at}, after its last delivery, instead of dead-lettering it")
+                }
+                Some(_) => unreachable!("waiting messages were skipped"),
+            };
+            return Err(format!(
+                "{publish}, acknowledged at {acked_at} as {message}, was never applied and is not in the dead-letter queue: {fate}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// "each message takes effect at most once": the store changes a balance
+/// for each publish at most once, however often it was delivered.
+#[derive(Default)]
+pub struct EachMessageOnce {
+    /// Per publish: its first effect's record, account, balance after, and time.
+    applied: BTreeMap<PublishId, (u64, String, i64, SimTime)>,
+    /// Deliveries per publish, to tell whether any had a second chance.
+    deliveries: BTreeMap<PublishId, BTreeSet<(MessageId, Receipt)>>,
+    second_chance: bool,
+}
+
+impl Invariant<QueueObs> for EachMessageOnce {
+    fn name(&self) -> &str {
+        EACH_MESSAGE_ONCE
+    }
+    /// Nothing to judge when no message was ever delivered twice.
+    fn vacuous(&self) -> bool {
+        !self.second_chance
+    }
+    fn on_observation(&mut self, o: &Observed<QueueObs>) -> Result<(), String> {
+        match &o.obs {
+            QueueObs::Received { message, receipt, body } => {
+                let seen = self.deliveries.entry(body.publish).or_default();
+                seen.insert((*message, *receipt));
+                self.second_chance |= seen.len() > 1;
+            }
+            QueueObs::Applied { record, publish, account, amount, balance } => {
+                if let Some((first, first_account, first_balance, at)) = self.applied.get(publish) {
+                    if first == record {
+                        return Ok(()); // reported again after a restart
+                    }
+                    return Err(format!(
+                        "{publish} took effect twice: {amount:+} to {first_account} at {at} (balance {first_balance}), and again to {account} at {} (balance {balance})",
+                        o.time
+                    ));
+                }
+                self.applied.insert(*publish, (*record, account.clone(), *balance, o.time));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// "only poison messages are dead-lettered, and only after max_receives
+/// attempts", as the world can judge it. The broker counts deliveries, not
+/// failures (as SQS does): a delivery whose answer is lost, or whose
+/// consumer crashes, pauses past the visibility timeout or loses its ack,
+/// counts as much as a poison message's failure, and a message that fails
+/// every delivery is poison to the broker whatever its body. So: a
+/// dead-lettered message is poison, or none of its deliveries (since its
+/// enqueue or latest redrive) was processed and acked; and consumers never
+/// receive one message more than `max_receives` times. (That the broker
+/// waits for `max_receives` deliveries is its own count, which lost
+/// answers hide from consumers: not judged.)
+pub struct OnlyPoisonDeadLettered {
+    max_receives: u32,
+    /// Per message since its enqueue or latest redrive (the stamp): the
+    /// receipts consumers got, and who processed and acked it, when.
+    deliveries: BTreeMap<MessageId, Deliveries>,
+    places: Places,
+    judged: bool,
+}
+
+#[derive(Default)]
+struct Deliveries {
+    receipts: BTreeSet<Receipt>,
+    redriven: u64,
+    processed: Option<(harness::NodeId, SimTime)>,
+}
+
+impl OnlyPoisonDeadLettered {
+    pub fn new(max_receives: u32) -> Self {
+        OnlyPoisonDeadLettered { max_receives, deliveries: BTreeMap::new(), places: Places::default(), judged: false }
+    }
+
+    fn on_received(&mut self, o: &Observed<QueueObs>, message: MessageId, receipt: Receipt) -> Result<(), String> {
+        let d = self.deliveries.entry(message).or_default();
+        d.receipts.insert(receipt);
+        let since = d.receipts.range(Receipt(d.redriven + 1)..).count();
+        self.judged |= since > 1;
+        if since > self.max_receives as usize {
+            let when = if d.redriven == 0 { "its enqueue" } else { "its latest redrive" };
+            return Err(format!(
+                "{} received {message} at {}: its delivery number {since} since {when}, where max_receives is {}",
+                o.node, o.time, self.max_receives
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_dead_lettered(
+        &mut self,
+        o: &Observed<QueueObs>,
+        message: MessageId,
+        body: &super::Body,
+    ) -> Result<(), String> {
+        self.judged = true;
+        let processed = self.deliveries.get(&message).and_then(|d| d.processed);
+        match processed {
+            Some((by, at)) if !body.poison => Err(format!(
+                "{message} ({}: {:+} to {}) was dead-lettered at {}, but it is not poison and {by} had processed and acked it at {at}",
+                body.publish, body.amount, body.account, o.time
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Invariant<QueueObs> for OnlyPoisonDeadLettered {
+    fn name(&self) -> &str {
+        ONLY_POISON_DEAD_LETTERED
+    }
+    /// Nothing to judge when nothing was dead-lettered or delivered twice.
+    fn vacuous(&self) -> bool {
+        !self.judged
+    }
+    fn on_observation(&mut self, o: &Observed<QueueObs>) -> Result<(), String> {
+        match &o.obs {
+            QueueObs::Received { message, receipt, .. } => return self.on_received(o, *message, *receipt),
+            QueueObs::Done { message, processed: true } => {
+                self.deliveries.entry(*message).or_default().processed.get_or_insert((o.node, o.time));
+            }
+            obs => match self.places.follow(obs, o.time) {
+                Some((message, Place::Queued)) if matches!(obs, QueueObs::Redriven { .. }) => {
+                    let QueueObs::Redriven { at, .. } = obs else { unreachable!() };
+                    self.deliveries.insert(message, Deliveries { redriven: *at, ..Deliveries::default() });
+                }
+                Some((message, Place::DeadLettered)) => {
+                    let QueueObs::DeadLettered { body, .. } = obs else { unreachable!() };
+                    return self.on_dead_lettered(o, message, body);
+                }
+                _ => {}
+            },
+        }
+        Ok(())
+    }
+}
+
+/// "the effect store is consistent": each account is a counter, and every
+/// read of it (and every add's returned balance) lies between the adds
+/// that certainly took effect before it and those that possibly did.
+pub struct StoreConsistent(CountsEachIncrementOnce);
+
+impl StoreConsistent {
+    pub fn new() -> Self {
+        StoreConsistent(CountsEachIncrementOnce::new(CounterFunctions {
+            incr: "add".into(),
+            reads: vec!["read".into()],
+            weaker_reads: vec![],
+        }))
+    }
+}
+
+impl Invariant<QueueObs> for StoreConsistent {
+    fn name(&self) -> &str {
+        STORE_CONSISTENT
+    }
+    fn vacuous(&self) -> bool {
+        Invariant::<QueueObs>::vacuous(&self.0)
+    }
+    fn judges_at_end(&self) -> bool {
+        Invariant::<QueueObs>::judges_at_end(&self.0)
+    }
+    fn on_op(&mut self, time: SimTime, op: &Op) -> Result<(), String> {
+        Invariant::<QueueObs>::on_op(&mut self.0, time, op)
+    }
+    fn at_end(&mut self, end: &RunEnd<'_, QueueObs>) -> Result<(), String> {
+        self.0.at_end(end)
+    }
+}
