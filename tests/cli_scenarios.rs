@@ -154,6 +154,7 @@ fn broken_scenario_files_name_file_line_and_column_and_exit_2() {
         ("knob-beside-bad-key", &format!("{GOOD}[config]\nretries = {{ min = 1, max = 3 }}\ngroup_commit = \"0s\"\n"), ":9:16: [config]: expected a positive duration"),
         ("knob-beside-unknown-key", &format!("{GOOD}[config]\nretries = {{ min = 1, max = 3 }}\nspeed = 3\n"), ":9:9: [config]: unknown field `speed`"),
         ("events-budget", &format!("max_events = 0\n{GOOD}"), ":1:14: max_events must be between 1 and"),
+        ("client-crash", &format!("{GOOD}[[fault]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"c1\"\n"), ":10:8: c1 is a client: clients never crash"),
     ];
     for (name, text, want) in cases {
         let path = write(&format!("{name}.toml"), text);
@@ -189,4 +190,29 @@ fn a_trigger_crashes_each_new_leader_up_to_its_limit() {
     );
     let triggered = write("triggered.toml", &text);
     assert_eq!(crashes(&triggered), 3, "the first three leaders crash, then the limit holds");
+}
+
+/// A system whose clients are workers (the queue's consumers) lets faults
+/// crash them, and the run restarts them like any node.
+#[test]
+fn queue_clients_may_crash_and_restart() {
+    let text = r#"title = "t"
+system = "queue"
+nodes = 2
+clients = 2
+duration = "5s"
+seeds = 1
+[workload]
+ops = 40
+[[fault]]
+at = "1s"
+kind = "crash"
+node = "c2"
+for = "1s"
+"#;
+    let path = write("queue-client-crash.toml", text);
+    let o = faultline(&["run", &path]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1.000000s crash c2"), "{out}");
 }

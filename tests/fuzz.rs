@@ -75,6 +75,13 @@ const CONFIG: &[&str] = &[
     "max_drift_ppm = 1e9",
     "group_commit = \"-1s\"",
     "nonsense = 1",
+    "max_receives = 0",
+    "max_receives = { min = 1, max = 100 }",
+    "visibility_timeout = \"1ns\"",
+    "poison = 1.0",
+    "redrive = { min = 0.0, max = 2.0 }",
+    "broker = \"single\"",
+    "broker = \"zookeeper\"",
 ];
 const OPS: &[&str] = &[
     "[\"write\", \"k0\", 1]",
@@ -88,6 +95,11 @@ const OPS: &[&str] = &[
     "[\"frobnicate\", \"k0\", 3]",
     "[\"write\"]",
     "[]",
+    "[\"publish\", \"a0\", 5]",
+    "[\"publish\", \"a0\", \"poison\"]",
+    "[\"publish\", \"a0\", \"antidote\"]",
+    "[\"consume\", \"queue\"]",
+    "[\"redrive\", \"dlq\"]",
 ];
 
 /// One `[[fault]]`: a kind with the keys it takes, mostly; now and then a
@@ -167,6 +179,9 @@ fn scenario_text() -> impl Strategy<Value = String> {
         "system = \"lock\"\nvariant = \"correct\"\nclients = 3\nnodes = 4\n",
         "system = \"lock\"\nvariant = \"redlock\"\nclients = 2\nnodes = 6\n",
         "system = \"lock\"\nvariant = \"token-not-persisted\"\nclients = 2\nnodes = 2\n",
+        "system = \"queue\"\nvariant = \"correct\"\nclients = 4\nnodes = 4\n",
+        "system = \"queue\"\nvariant = \"attempts-not-persisted\"\nclients = 3\nnodes = 2\n",
+        "system = \"queue\"\nvariant = \"no-dedup\"\nclients = 2\nnodes = 3\n",
     ];
     let wrong: &'static [&'static str] = &[
         "system = \"ring\"\n",
@@ -176,6 +191,7 @@ fn scenario_text() -> impl Strategy<Value = String> {
         "system = \"replication\"\nclients = 100\nnodes = 3\n",
         "system = \"election\"\nnodes = 0\n",
         "system = \"lock\"\nclients = 2\nnodes = 1\n",
+        "system = \"queue\"\nclients = 2\nnodes = 1\n",
     ];
     let head = (mostly(systems, wrong), mostly(DURATIONS, BAD_DURATIONS), mostly(COUNTS, BAD_COUNTS), any::<u8>());
     let body = (

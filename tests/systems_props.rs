@@ -1,5 +1,5 @@
 //! For any fault plan (every fault kind but `kill`, on 3 to 5 servers), the
-//! correct variants of `election`, `replication` and `lock` keep their invariants
+//! correct variants of `election`, `replication`, `lock` and `queue` keep their invariants
 //! and make progress after the heal. A failure shrinks to a minimal plan,
 //! printed as `[[fault]]` entries.
 
@@ -55,6 +55,16 @@ proptest! {
         seed in 0u64..1000,
     ) {
         let s = scenario("title = \"p\"\nsystem = \"lock\"\nnodes = 4\nclients = 3\nduration = \"20s\"\n[network]\nloss = 0.02\nduplicate = 0.05\n[clocks]\ndrift_ppm = 200\n[workload]\nops = 60\nkeys = 2\n");
+        check(&s, faults, seed)?;
+    }
+
+    /// `random` here picks among the producers and consumers too.
+    #[test]
+    fn correct_queue_survives_any_fault_plan(
+        faults in fault_plan(&Menu::all_but_kill(4, 4), Duration::from_secs(20), 10),
+        seed in 0u64..1000,
+    ) {
+        let s = scenario("title = \"p\"\nsystem = \"queue\"\nnodes = 4\nclients = 4\nduration = \"20s\"\n[network]\nloss = 0.02\nduplicate = 0.05\n[clocks]\ndrift_ppm = 200\n[workload]\nops = 200\nkeys = 2\n");
         check(&s, faults, seed)?;
     }
 }

@@ -199,6 +199,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         max_time: scenario.duration + scenario.liveness + Duration::from_secs(1),
         max_events: options.max_events.unwrap_or(scenario.max_events),
         keep_trace: options.keep_trace,
+        clients_crash: scenario.clients_crash,
     };
     let Spec { factory, invariants, linearizability, mut progress } = spec;
     let mut world = World::new(config, factory);

@@ -111,6 +111,15 @@ pub trait System: Sync + 'static {
     fn has_clients(&self) -> bool {
         true
     }
+    /// Whether its clients are workers whose crash is a fault under test
+    /// (a queue's consumers), not only drivers of the test. Then faults
+    /// and triggers may crash or cut off clients, and `random` picks among
+    /// clients too. Otherwise clients only pause: a client that lost its
+    /// memory would reuse request ids and forget its session, and the
+    /// checks would blame the system.
+    fn clients_crash(&self) -> bool {
+        false
+    }
     /// The fewest servers it runs with.
     fn min_nodes(&self) -> u32 {
         1
@@ -147,6 +156,7 @@ pub trait AnySystem: Sync {
     fn name(&self) -> &'static str;
     fn variants(&self) -> &'static [&'static str];
     fn has_clients(&self) -> bool;
+    fn clients_crash(&self) -> bool;
     fn min_nodes(&self) -> u32;
     /// Deserialises the `[config]` of a whole scenario file's text; the
     /// error carries the span of the offending key or value.
@@ -178,6 +188,9 @@ impl<S: System> AnySystem for S {
     }
     fn has_clients(&self) -> bool {
         System::has_clients(self)
+    }
+    fn clients_crash(&self) -> bool {
+        System::clients_crash(self)
     }
     fn min_nodes(&self) -> u32 {
         System::min_nodes(self)
@@ -318,5 +331,8 @@ impl Catalog for Systems {
     }
     fn has_clients(&self, system: &str) -> bool {
         self.find(system).is_some_and(|s| s.has_clients())
+    }
+    fn clients_crash(&self, system: &str) -> bool {
+        self.find(system).is_some_and(|s| s.clients_crash())
     }
 }

@@ -100,11 +100,12 @@ pub struct Firing {
 impl Trigger {
     /// Whether a report of `event` by `node` fires this trigger now, and
     /// if so what it does. Draws only for a matching event under the limit.
-    pub fn fire(&self, event: &str, node: NodeId, fired: u32, rng: &mut Rng) -> Option<Firing> {
+    /// Unless `clients_crash`, a trigger only pauses a client.
+    pub fn fire(&self, event: &str, node: NodeId, fired: u32, clients_crash: bool, rng: &mut Rng) -> Option<Firing> {
         if event != self.on || fired >= self.limit || !rng.chance(self.probability) {
             return None;
         }
-        if self.target.is_none() && node.is_client() && self.action != TriggerAction::Pause {
+        if self.target.is_none() && node.is_client() && self.action != TriggerAction::Pause && !clients_crash {
             return None; // clients never crash or get cut off: they drive the test
         }
         let target = self.target.clone().unwrap_or(Target::Node(node));
@@ -146,14 +147,14 @@ mod tests {
         };
         let mut rng = Rng::new(1, Stream::Custom(9));
         let n2 = NodeId::server(2);
-        assert!(t.fire("voted", n2, 0, &mut rng).is_none());
-        assert!(t.fire("leader", n2, 2, &mut rng).is_none(), "over its limit");
-        let f = t.fire("leader", n2, 1, &mut rng).expect("fires");
+        assert!(t.fire("voted", n2, 0, false, &mut rng).is_none());
+        assert!(t.fire("leader", n2, 2, false, &mut rng).is_none(), "over its limit");
+        let f = t.fire("leader", n2, 1, false, &mut rng).expect("fires");
         assert_eq!(f.fault, Fault::Crash(Target::Node(n2)));
         assert!(f.delay <= ms(5));
         let d = f.duration.expect("undone");
         assert!(d >= ms(1) && d <= ms(1000));
         let never = Trigger { probability: 0.0, ..t };
-        assert!((0..100).all(|_| never.fire("leader", n2, 0, &mut rng).is_none()));
+        assert!((0..100).all(|_| never.fire("leader", n2, 0, false, &mut rng).is_none()));
     }
 }

@@ -61,6 +61,10 @@ pub trait Catalog {
     fn has_clients(&self, _system: &str) -> bool {
         true
     }
+    /// Whether its clients may crash or be cut off (see `System::clients_crash`).
+    fn clients_crash(&self, _system: &str) -> bool {
+        false
+    }
 }
 
 mod duration;
@@ -147,6 +151,9 @@ pub struct Scenario {
     pub variant: String,
     pub nodes: u32,
     pub clients: u32,
+    /// Whether faults and triggers may crash or cut off clients (the
+    /// system's `clients_crash`).
+    pub clients_crash: bool,
     pub duration: Duration,
     pub liveness: Duration,
     pub seeds: u64,
@@ -207,6 +214,7 @@ impl Scenario {
             nodes: *raw.nodes.get_ref(),
             clients: *raw.clients.get_ref(),
             network: LinkConfig::default(),
+            clients_crash: catalog.clients_crash(raw.system.get_ref()),
         };
         let systems = catalog.systems();
         let system = raw.system.get_ref().clone();
@@ -338,6 +346,7 @@ impl Scenario {
             variant,
             nodes: cx.nodes,
             clients: cx.clients,
+            clients_crash: cx.clients_crash,
             duration,
             liveness,
             seeds: *raw.seeds.get_ref(),

@@ -18,6 +18,8 @@ pub(super) struct Ctx<'a> {
     pub(super) clients: u32,
     /// The scenario's `[network]`: a network fault changes only the keys it names.
     pub(super) network: LinkConfig,
+    /// Whether the system's clients may crash or be cut off.
+    pub(super) clients_crash: bool,
 }
 
 impl Ctx<'_> {
@@ -184,8 +186,11 @@ pub(super) fn overlay_network(cx: &Ctx<'_>, base: LinkConfig, n: &NetworkSection
 /// Clients drive the test and keep the session a checker follows: a
 /// client that lost its memory would reuse request ids and forget its
 /// session, and the checks would blame the system. Clients pause; they
-/// never crash.
+/// never crash, unless the system's clients are workers that may.
 pub(super) fn no_client_crashes(cx: &Ctx<'_>, e: &FaultEntry, target: &Target) -> Result<(), ScenarioError> {
+    if cx.clients_crash {
+        return Ok(());
+    }
     let client = match target {
         Target::Node(n) => Some(*n).filter(|n| n.is_client()),
         Target::Nodes(ns) => ns.iter().copied().find(|n| n.is_client()),
@@ -562,7 +567,7 @@ pub(super) fn parse_trigger(
             "all" => Target::All,
             _ => {
                 let id = cx.node(t)?;
-                if id.is_client() && action != TriggerAction::Pause {
+                if id.is_client() && action != TriggerAction::Pause && !cx.clients_crash {
                     return Err(cx.err(
                         t.span(),
                         format!("{id} is a client: clients never crash or get cut off; pause it instead"),

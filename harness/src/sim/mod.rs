@@ -59,6 +59,9 @@ pub struct WorldConfig {
     pub max_events: u64,
     /// Keep the full event trace (for the determinism check and debugging).
     pub keep_trace: bool,
+    /// Whether faults may hit clients: then `random` picks among clients
+    /// too, and triggers crash or cut off the client that reported.
+    pub clients_crash: bool,
 }
 
 impl Default for WorldConfig {
@@ -73,6 +76,7 @@ impl Default for WorldConfig {
             max_time: Duration::from_secs(3600),
             max_events: 50_000_000,
             keep_trace: false,
+            clients_crash: false,
         }
     }
 }
@@ -227,6 +231,9 @@ pub(crate) struct Core<N: Node + ?Sized> {
     free: Vec<u32>,
     pub(crate) nodes: Vec<NodeState<N>>,
     pub(crate) servers: Vec<NodeId>,
+    /// What `random` picks from: the servers, and the clients when they may crash.
+    pub(crate) random_targets: Vec<NodeId>,
+    clients_crash: bool,
     n_servers: u32,
     links: Vec<Link>,
     link_configs: Vec<LinkConfig>,
@@ -348,7 +355,9 @@ impl<N: Node> World<N> {
             events: Vec::with_capacity(1024),
             free: Vec::new(),
             nodes,
+            random_targets: if config.clients_crash { ids.clone() } else { servers.clone() },
             servers,
+            clients_crash: config.clients_crash,
             n_servers: config.servers,
             links: vec![Link::default(); n * n],
             link_configs: vec![config.network.clone()],

@@ -40,7 +40,7 @@ impl<N: Node + ?Sized> Core<N> {
         let mut nodes = match target {
             Target::Node(id) => vec![*id],
             Target::Nodes(ids) => ids.clone(),
-            Target::Random => self.fault_rng.pick(&self.servers).copied().into_iter().collect(),
+            Target::Random => self.fault_rng.pick(&self.random_targets).copied().into_iter().collect(),
             Target::All => self.servers.clone(),
             Target::Leader => match self.leader {
                 Some(l) => vec![l],

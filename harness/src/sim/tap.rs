@@ -48,7 +48,7 @@ impl<N: Node + ?Sized> Core<N> {
         let now = self.now;
         let mut fired = Vec::new();
         for (trigger, count) in &mut self.triggers {
-            if let Some(firing) = trigger.fire(event, node, *count, &mut self.trigger_rng) {
+            if let Some(firing) = trigger.fire(event, node, *count, self.clients_crash, &mut self.trigger_rng) {
                 *count += 1;
                 fired.push(firing);
             }

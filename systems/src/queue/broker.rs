@@ -11,8 +11,8 @@ use super::{Body, BrokerOp, BrokerReply, Left, MessageId, PublishId, QueueComman
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum State {
-    /// Visible, at this place in delivery order.
-    Ready(u64),
+    /// Visible.
+    Ready,
     /// Delivered, invisible until acked or this delivery expires.
     InFlight(Receipt),
     DeadLettered,
@@ -30,9 +30,9 @@ struct Message {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Queue {
     messages: BTreeMap<MessageId, Message>,
-    /// Visible messages in delivery order.
-    ready: BTreeMap<u64, MessageId>,
-    next_order: u64,
+    /// Visible messages: delivered oldest first, so one visible again
+    /// (its delivery expired, or it was redriven) takes its old place.
+    ready: BTreeSet<MessageId>,
     dead: BTreeSet<MessageId>,
     publishes: BTreeMap<PublishId, MessageId>,
     /// Each consumer's latest receive request and its answer: a retry (or
@@ -108,7 +108,7 @@ impl Queue {
         }
         let message = MessageId(stamp);
         assert!(!self.messages.contains_key(&message), "a stamp enqueues one message");
-        self.messages.insert(message, Message { body: body.clone(), state: State::Ready(0) });
+        self.messages.insert(message, Message { body: body.clone(), state: State::Ready });
         self.make_ready(message);
         self.publishes.insert(body.publish, message);
         Applied {
@@ -122,7 +122,7 @@ impl Queue {
     /// their deliveries up are dead-lettered (or dropped) first.
     fn receive(&mut self, receipt: Receipt, rules: Rules) -> Applied {
         let mut events = Vec::new();
-        while let Some((_, message)) = self.ready.pop_first() {
+        while let Some(message) = self.ready.pop_first() {
             let count = self.counts.get(&message).copied().unwrap_or(0);
             if count >= rules.max_receives {
                 events.push(self.retire(message, rules));
@@ -158,8 +158,8 @@ impl Queue {
         let reply = Some(BrokerReply::Acked);
         let Some(m) = self.messages.remove(&message) else { return Applied { reply, ..Applied::default() } };
         match m.state {
-            State::Ready(order) => {
-                self.ready.remove(&order);
+            State::Ready => {
+                self.ready.remove(&message);
             }
             State::InFlight(_) => {}
             State::DeadLettered => {
@@ -188,10 +188,8 @@ impl Queue {
     }
 
     fn make_ready(&mut self, message: MessageId) {
-        let order = self.next_order;
-        self.next_order += 1;
-        self.ready.insert(order, message);
-        self.messages.get_mut(&message).expect("a known message").state = State::Ready(order);
+        self.ready.insert(message);
+        self.messages.get_mut(&message).expect("a known message").state = State::Ready;
     }
 
     /// The messages in flight and their deliveries: what a new leader (or

@@ -298,3 +298,97 @@ impl Invariant<QueueObs> for StoreConsistent {
         self.0.at_end(end)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::NodeId;
+
+    use crate::queue::Body;
+
+    fn at(node: NodeId, ms: u64, obs: QueueObs) -> Observed<QueueObs> {
+        Observed { time: SimTime(ms * 1_000_000), event: ms, node, obs }
+    }
+    fn publish(seq: u32) -> PublishId {
+        PublishId { producer: NodeId::client(0), seq }
+    }
+    fn body(seq: u32, poison: bool) -> Body {
+        Body { publish: publish(seq), account: "a0".into(), amount: 7, poison }
+    }
+    fn applied(record: u64, seq: u32) -> QueueObs {
+        QueueObs::Applied { record, publish: publish(seq), account: "a0".into(), amount: 7, balance: 7 }
+    }
+    fn received(message: u64, receipt: u64, poison: bool) -> QueueObs {
+        QueueObs::Received { message: MessageId(message), receipt: Receipt(receipt), body: body(1, poison) }
+    }
+    fn dead(message: u64, at: u64, poison: bool) -> QueueObs {
+        QueueObs::DeadLettered { message: MessageId(message), body: body(1, poison), receives: 2, at }
+    }
+    fn end() -> RunEnd<'static, QueueObs> {
+        static HISTORY: harness::History = harness::History { ops: Vec::new() };
+        static SESSIONS: BTreeMap<u64, u64> = BTreeMap::new();
+        RunEnd { now: SimTime(0), history: &HISTORY, observations: &[], sessions: &SESSIONS }
+    }
+
+    #[test]
+    fn a_second_effect_of_one_publish_is_a_violation_but_a_record_reported_again_is_not() {
+        let store = NodeId::server(3);
+        let mut check = EachMessageOnce::default();
+        assert!(check.on_observation(&at(store, 1, applied(1, 1))).is_ok());
+        assert!(check.on_observation(&at(store, 2, applied(1, 1))).is_ok(), "reported again after a restart");
+        let err = check.on_observation(&at(store, 3, applied(2, 1))).unwrap_err();
+        assert_eq!(
+            err,
+            "c1/1 took effect twice: +7 to a0 at 0.001000s (balance 7), and again to a0 at 0.003000s (balance 7)"
+        );
+    }
+
+    #[test]
+    fn a_message_acked_away_unapplied_is_lost_but_one_in_the_dead_letter_queue_is_not() {
+        let (producer, broker, consumer) = (NodeId::client(0), NodeId::server(0), NodeId::client(1));
+        let mut check = NoAcknowledgedPublishLost::default();
+        for (seq, m) in [(1, 10), (2, 11)] {
+            let enqueued = QueueObs::Enqueued { message: MessageId(m), publish: publish(seq), at: m };
+            check.on_observation(&at(broker, m, enqueued)).unwrap();
+            let acked = QueueObs::PublishAcked { publish: publish(seq), message: MessageId(m) };
+            check.on_observation(&at(producer, m, acked)).unwrap();
+        }
+        check.on_observation(&at(broker, 20, dead(10, 20, true))).unwrap();
+        // Replayed by a replica: counted once, by its stamp.
+        let left = QueueObs::Left { message: MessageId(11), why: Left::Acked { by: consumer }, at: 21 };
+        check.on_observation(&at(broker, 21, left)).unwrap();
+        let replayed = QueueObs::Enqueued { message: MessageId(11), publish: publish(2), at: 11 };
+        check.on_observation(&at(NodeId::server(1), 22, replayed)).unwrap();
+        let err = check.at_end(&end()).unwrap_err();
+        assert_eq!(
+            err,
+            "c1/2, acknowledged at 0.011000s as m11, was never applied and is not in the dead-letter queue: c2 acked it at 0.021000s"
+        );
+        check.on_observation(&at(NodeId::server(3), 30, applied(1, 2))).unwrap();
+        assert!(check.at_end(&end()).is_ok());
+    }
+
+    #[test]
+    fn dead_letters_must_be_poison_or_never_processed_and_deliveries_stay_within_max_receives() {
+        let (broker, c) = (NodeId::server(0), NodeId::client(1));
+        let mut check = OnlyPoisonDeadLettered::new(2);
+        check.on_observation(&at(c, 1, received(10, 1, false))).unwrap();
+        check.on_observation(&at(c, 2, received(10, 2, false))).unwrap();
+        check.on_observation(&at(c, 2, received(10, 2, false))).unwrap(); // the same delivery, duplicated
+        let err = check.on_observation(&at(c, 3, received(10, 3, false))).unwrap_err();
+        assert_eq!(
+            err,
+            "c2 received m10 at 0.003000s: its delivery number 3 since its enqueue, where max_receives is 2"
+        );
+        // Every delivery failed: dead-lettering it is the broker's right.
+        assert!(check.on_observation(&at(broker, 4, dead(10, 4, false))).is_ok());
+        let redriven = QueueObs::Redriven { message: MessageId(10), at: 5 };
+        check.on_observation(&at(broker, 5, redriven)).unwrap();
+        check.on_observation(&at(c, 6, received(10, 6, false))).unwrap();
+        let done = QueueObs::Done { message: MessageId(10), processed: true };
+        check.on_observation(&at(c, 7, done)).unwrap();
+        let err = check.on_observation(&at(broker, 8, dead(10, 8, false))).unwrap_err();
+        assert!(err.ends_with("it is not poison and c2 had processed and acked it at 0.007000s"), "{err}");
+        assert!(check.on_observation(&at(broker, 9, dead(11, 9, true))).is_ok());
+    }
+}

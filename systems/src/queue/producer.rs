@@ -1,9 +1,9 @@
 //! A producer: publishes its script's messages one at a time, each with
 //! the publish id `(producer, place in the script)`, retrying on a timeout
 //! with the same id; a `redrive` in its script asks the broker to put the
-//! dead-letter queue back. A restarted producer publishes its whole script
-//! again, with the same ids (an outbox replayed): the broker's dedup makes
-//! that harmless. After its script it stops.
+//! dead-letter queue back. Like an outbox, it records on its disk how far
+//! it got once each publish is answered: a restarted producer publishes
+//! the one in flight again, with the same id. After its script it stops.
 //!
 //! History: `publish` (key `queue`, input the amount or `"poison"`, output
 //! the broker's message id) and `redrive` (key `dlq`, output how many
@@ -18,6 +18,8 @@ use crate::ClientOp;
 
 pub const QUEUE_KEY: &str = "queue";
 pub const DLQ_KEY: &str = "dlq";
+/// On the producer's disk: the place in its script of the next publish.
+const NEXT_KEY: &str = "producer/next";
 
 pub struct Producer {
     config: Config,
@@ -27,13 +29,14 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub fn new(config: Config, script: Vec<ClientOp>) -> Self {
-        Producer { config, script, next: 0, requests: Requests::default() }
+    pub fn new(config: Config, script: Vec<ClientOp>, disk: &harness::Disk) -> Self {
+        let next = disk.get::<u64>(NEXT_KEY).map_or(0, |n| n as usize);
+        Producer { config, script, next, requests: Requests::default() }
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
         self.requests.start(ctx);
-        ctx.observe(QueueObs::Producing { ops: self.script.len() as u32 });
+        ctx.observe(QueueObs::Producing { ops: self.script.len().saturating_sub(self.next) as u32 });
         ctx.set_timer(self.config.think, Timer::Think);
     }
 
@@ -95,12 +98,19 @@ impl Producer {
             BrokerReply::Redriven { messages } => ctx.ok(Value::Int(i64::from(messages))),
             other => panic!("{} got {other:?} for a publish or a redrive", ctx.me()),
         }
-        ctx.set_timer(self.config.think, Timer::Think);
+        self.move_on(ctx);
     }
 
     /// No answer after every send: the publish may still have been taken.
     fn gave_up(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
         ctx.info(Value::Null);
+        self.move_on(ctx);
+    }
+
+    /// Records that the publish in flight is done with, then on to the next.
+    fn move_on(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
+        ctx.disk().put(NEXT_KEY, &(self.next as u64));
+        ctx.disk().sync();
         ctx.set_timer(self.config.think, Timer::Think);
     }
 }

@@ -110,6 +110,12 @@ impl System for Queue {
     fn min_nodes(&self) -> u32 {
         2
     }
+    /// Consumers are workers: their crash in the middle of a message is
+    /// what at-least-once delivery and idempotence exist for. (Producers
+    /// may crash too: they resume from their disk.)
+    fn clients_crash(&self) -> bool {
+        true
+    }
     fn trigger_events(&self) -> &'static [&'static str] {
         super::TRIGGER_EVENTS
     }
@@ -186,7 +192,7 @@ impl System for Queue {
                 let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
                 let produces = script.iter().any(|op| op.f != "consume");
                 if produces || (script.is_empty() && id.index() % 2 == 0) {
-                    return QueueNode::Producer(Box::new(Producer::new(config.clone(), script)));
+                    return QueueNode::Producer(Box::new(Producer::new(config.clone(), script, disk)));
                 }
                 return QueueNode::Consumer(Box::new(Consumer::new(config.clone())));
             }
