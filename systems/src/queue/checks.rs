@@ -35,6 +35,8 @@ pub enum Place {
 pub struct Places {
     pub of: BTreeMap<MessageId, (u64, Place, SimTime)>,
     pub publish_of: BTreeMap<MessageId, PublishId>,
+    /// How many are `Queued`: asked after every event of the liveness phase.
+    queued: usize,
 }
 
 impl Places {
@@ -53,13 +55,19 @@ impl Places {
         if self.of.get(&message).is_some_and(|(last, _, _)| at <= *last) {
             return None;
         }
-        self.of.insert(message, (at, place.clone(), time));
+        let before = self.of.insert(message, (at, place.clone(), time));
+        if before.is_some_and(|(_, p, _)| p == Place::Queued) {
+            self.queued -= 1;
+        }
+        if place == Place::Queued {
+            self.queued += 1;
+        }
         Some((message, place))
     }
 
     /// Whether any message is still on the main queue.
     pub fn any_queued(&self) -> bool {
-        self.of.values().any(|(_, place, _)| *place == Place::Queued)
+        self.queued > 0
     }
 }
 

@@ -290,8 +290,7 @@ impl Consumer {
         if let Some(t) = self.extend_timer.take() {
             ctx.cancel_timer(t);
         }
-        // Straight on to the next message, as a consumer loop does.
-        ctx.set_timer(Duration::ZERO, Timer::Think);
+        self.receive(ctx); // straight on to the next message, as a consumer loop does
     }
 }
 

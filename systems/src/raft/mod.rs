@@ -302,6 +302,10 @@ pub struct Raft<C> {
     /// were sent (on the lease's clock) and who acknowledged them.
     round: u64,
     acks: BTreeMap<u64, (LeaseDeadline, BTreeSet<NodeId>)>,
+    /// Followers sent entries whose answer has not come: a proposal waits
+    /// for that answer (or the next heartbeat) to go out in one batch,
+    /// instead of sending every unacknowledged entry again.
+    awaiting: BTreeSet<NodeId>,
     confirmed_round: u64,
     /// Leases: when this node last heard its leader (monotonic), and, as
     /// leader, until when its lease runs (on the lease's clock).
@@ -336,6 +340,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
             matched_scratch: Vec::new(),
             round: 0,
             acks: BTreeMap::new(),
+            awaiting: BTreeSet::new(),
             confirmed_round: 0,
             heard_leader_at: None,
             lease,
@@ -559,6 +564,7 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
         let next = LogIndex(self.last_index().0 + 1);
         self.next_index = self.peers(ctx).map(|p| (p, next)).collect();
+        self.awaiting.clear();
         self.match_index = self.peers(ctx).map(|p| (p, LogIndex(0))).collect();
         self.acks.clear();
         if let Some(l) = &mut self.lease {
@@ -597,7 +603,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         }
         let index = self.append(ctx, Payload::Command(command));
         for peer in self.peers(ctx) {
-            self.replicate(ctx, peer);
+            if !self.awaiting.contains(&peer) {
+                self.replicate(ctx, peer);
+            }
         }
         Some(index)
     }
@@ -635,6 +643,9 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         let next = self.next_index.get(&peer).copied().unwrap_or(LogIndex(1));
         let prev_index = LogIndex(next.0 - 1);
         let entries = self.log.after(prev_index, self.config.max_batch);
+        if !entries.is_empty() {
+            self.awaiting.insert(peer);
+        }
         let msg = RaftMsg::AppendEntries {
             term: self.term,
             prev_index,
@@ -764,6 +775,8 @@ impl<C: Clone + Debug + Hash + Serialize + DeserializeOwned + PartialEq + 'stati
         if !self.is_leader() || term < self.term {
             return;
         }
+        // Any answer ends the wait: a stale one at worst sends a batch early.
+        self.awaiting.remove(&from);
         let majority = self.majority(ctx);
         if let Some((sent, acks)) = self.acks.get_mut(&round) {
             acks.insert(from);
