@@ -35,9 +35,11 @@ pub struct Queue {
     ready: BTreeSet<MessageId>,
     dead: BTreeSet<MessageId>,
     publishes: BTreeMap<PublishId, MessageId>,
-    /// Each consumer's latest receive request and its answer: a retry (or
-    /// a duplicate) of it gets the same delivery back, not another message.
-    receives: BTreeMap<NodeId, (u64, BrokerReply)>,
+    /// Each client's latest receive or redrive request and its answer: a
+    /// retry (or a duplicate) of it gets the same answer (the same
+    /// delivery), and a late duplicate of an older one does nothing
+    /// (request ids grow across a client's restarts).
+    latest: BTreeMap<NodeId, (u64, BrokerReply)>,
     /// Deliveries of each message so far. Kept apart so that the
     /// `attempts-not-persisted` broker can leave them out of what it writes.
     #[serde(skip)]
@@ -84,22 +86,27 @@ impl Queue {
     }
 
     fn apply_op(&mut self, client: NodeId, id: u64, op: &BrokerOp, stamp: u64, rules: Rules) -> Applied {
-        match op {
-            BrokerOp::Publish { body } => self.publish(body, stamp, rules),
-            BrokerOp::Receive => match self.receives.get(&client) {
-                Some((request, reply)) if *request == id => {
-                    Applied { reply: Some(reply.clone()), ..Applied::default() }
-                }
-                _ => {
-                    let applied = self.receive(Receipt(stamp), rules);
-                    let reply = applied.reply.clone().expect("a receive is answered");
-                    self.receives.insert(client, (id, reply));
-                    applied
-                }
-            },
-            BrokerOp::Ack { message } => self.ack(client, *message),
-            BrokerOp::Redrive => self.redrive(),
+        // Publishes are deduplicated by publish id (or, by the planted
+        // bug, not at all); acks are idempotent.
+        let once = matches!(op, BrokerOp::Receive | BrokerOp::Redrive);
+        match self.latest.get(&client) {
+            Some((request, reply)) if once && *request == id => {
+                return Applied { reply: Some(reply.clone()), ..Applied::default() }
+            }
+            // Nobody waits for its answer, and a delivery nobody sees would
+            // count against the message's max_receives.
+            Some((request, _)) if once && *request > id => return Applied::default(),
+            _ => {}
         }
+        let applied = match op {
+            BrokerOp::Publish { body } => return self.publish(body, stamp, rules),
+            BrokerOp::Ack { message } => return self.ack(client, *message),
+            BrokerOp::Receive => self.receive(Receipt(stamp), rules),
+            BrokerOp::Redrive => self.redrive(),
+        };
+        let reply = applied.reply.clone().expect("a receive or a redrive is answered");
+        self.latest.insert(client, (id, reply));
+        applied
     }
 
     fn publish(&mut self, body: &Body, stamp: u64, rules: Rules) -> Applied {
@@ -205,11 +212,6 @@ impl Queue {
     pub fn holds(&self, message: MessageId, receipt: Receipt) -> bool {
         self.messages.get(&message).is_some_and(|m| m.state == State::InFlight(receipt))
     }
-
-    /// Whether a receive would find nothing to deliver, whatever its count.
-    pub fn nothing_ready(&self) -> bool {
-        self.ready.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -248,6 +250,7 @@ mod tests {
         let got = receive(&mut q, 1, 7, 2, RULES);
         assert_eq!(got.delivered, Some((MessageId(1), Receipt(2))));
         assert_eq!(receive(&mut q, 1, 7, 3, RULES).reply, got.reply, "the same request");
+        assert_eq!(receive(&mut q, 1, 6, 3, RULES), Applied::default(), "a late duplicate of an older one");
         assert_eq!(receive(&mut q, 2, 1, 4, RULES).reply, Some(BrokerReply::Empty), "invisible meanwhile");
         let stale = q.apply(&QueueCommand::Expire { message: MessageId(1), receipt: Receipt(9) }, 5, RULES);
         assert_eq!(stale.ended, None);
@@ -293,6 +296,6 @@ mod tests {
         assert_eq!(acked.ended, Some(MessageId(1)));
         let again = q.apply(&cmd(1, 3, BrokerOp::Ack { message: MessageId(1) }), 4, RULES);
         assert_eq!((again.reply, again.events), (Some(BrokerReply::Acked), vec![]));
-        assert!(q.nothing_ready());
+        assert_eq!(receive(&mut q, 2, 4, 5, RULES).reply, Some(BrokerReply::Empty));
     }
 }

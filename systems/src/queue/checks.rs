@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use harness::check::counter::{CounterFunctions, CountsEachIncrementOnce};
 use harness::check::{Invariant, Observed, RunEnd};
-use harness::history::Op;
+use harness::history::{Op, OpType};
 use harness::time::SimTime;
 
 use super::{Left, MessageId, PublishId, QueueObs, Receipt};
@@ -141,7 +141,8 @@ impl Invariant<QueueObs> for NoAcknowledgedPublishLost {
 pub struct EachMessageOnce {
     /// Per publish: its first effect's record, account, balance after, and time.
     applied: BTreeMap<PublishId, (u64, String, i64, SimTime)>,
-    /// Deliveries per publish, to tell whether any had a second chance.
+    /// Deliveries per non-poison publish, to tell whether any had a second
+    /// chance to take effect.
     deliveries: BTreeMap<PublishId, BTreeSet<(MessageId, Receipt)>>,
     second_chance: bool,
 }
@@ -150,13 +151,14 @@ impl Invariant<QueueObs> for EachMessageOnce {
     fn name(&self) -> &str {
         EACH_MESSAGE_ONCE
     }
-    /// Nothing to judge when no message was ever delivered twice.
+    /// Nothing to judge when no message that can take effect (not
+    /// poison) was ever delivered twice.
     fn vacuous(&self) -> bool {
         !self.second_chance
     }
     fn on_observation(&mut self, o: &Observed<QueueObs>) -> Result<(), String> {
         match &o.obs {
-            QueueObs::Received { message, receipt, body } => {
+            QueueObs::Received { message, receipt, body } if !body.poison => {
                 let seen = self.deliveries.entry(body.publish).or_default();
                 seen.insert((*message, *receipt));
                 self.second_chance |= seen.len() > 1;
@@ -186,29 +188,61 @@ impl Invariant<QueueObs> for EachMessageOnce {
 /// counts as much as a poison message's failure, and a message that fails
 /// every delivery is poison to the broker whatever its body. So: a
 /// dead-lettered message is poison, or none of its deliveries (since its
-/// enqueue or latest redrive) was processed and acked; and consumers never
-/// receive one message more than `max_receives` times. (That the broker
-/// waits for `max_receives` deliveries is its own count, which lost
-/// answers hide from consumers: not judged.)
+/// enqueue or latest redrive) was processed and acked; consumers never
+/// receive one message more than `max_receives` times; and (judged at the
+/// end, when late answers have come) the broker dead-letters a message only
+/// after `max_receives` deliveries could have happened in its window (since
+/// its enqueue or latest redrive): the ones consumers saw, plus one for
+/// each receive whose answer nobody saw (given up on, or never completed)
+/// that could have been applied in the window. Each receive request
+/// delivers at most one message (its retries get that one back), and only
+/// between its invoke and its client's next answered receive (after which
+/// the broker ignores it as stale).
 pub struct OnlyPoisonDeadLettered {
     max_receives: u32,
     /// Per message since its enqueue or latest redrive (the stamp): the
     /// receipts consumers got, and who processed and acked it, when.
     deliveries: BTreeMap<MessageId, Deliveries>,
     places: Places,
+    /// The consumers' receive operations: process, invoke or completion, when.
+    receives: Vec<(u64, OpType, SimTime)>,
+    dead_lettered: Vec<DeadLettering>,
     judged: bool,
 }
+
+/// A dead-lettering, judged at the end.
+struct DeadLettering {
+    message: MessageId,
+    publish: PublishId,
+    /// Its window in stamps: after its latest redrive's (or 0), before its own.
+    stamps: (u64, u64),
+    /// When the window opened (its enqueue, or latest redrive).
+    since: SimTime,
+    at: SimTime,
+}
+
+/// A receive operation: when it was invoked, and how and when it ended.
+type Receive = (SimTime, Option<(OpType, SimTime)>);
 
 #[derive(Default)]
 struct Deliveries {
     receipts: BTreeSet<Receipt>,
     redriven: u64,
+    /// When its window opened (its enqueue, or latest redrive).
+    since: SimTime,
     processed: Option<(harness::NodeId, SimTime)>,
 }
 
 impl OnlyPoisonDeadLettered {
     pub fn new(max_receives: u32) -> Self {
-        OnlyPoisonDeadLettered { max_receives, deliveries: BTreeMap::new(), places: Places::default(), judged: false }
+        OnlyPoisonDeadLettered {
+            max_receives,
+            deliveries: BTreeMap::new(),
+            places: Places::default(),
+            receives: Vec::new(),
+            dead_lettered: Vec::new(),
+            judged: false,
+        }
     }
 
     fn on_received(&mut self, o: &Observed<QueueObs>, message: MessageId, receipt: Receipt) -> Result<(), String> {
@@ -233,14 +267,18 @@ impl OnlyPoisonDeadLettered {
         body: &super::Body,
     ) -> Result<(), String> {
         self.judged = true;
-        let processed = self.deliveries.get(&message).and_then(|d| d.processed);
-        match processed {
-            Some((by, at)) if !body.poison => Err(format!(
+        let d = self.deliveries.get(&message);
+        if let (Some((by, at)), false) = (d.and_then(|d| d.processed), body.poison) {
+            return Err(format!(
                 "{message} ({}: {:+} to {}) was dead-lettered at {}, but it is not poison and {by} had processed and acked it at {at}",
                 body.publish, body.amount, body.account, o.time
-            )),
-            _ => Ok(()),
+            ));
         }
+        let QueueObs::DeadLettered { at, .. } = o.obs else { unreachable!("called for a dead-lettering") };
+        let (redriven, since) = d.map_or((0, SimTime(0)), |d| (d.redriven, d.since));
+        let publish = body.publish;
+        self.dead_lettered.push(DeadLettering { message, publish, stamps: (redriven, at), since, at: o.time });
+        Ok(())
     }
 }
 
@@ -252,6 +290,35 @@ impl Invariant<QueueObs> for OnlyPoisonDeadLettered {
     fn vacuous(&self) -> bool {
         !self.judged
     }
+    /// Records the consumers' receives, judged at the end.
+    fn on_op(&mut self, time: SimTime, op: &Op) -> Result<(), String> {
+        if op.f == "receive" {
+            self.receives.push((op.process, op.kind, time));
+        }
+        Ok(())
+    }
+    /// Every dead-lettering had `max_receives` deliveries that could have happened.
+    fn at_end(&mut self, end: &RunEnd<'_, QueueObs>) -> Result<(), String> {
+        let unanswered = unanswered_receives(&self.receives, end.sessions);
+        for d in &self.dead_lettered {
+            let (from, to) = d.stamps;
+            let seen =
+                self.deliveries.get(&d.message).map_or(0, |x| x.receipts.range(Receipt(from + 1)..Receipt(to)).count());
+            let unseen = unanswered.iter().filter(|&&(invoked, until)| invoked <= d.at && until >= d.since).count();
+            if seen + unseen < self.max_receives as usize {
+                return Err(format!(
+                    "{} ({}) was dead-lettered at {} after at most {} deliveries since {} ({seen} seen by consumers, {unseen} receives whose answer nobody saw), where max_receives is {}",
+                    d.message,
+                    d.publish,
+                    d.at,
+                    seen + unseen,
+                    d.since,
+                    self.max_receives
+                ));
+            }
+        }
+        Ok(())
+    }
     fn on_observation(&mut self, o: &Observed<QueueObs>) -> Result<(), String> {
         match &o.obs {
             QueueObs::Received { message, receipt, .. } => return self.on_received(o, *message, *receipt),
@@ -259,9 +326,14 @@ impl Invariant<QueueObs> for OnlyPoisonDeadLettered {
                 self.deliveries.entry(*message).or_default().processed.get_or_insert((o.node, o.time));
             }
             obs => match self.places.follow(obs, o.time) {
+                Some((message, Place::Queued)) if matches!(obs, QueueObs::Enqueued { .. }) => {
+                    self.deliveries.entry(message).or_default().since = o.time;
+                }
                 Some((message, Place::Queued)) if matches!(obs, QueueObs::Redriven { .. }) => {
                     let QueueObs::Redriven { at, .. } = obs else { unreachable!() };
-                    self.deliveries.insert(message, Deliveries { redriven: *at, ..Deliveries::default() });
+                    // A new window: its receipts are those above the redrive's stamp.
+                    let d = self.deliveries.entry(message).or_default();
+                    (d.redriven, d.since, d.processed) = (*at, o.time, None);
                 }
                 Some((message, Place::DeadLettered)) => {
                     let QueueObs::DeadLettered { body, .. } = obs else { unreachable!() };
@@ -272,6 +344,38 @@ impl Invariant<QueueObs> for OnlyPoisonDeadLettered {
         }
         Ok(())
     }
+}
+
+/// The receives whose answer nobody saw (given up on, or never completed),
+/// each as the interval in which the broker could have applied it: from
+/// its invoke to its client's next answered receive (the end of time if
+/// none). `sessions` names each history process's client.
+fn unanswered_receives(receives: &[(u64, OpType, SimTime)], sessions: &BTreeMap<u64, u64>) -> Vec<(SimTime, SimTime)> {
+    // Per client, its receives in order: invoked, and how and when each ended.
+    let mut per_client: BTreeMap<u64, Vec<Receive>> = BTreeMap::new();
+    let mut open: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+    for &(process, kind, time) in receives {
+        let client = sessions.get(&process).copied().unwrap_or(process);
+        let list = per_client.entry(client).or_default();
+        if kind == OpType::Invoke {
+            open.insert(process, (client, list.len()));
+            list.push((time, None));
+        } else if let Some((client, i)) = open.remove(&process) {
+            per_client.get_mut(&client).expect("opened")[i].1 = Some((kind, time));
+        }
+    }
+    let mut out = Vec::new();
+    for list in per_client.values() {
+        let mut next_answered = SimTime(u64::MAX);
+        for &(invoked, ended) in list.iter().rev() {
+            match ended {
+                Some((OpType::Ok, at)) => next_answered = at,
+                Some((OpType::Fail, _)) => {}
+                _ => out.push((invoked, next_answered)),
+            }
+        }
+    }
+    out
 }
 
 /// "the effect store is consistent": each account is a counter, and every
@@ -397,6 +501,27 @@ mod tests {
         check.on_observation(&at(c, 7, done)).unwrap();
         let err = check.on_observation(&at(broker, 8, dead(10, 8, false))).unwrap_err();
         assert!(err.ends_with("it is not poison and c2 had processed and acked it at 0.007000s"), "{err}");
+        // Poison messages nobody received twice: too early, unless receives
+        // whose answers nobody saw could have delivered them.
         assert!(check.on_observation(&at(broker, 9, dead(11, 9, true))).is_ok());
+        let err = check.at_end(&end()).unwrap_err();
+        assert_eq!(
+            err,
+            "m11 (c1/1) was dead-lettered at 0.009000s after at most 0 deliveries since 0.000000s (0 seen by consumers, 0 receives whose answer nobody saw), where max_receives is 2"
+        );
+        let receive = |kind| harness::history::Op {
+            process: 4,
+            kind,
+            f: "receive".into(),
+            key: Some("queue".into()),
+            value: harness::Value::Null,
+            time: None,
+        };
+        let mut check = OnlyPoisonDeadLettered::new(2);
+        check.on_op(SimTime(0), &receive(OpType::Invoke)).unwrap();
+        check.on_op(SimTime(1), &receive(OpType::Info)).unwrap();
+        check.on_op(SimTime(2), &receive(OpType::Invoke)).unwrap();
+        check.on_observation(&at(broker, 10, dead(12, 10, true))).unwrap();
+        assert!(check.at_end(&end()).is_ok(), "one given up on, one never answered");
     }
 }

@@ -56,11 +56,13 @@ pub struct Consumer {
     step: Option<Step>,
     holding: Option<Holding>,
     extend_timer: Option<TimerId>,
+    /// Empty answers in a row.
+    idle: u32,
 }
 
 impl Consumer {
     pub fn new(config: Config) -> Self {
-        Consumer { config, requests: Requests::default(), step: None, holding: None, extend_timer: None }
+        Consumer { config, requests: Requests::default(), step: None, holding: None, extend_timer: None, idle: 0 }
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
@@ -112,8 +114,7 @@ impl Consumer {
     fn store(&mut self, ctx: &mut Ctx<'_, QueueNode>, step: Step, key: &str, input: Value, op: StoreOp) {
         ctx.invoke(name(step), Some(key), input);
         self.step = Some(step);
-        let session = self.requests.session;
-        self.requests.send(ctx, &self.config, To::Store, |id| Msg::Store { session, id, op });
+        self.requests.send(ctx, &self.config, To::Store, |id| Msg::Store { id, op });
     }
 
     fn receive(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
@@ -123,12 +124,21 @@ impl Consumer {
     fn on_broker_reply(&mut self, ctx: &mut Ctx<'_, QueueNode>, reply: BrokerReply) {
         match (self.step.take(), reply) {
             (Some(Step::Receive), BrokerReply::Delivered { message, receipt, body }) => {
+                // Reported before the `ok`: a crash in this handler that
+                // keeps the `ok` keeps the report (the checks bound the
+                // deliveries nobody saw by the receives left unanswered).
+                ctx.observe(QueueObs::Received { message, receipt, body: body.clone() });
                 ctx.ok(Value::Int(message.0 as i64));
                 self.on_delivered(ctx, message, receipt, body);
             }
             (Some(Step::Receive), BrokerReply::Empty) => {
                 ctx.ok(Value::Null);
-                ctx.set_timer(self.config.poll, Timer::Think);
+                // Each empty answer in a row doubles the pause, up to 16
+                // polls' worth: an idle consumer costs the broker little (as
+                // SQS's long polling does), a busy one never waits.
+                let pause = self.config.poll.saturating_mul(1 << self.idle.min(4));
+                self.idle += 1;
+                ctx.set_timer(pause, Timer::Think);
             }
             (Some(Step::Ack), BrokerReply::Acked) => {
                 ctx.ok(Value::Null);
@@ -139,7 +149,7 @@ impl Consumer {
     }
 
     fn on_delivered(&mut self, ctx: &mut Ctx<'_, QueueNode>, message: MessageId, receipt: Receipt, body: Body) {
-        ctx.observe(QueueObs::Received { message, receipt, body: body.clone() });
+        self.idle = 0;
         self.holding = Some(Holding { message, receipt, body, acked: false, applied: false });
         self.extend_timer = Some(ctx.set_timer(self.config.visibility_timeout / 2, Timer::Extend));
         if self.config.variant == Variant::AckBeforeProcess {

@@ -23,9 +23,11 @@
 //!   only the leader times visibility, and a new leader restarts every
 //!   in-flight message's timeout), or one broker server with a synced disk.
 //! - [`store`]: the effect store: account balances, the ids of the
-//!   messages applied, each change synced before it is answered. Requests
-//!   are deduplicated per client session (as a database connection is), so
-//!   only a *redelivered message* can apply twice.
+//!   messages applied, each change synced before it is answered. A
+//!   client's retried request is answered from its first answer and a late
+//!   duplicate of an older one ignored (as a database connection's
+//!   requests are), so only a *redelivered message*, which a consumer
+//!   processes with new requests, can apply twice.
 //! - [`producer`] and [`consumer`]: the clients. A consumer receives,
 //!   works, applies the message's effect to the store together with its
 //!   message id in one step, then acks; while it works it extends the
@@ -328,10 +330,9 @@ pub enum Msg {
         id: u64,
         hint: Option<NodeId>,
     },
-    /// To the store: request `id` of the client's `session` (a fresh one
-    /// per incarnation, so a restarted client's numbers start afresh).
+    /// To the store: the client's request `id` (ids grow across the
+    /// client's restarts).
     Store {
-        session: u64,
         id: u64,
         op: StoreOp,
     },

@@ -2,6 +2,11 @@
 //! broker's leader as the client last heard of it, the single broker, or
 //! the store), resends with the same id on a timeout or a redirect, and
 //! giving up after [`SENDS`] sends.
+//!
+//! Request ids grow for the client's whole life, across its restarts: the
+//! high 32 bits are its incarnation, counted on its disk. So a server can
+//! tell a late duplicate of an earlier request, even one from before a
+//! restart, from a new one, and ignore it.
 
 use harness::node::{Ctx, NodeId, TimerId};
 
@@ -9,6 +14,9 @@ use super::{following, Config, Msg, QueueNode, Timer};
 
 /// Sends of one request, the first included, before giving up.
 pub const SENDS: u32 = 6;
+
+/// On a client's disk: how many times it has started.
+const INCARNATION_KEY: &str = "client/incarnation";
 
 /// Where a request goes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -27,9 +35,8 @@ struct Pending {
 }
 
 pub struct Requests {
-    /// This incarnation's session: request ids start from it, so a
-    /// restarted client's ids never repeat its earlier ones.
-    pub session: u64,
+    /// The last request id used (the first of an incarnation is above
+    /// every id of the incarnations before it).
     next: u64,
     /// The broker server it believes leads.
     leader: NodeId,
@@ -38,15 +45,19 @@ pub struct Requests {
 
 impl Default for Requests {
     fn default() -> Self {
-        Requests { session: 0, next: 0, leader: NodeId::server(0), pending: None }
+        Requests { next: 0, leader: NodeId::server(0), pending: None }
     }
 }
 
 impl Requests {
-    /// Draws this incarnation's session: call first, at the node's start.
+    /// Counts this incarnation on the disk: call first, at the node's
+    /// start. (A crash before the sync loses the count, but then this
+    /// incarnation sent nothing, and the next may reuse its number.)
     pub fn start(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
-        self.session = ctx.rng().next_u64() & !0xFFFF_FFFF;
-        self.next = self.session;
+        let incarnation = ctx.disk().get::<u32>(INCARNATION_KEY).unwrap_or(0) + 1;
+        ctx.disk().put(INCARNATION_KEY, &incarnation);
+        ctx.disk().sync();
+        self.next = u64::from(incarnation) << 32;
     }
 
     /// Sends the message `make` builds with the next request id.

@@ -9,7 +9,7 @@ use harness::node::{Ctx, NodeId, TimerId};
 use harness::time::MonoTime;
 
 use super::broker::{Applied, Event, Queue};
-use super::{BrokerOp, BrokerReply, Config, MessageId, Msg, QueueCommand, QueueNode, QueueObs, Receipt, Timer};
+use super::{BrokerReply, Config, MessageId, Msg, QueueCommand, QueueNode, QueueObs, Receipt, Timer};
 use crate::raft::{LogIndex, Payload, Raft, RaftConfig};
 
 /// When each delivery's visibility runs out, on the clock of whoever
@@ -87,7 +87,7 @@ pub struct Broker {
     /// Kept while this node leads.
     visibility: Visibility,
     leading: bool,
-    /// Armed while this node leads.
+    /// Armed while this node leads and a delivery is in flight.
     visibility_timer: Option<TimerId>,
 }
 
@@ -111,12 +111,12 @@ impl Broker {
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, QueueNode>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Raft(m) => self.raft.on_message(ctx, from, m),
-            Msg::Broker { id, op: BrokerOp::Receive } if self.raft.is_leader() && self.queue.nothing_ready() => {
-                // Nothing visible as far as this leader applied: answering
-                // "empty" is always safe (the consumer polls again); only a
-                // delivery needs the log. Idle polls stay out of it.
-                ctx.send(from, Msg::BrokerReply { id, reply: BrokerReply::Empty });
-            }
+            // Every receive goes through the log, even when nothing is
+            // visible: its answer must be the one the queue recorded for
+            // it. An "empty" answered outside the log could hide a delivery
+            // an earlier copy of the request made (its answer lost), or a
+            // later duplicate could still make one: a delivery nobody sees,
+            // spending one of the message's max_receives.
             Msg::Broker { id, op } => {
                 if self.raft.propose(ctx, QueueCommand::Client { client: from, id, op }).is_none() {
                     ctx.send(from, Msg::NotLeader { id, hint: self.raft.leader_hint() });
@@ -141,13 +141,13 @@ impl Broker {
         self.pump(ctx);
     }
 
-    /// Every heartbeat interval while leading (only the leader times visibility).
+    /// Every heartbeat interval while leading with deliveries in flight
+    /// (only the leader times visibility).
     fn on_visibility_timeout(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
         self.visibility_timer = None;
         if !self.raft.is_leader() {
             return;
         }
-        self.visibility_timer = Some(ctx.set_timer(self.config.raft.heartbeat, Timer::Visibility));
         for command in self.visibility.take_expired(ctx) {
             self.raft.propose(ctx, command);
         }
@@ -158,9 +158,6 @@ impl Broker {
         let leader = self.raft.is_leader();
         if leader && !self.leading {
             self.visibility.restart_all(ctx, &self.config, &self.queue);
-            if self.visibility_timer.is_none() {
-                self.visibility_timer = Some(ctx.set_timer(self.config.raft.heartbeat, Timer::Visibility));
-            }
         }
         self.leading = leader;
         let rules = self.config.rules();
@@ -182,6 +179,9 @@ impl Broker {
         }
         if !leader {
             self.visibility.until.clear();
+        }
+        if leader && self.visibility_timer.is_none() && !self.visibility.until.is_empty() {
+            self.visibility_timer = Some(ctx.set_timer(self.config.raft.heartbeat, Timer::Visibility));
         }
     }
 }

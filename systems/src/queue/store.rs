@@ -1,9 +1,10 @@
 //! The effect store: account balances and the ids of the messages applied,
 //! every change synced before it is answered. Like a database connection,
-//! it answers a retried or duplicated request from its client's session
-//! with the first answer instead of running it again: so only a message
-//! *delivered again*, which a consumer processes as a new request, can
-//! take effect twice.
+//! it answers a retried or duplicated request with the first answer
+//! instead of running it again, and ignores a late duplicate of a request
+//! older than the client's latest (request ids grow across a client's
+//! restarts): so only a message *delivered again*, which a consumer
+//! processes with new requests, can take effect twice.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -12,10 +13,9 @@ use harness::node::{Ctx, NodeId};
 
 use super::{MessageId, Msg, PublishId, QueueNode, QueueObs, StoreOp, StoreReply};
 
-/// A client's session: the latest request and its answer.
+/// A client's latest request and its answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Session {
-    session: u64,
+struct Latest {
     id: u64,
     reply: StoreReply,
 }
@@ -34,15 +34,15 @@ pub struct Store {
     /// The number of effects applied: the next one's record number.
     effects: u64,
     /// The latest effect, to report again after a restart.
-    latest: Option<Effect>,
+    latest_effect: Option<Effect>,
     /// Messages applied (the consumers' dedup records).
     seen: BTreeMap<MessageId, ()>,
-    sessions: BTreeMap<NodeId, Session>,
+    latest: BTreeMap<NodeId, Latest>,
 }
 
 const EFFECT: &str = "effect/";
 const SEEN: &str = "seen/";
-const SESSION: &str = "session/";
+const LATEST: &str = "latest/";
 
 impl Store {
     pub fn new(disk: &harness::Disk) -> Self {
@@ -51,10 +51,10 @@ impl Store {
         let mut store = Store {
             balances: BTreeMap::new(),
             effects: 0,
-            latest: None,
+            latest_effect: None,
             seen: under(SEEN).filter_map(|m| Some((MessageId(m.parse().ok()?), ()))).collect(),
-            sessions: under(SESSION)
-                .filter_map(|c| Some((NodeId::parse(&c)?, disk.get(&format!("{SESSION}{c}"))?)))
+            latest: under(LATEST)
+                .filter_map(|c| Some((NodeId::parse(&c)?, disk.get(&format!("{LATEST}{c}"))?)))
                 .collect(),
         };
         let mut effects: Vec<(u64, Effect)> =
@@ -64,7 +64,7 @@ impl Store {
             assert_eq!(n, store.effects + 1, "effect records are numbered without gaps");
             store.effects = n;
             *store.balances.entry(effect.account.clone()).or_insert(0) += effect.amount;
-            store.latest = Some(effect);
+            store.latest_effect = Some(effect);
         }
         store
     }
@@ -72,7 +72,7 @@ impl Store {
     /// Reports the latest effect again: a crash in the handler that made
     /// it durable may have cut its report (the checks count each record once).
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, QueueNode>) {
-        if let Some(effect) = &self.latest {
+        if let Some(effect) = &self.latest_effect {
             ctx.observe(self.report(self.effects, effect));
         }
     }
@@ -88,18 +88,19 @@ impl Store {
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, QueueNode>, from: NodeId, msg: Msg) {
-        let Msg::Store { session, id, op } = msg else { panic!("{} is the store and got {msg:?}", ctx.me()) };
-        if let Some(s) = self.sessions.get(&from).filter(|s| s.session == session && s.id == id) {
-            ctx.send(from, Msg::StoreReply { id, reply: s.reply.clone() });
-            return;
-        }
-        if self.sessions.get(&from).is_some_and(|s| s.session == session && s.id > id) {
-            return; // a late duplicate of a request the client moved past
+        let Msg::Store { id, op } = msg else { panic!("{} is the store and got {msg:?}", ctx.me()) };
+        match self.latest.get(&from) {
+            Some(l) if l.id == id => {
+                ctx.send(from, Msg::StoreReply { id, reply: l.reply.clone() });
+                return;
+            }
+            Some(l) if l.id > id => return, // a late duplicate of a request the client moved past
+            _ => {}
         }
         let (reply, applied) = self.run(ctx, op);
-        let record = Session { session, id, reply: reply.clone() };
-        ctx.disk().put(&format!("{SESSION}{from}"), &record);
-        self.sessions.insert(from, record);
+        let latest = Latest { id, reply: reply.clone() };
+        ctx.disk().put(&format!("{LATEST}{from}"), &latest);
+        self.latest.insert(from, latest);
         ctx.disk().sync();
         // Reported once durable: a crash before the sync undoes the change.
         if let Some(applied) = applied {
@@ -141,7 +142,7 @@ impl Store {
         *balance = balance.saturating_add(effect.amount);
         let balance = *balance;
         let report = self.report(self.effects, &effect);
-        self.latest = Some(effect);
+        self.latest_effect = Some(effect);
         (StoreReply::Added { balance }, Some(report))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use harness::check::Invariant;
-use harness::system::{ClientOp, Count, Positive, Progress, Setup, System, Workload};
+use harness::system::{ClientOp, Count, Positive, Progress, Setup, Status, System, Workload};
 use harness::time::SimTime;
 use harness::{NodeId, Value};
 
@@ -178,7 +178,7 @@ impl System for Queue {
                 drain.follow(o.node, o.time, &o.obs);
             }
             drain.seen = observations.len();
-            drain.drained(|node| view.started(node))
+            drain.drained(|node| view.started(node), |node| view.status(node) == Status::Killed)
         })
     }
 
@@ -240,11 +240,13 @@ impl Drain {
         }
     }
 
-    /// `started` says when a node last started: a consumer that restarted
-    /// since it took its message holds nothing.
-    fn drained(&self, started: impl Fn(NodeId) -> SimTime) -> bool {
-        self.producers.values().all(|(_, done)| *done)
+    /// `started` says when a node last started (a consumer that restarted
+    /// since it took its message holds nothing), `killed` whether it is
+    /// gone for good (a killed producer publishes nothing more, a killed
+    /// consumer's message comes back when its visibility runs out).
+    fn drained(&self, started: impl Fn(NodeId) -> SimTime, killed: impl Fn(NodeId) -> bool) -> bool {
+        self.producers.iter().all(|(&p, (_, done))| *done || killed(p))
             && !self.places.any_queued()
-            && self.consumers.iter().all(|(&c, holding)| holding.is_none_or(|since| started(c) > since))
+            && self.consumers.iter().all(|(&c, holding)| holding.is_none_or(|since| started(c) > since || killed(c)))
     }
 }

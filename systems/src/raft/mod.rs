@@ -302,9 +302,11 @@ pub struct Raft<C> {
     /// were sent (on the lease's clock) and who acknowledged them.
     round: u64,
     acks: BTreeMap<u64, (LeaseDeadline, BTreeSet<NodeId>)>,
-    /// Followers sent entries whose answer has not come: a proposal waits
-    /// for that answer (or the next heartbeat) to go out in one batch,
-    /// instead of sending every unacknowledged entry again.
+    /// Followers sent entries whose answer has not come: a proposal does
+    /// not send to them, and goes out with the entries after it when that
+    /// answer comes (or with the next heartbeat), instead of sending every
+    /// unacknowledged entry again on each proposal. (Heartbeats and answers
+    /// still send while a follower is awaited.)
     awaiting: BTreeSet<NodeId>,
     confirmed_round: u64,
     /// Leases: when this node last heard its leader (monotonic), and, as
