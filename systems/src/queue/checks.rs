@@ -290,6 +290,11 @@ impl Invariant<QueueObs> for OnlyPoisonDeadLettered {
     fn vacuous(&self) -> bool {
         !self.judged
     }
+    /// Its lower bound is judged at the end: a run that stopped before it
+    /// (a liveness failure, another check's violation) did not run it all.
+    fn judges_at_end(&self) -> bool {
+        true
+    }
     /// Records the consumers' receives, judged at the end.
     fn on_op(&mut self, time: SimTime, op: &Op) -> Result<(), String> {
         if op.f == "receive" {

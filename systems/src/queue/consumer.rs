@@ -9,7 +9,8 @@
 //! `ack-before-process` acks first.
 //!
 //! A consumer runs for the whole run, one message straight after another,
-//! and polls every `poll` while the queue is empty: its script's `consume`
+//! and after an empty receive pauses `poll`, doubling with each empty
+//! answer in a row up to 16 times `poll`: its script's `consume`
 //! operations only say that it is a consumer.
 //!
 //! History: `receive` (key `queue`, output the message id, or null when
@@ -134,8 +135,9 @@ impl Consumer {
             (Some(Step::Receive), BrokerReply::Empty) => {
                 ctx.ok(Value::Null);
                 // Each empty answer in a row doubles the pause, up to 16
-                // polls' worth: an idle consumer costs the broker little (as
-                // SQS's long polling does), a busy one never waits.
+                // polls' worth: an idle consumer costs the broker (a log
+                // entry a receive) little, a busy one never waits. It delays
+                // finding a message that is visible again by up to that much.
                 let pause = self.config.poll.saturating_mul(1 << self.idle.min(4));
                 self.idle += 1;
                 ctx.set_timer(pause, Timer::Think);

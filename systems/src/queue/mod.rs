@@ -11,7 +11,8 @@
 //! The servers but the last run the broker; the last server is the effect
 //! store (so `nodes = 4` is a three-server broker and the store). Clients
 //! whose script publishes are producers; the others are consumers (a
-//! generated workload makes even-numbered clients producers: `c0`, `c2`...).
+//! generated workload makes the clients of even index producers: `c1`,
+//! `c3`...).
 //! The pieces:
 //!
 //! - [`broker`]: the queue as a state machine: publishes deduplicated by
@@ -180,7 +181,8 @@ pub struct Config {
     /// The longest a consumer works on one message.
     pub work: Duration,
     pub request_timeout: Duration,
-    /// A consumer's pause after an empty receive.
+    /// A consumer's first pause after an empty receive (it doubles with
+    /// each empty answer in a row, up to 16 times this).
     pub poll: Duration,
     pub think: Duration,
 }

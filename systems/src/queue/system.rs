@@ -54,7 +54,8 @@ pub struct Settings {
     /// The longest a consumer works on one message.
     pub work: Positive,
     pub request_timeout: Positive,
-    /// A consumer's pause after an empty receive.
+    /// A consumer's first pause after an empty receive (it doubles with
+    /// each empty answer in a row, up to 16 times this).
     pub poll: Positive,
     /// The share of generated publishes that are poison.
     pub poison: Share,
