@@ -6,10 +6,10 @@
 use harness::runner::{RunOptions, RunOutput};
 use harness::scenario::{Plan, Scenario};
 use harness::system::Systems;
-use systems::{Election, Lock, Queue, Register, Replication};
+use systems::{Election, Lock, Queue, Register, Replication, Saga};
 
 /// Every system, and the catalog scenario files are checked against.
-pub static SYSTEMS: Systems = Systems::new(&[&Register, &Election, &Replication, &Lock, &Queue]);
+pub static SYSTEMS: Systems = Systems::new(&[&Register, &Election, &Replication, &Lock, &Queue, &Saga]);
 
 /// The plan of a scenario for a seed, with its system's workload.
 pub fn plan(scenario: &Scenario, seed: u64) -> Plan {

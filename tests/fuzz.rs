@@ -82,6 +82,9 @@ const CONFIG: &[&str] = &[
     "redrive = { min = 0.0, max = 2.0 }",
     "broker = \"single\"",
     "broker = \"zookeeper\"",
+    "step_tries = 0",
+    "fail = 1.5",
+    "retry = \"1ns\"",
 ];
 const OPS: &[&str] = &[
     "[\"write\", \"k0\", 1]",
@@ -100,6 +103,9 @@ const OPS: &[&str] = &[
     "[\"publish\", \"a0\", \"antidote\"]",
     "[\"consume\", \"queue\"]",
     "[\"redrive\", \"dlq\"]",
+    "[\"book\", \"trip\", 5]",
+    "[\"book\", \"trip\", [5, 1]]",
+    "[\"book\", \"trip\", [5, -1]]",
 ];
 
 /// One `[[fault]]`: a kind with the keys it takes, mostly; now and then a
@@ -182,6 +188,8 @@ fn scenario_text() -> impl Strategy<Value = String> {
         "system = \"queue\"\nvariant = \"correct\"\nclients = 4\nnodes = 4\n",
         "system = \"queue\"\nvariant = \"attempts-not-persisted\"\nclients = 3\nnodes = 2\n",
         "system = \"queue\"\nvariant = \"no-dedup\"\nclients = 2\nnodes = 3\n",
+        "system = \"saga\"\nvariant = \"orchestrated\"\nclients = 3\nnodes = 4\n",
+        "system = \"saga\"\nvariant = \"log-not-synced\"\nclients = 2\nnodes = 2\n",
     ];
     let wrong: &'static [&'static str] = &[
         "system = \"ring\"\n",
@@ -192,6 +200,7 @@ fn scenario_text() -> impl Strategy<Value = String> {
         "system = \"election\"\nnodes = 0\n",
         "system = \"lock\"\nclients = 2\nnodes = 1\n",
         "system = \"queue\"\nclients = 2\nnodes = 1\n",
+        "system = \"saga\"\nclients = 2\nnodes = 1\n",
     ];
     let head = (mostly(systems, wrong), mostly(DURATIONS, BAD_DURATIONS), mostly(COUNTS, BAD_COUNTS), any::<u8>());
     let body = (

@@ -12,6 +12,7 @@ pub mod raft;
 pub mod raft_checks;
 pub mod register;
 pub mod replication;
+pub mod saga;
 
 use harness::history::Value;
 
@@ -20,6 +21,7 @@ pub use lock::system::Lock;
 pub use queue::system::Queue;
 pub use register::system::Register;
 pub use replication::system::Replication;
+pub use saga::system::Saga;
 
 /// One client operation of a workload, as a system's client runs it:
 /// function (`read`, `write`, `cas`, ...), key, and input.

@@ -1,0 +1,247 @@
+//! The saga system's properties, judged from the services' effects (each
+//! counted once, by the service and its record number) and what clients
+//! were told.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use harness::check::{Invariant, Observed, RunEnd};
+use harness::node::NodeId;
+use harness::time::SimTime;
+
+use super::{Effect, SagaId, SagaObs};
+
+pub const ENDS_ALL_OR_NOTHING: &str = "every saga ends all done or all compensated";
+pub const EFFECT_AT_MOST_ONCE: &str = "each step and each compensation takes effect at most once";
+pub const NO_STEP_AFTER_COMPENSATION: &str = "no step takes effect after its saga was compensated";
+pub const QUANTITIES_CONSERVED: &str = "quantities are conserved";
+
+/// The services' effects, each once: per service, the records seen.
+#[derive(Default)]
+struct Effects {
+    seen: BTreeSet<(NodeId, u64)>,
+}
+
+impl Effects {
+    /// The effect in `o`, if it is one not seen before.
+    fn new_effect<'a>(&mut self, o: &'a Observed<SagaObs>) -> Option<(SagaId, u32, &'a Effect, i64, i64)> {
+        let SagaObs::Effect { saga, step, effect, amount, pool, record } = &o.obs else { return None };
+        self.seen.insert((o.node, *record)).then_some((*saga, *step, effect, *amount, *pool))
+    }
+}
+
+/// "each step and each compensation takes effect at most once".
+#[derive(Default)]
+pub struct EffectAtMostOnce {
+    effects: Effects,
+    done: BTreeMap<(SagaId, u32, bool), SimTime>,
+}
+
+impl Invariant<SagaObs> for EffectAtMostOnce {
+    fn name(&self) -> &str {
+        EFFECT_AT_MOST_ONCE
+    }
+    fn vacuous(&self) -> bool {
+        self.done.is_empty()
+    }
+    fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
+        let Some((saga, step, effect, amount, _)) = self.effects.new_effect(o) else { return Ok(()) };
+        let reserved = *effect == Effect::Reserved;
+        if let Some(first) = self.done.insert((saga, step, reserved), o.time) {
+            let what = if reserved { "reserved" } else { "released" };
+            return Err(format!(
+                "{} {what} {amount} for saga {saga} (step {step}) at {}, and had at {first} already",
+                o.node, o.time
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// "no step takes effect after its saga was compensated": once any of a
+/// saga's reservations is released, none of its steps reserves again.
+#[derive(Default)]
+pub struct NoStepAfterCompensation {
+    effects: Effects,
+    compensating: BTreeMap<SagaId, (NodeId, SimTime)>,
+}
+
+impl Invariant<SagaObs> for NoStepAfterCompensation {
+    fn name(&self) -> &str {
+        NO_STEP_AFTER_COMPENSATION
+    }
+    fn vacuous(&self) -> bool {
+        self.compensating.is_empty()
+    }
+    fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
+        let Some((saga, step, effect, _, _)) = self.effects.new_effect(o) else { return Ok(()) };
+        match effect {
+            Effect::Released => {
+                self.compensating.entry(saga).or_insert((o.node, o.time));
+            }
+            Effect::Reserved => {
+                if let Some((by, at)) = self.compensating.get(&saga) {
+                    return Err(format!(
+                        "{} reserved step {step} of saga {saga} at {}, after {by} had released its part at {at}",
+                        o.node, o.time
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// "quantities are conserved": every pool a service reports equals its
+/// capacity less the reservations its sagas hold, by the effects seen (a
+/// release gives back what its saga held, no more).
+pub struct QuantitiesConserved {
+    capacity: i64,
+    effects: Effects,
+    /// Per service, what each saga holds.
+    held: BTreeMap<NodeId, BTreeMap<SagaId, i64>>,
+}
+
+impl QuantitiesConserved {
+    pub fn new(capacity: i64) -> Self {
+        QuantitiesConserved { capacity, effects: Effects::default(), held: BTreeMap::new() }
+    }
+}
+
+impl Invariant<SagaObs> for QuantitiesConserved {
+    fn name(&self) -> &str {
+        QUANTITIES_CONSERVED
+    }
+    fn vacuous(&self) -> bool {
+        self.held.is_empty()
+    }
+    fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
+        let Some((saga, _, effect, amount, pool)) = self.effects.new_effect(o) else { return Ok(()) };
+        let held = self.held.entry(o.node).or_default();
+        match effect {
+            Effect::Reserved => held.insert(saga, amount),
+            Effect::Released => held.remove(&saga),
+        };
+        let total: i64 = held.values().sum();
+        if pool != self.capacity - total {
+            return Err(format!(
+                "at {} {}'s pool is {pool} after saga {saga}'s {}, but its capacity {} less the {total} its sagas hold is {}",
+                o.time,
+                o.node,
+                if *effect == Effect::Reserved { "reservation" } else { "release" },
+                self.capacity,
+                self.capacity - total
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// "every saga ends all done or all compensated": at the end (after the
+/// liveness phase saw every saga finish), each saga holds a reservation
+/// at every service, or at none.
+#[derive(Default)]
+pub struct EndsAllOrNothing {
+    effects: Effects,
+    /// Per saga, the steps it holds now.
+    holds: BTreeMap<SagaId, BTreeSet<u32>>,
+    steps: u32,
+}
+
+impl Invariant<SagaObs> for EndsAllOrNothing {
+    fn name(&self) -> &str {
+        ENDS_ALL_OR_NOTHING
+    }
+    fn vacuous(&self) -> bool {
+        self.holds.is_empty()
+    }
+    fn judges_at_end(&self) -> bool {
+        true
+    }
+    fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
+        let Some((saga, step, effect, _, _)) = self.effects.new_effect(o) else { return Ok(()) };
+        self.steps = self.steps.max(step + 1);
+        let held = self.holds.entry(saga).or_default();
+        match effect {
+            Effect::Reserved => held.insert(step),
+            Effect::Released => held.remove(&step),
+        };
+        Ok(())
+    }
+    /// The number of services is the most steps any saga reached: if no
+    /// saga reached them all, every saga must hold nothing.
+    fn at_end(&mut self, _end: &RunEnd<'_, SagaObs>) -> Result<(), String> {
+        for (saga, held) in &self.holds {
+            if !held.is_empty() && held.len() as u32 != self.steps {
+                return Err(format!(
+                    "saga {saga} ended holding steps {held:?} of {}: neither all done nor all compensated",
+                    self.steps
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(node: NodeId, ms: u64, obs: SagaObs) -> Observed<SagaObs> {
+        Observed { time: SimTime(ms * 1_000_000), event: ms, node, obs }
+    }
+    fn effect(seq: u64, step: u32, reserved: bool, pool: i64, record: u64) -> SagaObs {
+        let effect = if reserved { Effect::Reserved } else { Effect::Released };
+        SagaObs::Effect { saga: SagaId { client: NodeId::client(0), seq }, step, effect, amount: 5, pool, record }
+    }
+
+    #[test]
+    fn a_second_release_breaks_idempotence_and_conservation_but_a_record_reported_again_does_not() {
+        let n1 = NodeId::server(0);
+        let mut once = EffectAtMostOnce::default();
+        let mut conserved = QuantitiesConserved::new(100);
+        for (ms, obs) in
+            [(1, effect(1, 0, true, 95, 1)), (2, effect(1, 0, false, 100, 2)), (3, effect(1, 0, false, 100, 2))]
+        {
+            assert!(once.on_observation(&at(n1, ms, obs.clone())).is_ok());
+            assert!(conserved.on_observation(&at(n1, ms, obs)).is_ok(), "the same record, reported after a restart");
+        }
+        let twice = at(n1, 4, effect(1, 0, false, 105, 3));
+        assert_eq!(
+            once.on_observation(&twice).unwrap_err(),
+            "n1 released 5 for saga c1/1 (step 0) at 0.004000s, and had at 0.002000s already"
+        );
+        assert!(conserved.on_observation(&twice).unwrap_err().contains("pool is 105"));
+    }
+
+    #[test]
+    fn a_reservation_after_a_release_of_its_saga_is_refused_and_a_half_done_saga_is_found_at_the_end() {
+        let (n1, n2) = (NodeId::server(0), NodeId::server(1));
+        let mut after = NoStepAfterCompensation::default();
+        let mut ends = EndsAllOrNothing::default();
+        let end = RunEnd {
+            now: SimTime(0),
+            history: &harness::History { ops: Vec::new() },
+            observations: &[],
+            sessions: &BTreeMap::new(),
+        };
+        // Saga 1: both steps done. Saga 2: step 0 released, then step 1 reserved late.
+        let seen = [
+            (n1, 1, effect(1, 0, true, 95, 1)),
+            (n2, 2, effect(1, 1, true, 95, 1)),
+            (n1, 3, effect(2, 0, true, 90, 2)),
+            (n1, 4, effect(2, 0, false, 95, 3)),
+        ];
+        for (node, ms, obs) in seen {
+            assert!(after.on_observation(&at(node, ms, obs.clone())).is_ok());
+            assert!(ends.on_observation(&at(node, ms, obs)).is_ok());
+        }
+        assert!(ends.at_end(&end).is_ok());
+        let late = at(n2, 5, effect(2, 1, true, 90, 2));
+        assert!(after.on_observation(&late).unwrap_err().contains("after n1 had released its part"));
+        ends.on_observation(&late).unwrap();
+        assert_eq!(
+            ends.at_end(&end).unwrap_err(),
+            "saga c1/2 ended holding steps {1} of 2: neither all done nor all compensated"
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! `saga`: a business transaction split into local steps across services,
+//! each with a compensation (Garcia-Molina and Salem, 1987): it ends with
+//! every step done or every done step compensated.
+//!
+//! The servers but the last are services (`nodes = 4`: three services);
+//! each holds a pool of some resource (seats, rooms, money) in a durable
+//! local store. Saga step `i` reserves the saga's amount from service `i`'s
+//! pool; its compensation gives it back. The last server is the
+//! orchestrator. Clients start sagas and wait for their outcome. The pieces:
+//!
+//! - [`service`]: a service: a step and its compensation, both idempotent
+//!   by saga id, and a tombstone: a compensation that arrives before its
+//!   step is recorded, so the late step is refused.
+//! - [`orchestrator`]: runs each saga from a durable saga log (synced
+//!   before it acts), retries each request until it is answered,
+//!   compensates the done steps in reverse order when a step is refused,
+//!   and resumes every unfinished saga after a crash.
+//! - [`client`]: starts the sagas of its script, one at a time.
+//!
+//! # Planted bugs
+//!
+//! - `non-idempotent-compensation`: a service gives the amount back for
+//!   every compensation request, without looking whether it still holds
+//!   the reservation: a retried compensation refunds twice.
+//! - `no-tombstone`: a compensation for a step the service has not seen is
+//!   a no-op, so the step, arriving late, applies for a saga already
+//!   compensated.
+//! - `log-not-synced`: the orchestrator acts before its saga log is
+//!   synced (it syncs in batches): after a crash it forgets a saga it
+//!   started, and leaves it half done.
+
+pub mod client;
+pub mod orchestrator;
+pub mod service;
+pub mod system;
+
+mod checks;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+use harness::node::{Ctx, Node, NodeId, Observation};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Orchestrated,
+    NonIdempotentCompensation,
+    NoTombstone,
+    LogNotSynced,
+}
+
+impl harness::system::VariantNames for Variant {
+    const NAMES: &'static [&'static str] =
+        &["orchestrated", "non-idempotent-compensation", "no-tombstone", "log-not-synced"];
+
+    fn parse(name: &str) -> Option<Variant> {
+        Some(match name {
+            "orchestrated" => Variant::Orchestrated,
+            "non-idempotent-compensation" => Variant::NonIdempotentCompensation,
+            "no-tombstone" => Variant::NoTombstone,
+            "log-not-synced" => Variant::LogNotSynced,
+            _ => return None,
+        })
+    }
+}
+
+/// A saga: its client and the client's number for it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SagaId {
+    pub client: NodeId,
+    pub seq: u64,
+}
+
+impl fmt::Display for SagaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.client, self.seq)
+    }
+}
+
+/// What a saga asks of every service, and the step at which it fails for
+/// a business reason (no seats left), if it does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Order {
+    pub amount: i64,
+    pub fails_at: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub variant: Variant,
+    /// Each service's pool at the start.
+    pub capacity: i64,
+    /// How long the orchestrator waits for a service's answer before it
+    /// sends the request again.
+    pub retry: Duration,
+    /// Sends of a step before the orchestrator gives it up as failed and
+    /// compensates it with the steps before it (a compensation of a step
+    /// still on its way is what the service's tombstone is for).
+    pub step_tries: u32,
+    /// `log-not-synced`: how often the orchestrator syncs its log.
+    pub sync_every: Duration,
+    /// A client's wait for a saga's outcome before it asks again, and how
+    /// often it asks.
+    pub request_timeout: Duration,
+    pub sends: u32,
+    pub think: Duration,
+}
+
+impl Config {
+    /// The services: every server but the last.
+    pub fn services(servers: &[NodeId]) -> &[NodeId] {
+        &servers[..servers.len().saturating_sub(1)]
+    }
+    /// The orchestrator: the last server.
+    pub fn orchestrator(servers: &[NodeId]) -> NodeId {
+        *servers.last().expect("the saga system runs at least two servers")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            variant: Variant::Orchestrated,
+            capacity: 1_000_000,
+            retry: Duration::from_millis(100),
+            step_tries: 5,
+            sync_every: Duration::from_millis(20),
+            request_timeout: Duration::from_secs(2),
+            sends: 10,
+            think: Duration::from_millis(20),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    /// Client to orchestrator: run this saga (again, if it asks again).
+    Start {
+        saga: SagaId,
+        order: Order,
+    },
+    /// Orchestrator to client: the saga ended, all done or all compensated.
+    Outcome {
+        saga: SagaId,
+        done: bool,
+    },
+    /// Orchestrator to service `step`: reserve the amount for the saga;
+    /// `refuse` says the business rule turns it down.
+    Step {
+        saga: SagaId,
+        step: u32,
+        amount: i64,
+        refuse: bool,
+    },
+    /// The step is done (or was already), or refused (or tombstoned).
+    StepReply {
+        saga: SagaId,
+        step: u32,
+        done: bool,
+    },
+    Compensate {
+        saga: SagaId,
+        step: u32,
+        amount: i64,
+    },
+    Compensated {
+        saga: SagaId,
+        step: u32,
+    },
+}
+
+#[derive(Clone, Debug, Hash)]
+pub enum Timer {
+    /// The orchestrator: the request in flight for a saga goes again.
+    Retry(SagaId),
+    /// `log-not-synced`: the orchestrator's batched sync.
+    Sync,
+    /// A client: its next saga; its wait ran out.
+    Think,
+    Request(u64),
+}
+
+/// What a service's store did, for the checkers. `record` numbers the
+/// service's effects: the latest is reported again after a restart (a
+/// crash in its handler may have cut the report), and checks count each
+/// record once.
+#[derive(Clone, Debug, Hash, Serialize, PartialEq, Eq)]
+pub enum Effect {
+    Reserved,
+    Released,
+}
+
+#[derive(Clone, Debug, Hash, Serialize, PartialEq, Eq)]
+pub enum SagaObs {
+    /// Service `step` changed its pool for the saga; `pool` is after.
+    Effect { saga: SagaId, step: u32, effect: Effect, amount: i64, pool: i64, record: u64 },
+    /// The orchestrator holds this many unfinished sagas (after a change).
+    Unfinished { count: u32 },
+    /// A client's script is done.
+    ScriptDone,
+    /// A client (re)started with sagas to run.
+    Starting,
+}
+
+impl Observation for SagaObs {
+    fn trigger(&self) -> Option<&'static str> {
+        match self {
+            SagaObs::Effect { effect: Effect::Reserved, .. } => Some("reserved"),
+            SagaObs::Effect { effect: Effect::Released, .. } => Some("released"),
+            _ => None,
+        }
+    }
+}
+
+/// The events saga observations name, for `[[trigger]]`: a service's
+/// reservation and release (a crash there hits the orchestrator's request
+/// in the middle).
+pub const TRIGGER_EVENTS: &[&str] = &["reserved", "released"];
+
+pub enum SagaNode {
+    Service(Box<service::Service>),
+    Orchestrator(Box<orchestrator::Orchestrator>),
+    Client(Box<client::SagaClient>),
+}
+
+impl Node for SagaNode {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = SagaObs;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            SagaNode::Service(s) => s.on_start(ctx),
+            SagaNode::Orchestrator(o) => o.on_start(ctx),
+            SagaNode::Client(c) => c.on_start(ctx),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
+        match self {
+            SagaNode::Service(s) => s.on_message(ctx, from, msg),
+            SagaNode::Orchestrator(o) => o.on_message(ctx, from, msg),
+            SagaNode::Client(c) => c.on_message(ctx, msg),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
+        match self {
+            SagaNode::Service(_) => panic!("{} got a timer it never sets: {timer:?}", ctx.me()),
+            SagaNode::Orchestrator(o) => o.on_timer(ctx, timer),
+            SagaNode::Client(c) => c.on_timer(ctx, timer),
+        }
+    }
+}
