@@ -14,6 +14,7 @@ pub const ENDS_ALL_OR_NOTHING: &str = "every saga ends all done or all compensat
 pub const EFFECT_AT_MOST_ONCE: &str = "each step and each compensation takes effect at most once";
 pub const NO_STEP_AFTER_COMPENSATION: &str = "no step takes effect after its saga was compensated";
 pub const QUANTITIES_CONSERVED: &str = "quantities are conserved";
+pub const STEPS_REST_ON_EARLIER: &str = "a saga never holds a step without the steps before it";
 
 /// The services' effects, each once: per service, the records seen.
 #[derive(Default)]
@@ -86,6 +87,47 @@ impl Invariant<SagaObs> for NoStepAfterCompensation {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// "a saga never holds a step without the steps before it": each step
+/// rests on the ones before it (the hotel is booked for the flight), so at
+/// every instant the steps a saga holds are its first ones: reserved
+/// first to last, released last to first.
+#[derive(Default)]
+pub struct StepsRestOnEarlier {
+    effects: Effects,
+    holds: BTreeMap<SagaId, BTreeSet<u32>>,
+    released: bool,
+}
+
+impl Invariant<SagaObs> for StepsRestOnEarlier {
+    fn name(&self) -> &str {
+        STEPS_REST_ON_EARLIER
+    }
+    /// Nothing to judge until a saga gives a step back.
+    fn vacuous(&self) -> bool {
+        !self.released
+    }
+    fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
+        let Some((saga, step, effect, _, _)) = self.effects.new_effect(o) else { return Ok(()) };
+        let held = self.holds.entry(saga).or_default();
+        match effect {
+            Effect::Reserved => held.insert(step),
+            Effect::Released => {
+                self.released = true;
+                held.remove(&step)
+            }
+        };
+        let prefix = held.iter().enumerate().all(|(i, &s)| i as u32 == s);
+        if !prefix {
+            let what = if *effect == Effect::Reserved { "reserved" } else { "released" };
+            return Err(format!(
+                "at {} {} {what} step {step} of saga {saga}, which then held steps {held:?}: a step without the ones before it",
+                o.time, o.node
+            ));
         }
         Ok(())
     }
@@ -243,5 +285,27 @@ mod tests {
             ends.at_end(&end).unwrap_err(),
             "saga c1/2 ended holding steps {1} of 2: neither all done nor all compensated"
         );
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn releasing_a_step_before_the_later_ones_leaves_them_resting_on_nothing() {
+        let n = NodeId::server(0);
+        let saga = SagaId { client: NodeId::client(0), seq: 1 };
+        let fx = |step, effect, record| SagaObs::Effect { saga, step, effect, amount: 1, pool: 0, record };
+        let at = |ms: u64, obs| Observed { time: SimTime(ms * 1_000_000), event: ms, node: n, obs };
+        let mut check = StepsRestOnEarlier::default();
+        for (ms, obs) in
+            [(1, fx(0, Effect::Reserved, 1)), (2, fx(1, Effect::Reserved, 2)), (3, fx(1, Effect::Released, 3))]
+        {
+            assert!(check.on_observation(&at(ms, obs)).is_ok(), "last to first");
+        }
+        check.on_observation(&at(4, fx(1, Effect::Reserved, 4))).unwrap();
+        let err = check.on_observation(&at(5, fx(0, Effect::Released, 5))).unwrap_err();
+        assert_eq!(err, "at 0.005000s n1 released step 0 of saga c1/1, which then held steps {1}: a step without the ones before it");
     }
 }

@@ -5,7 +5,9 @@
 //! The servers but the last are services (`nodes = 4`: three services);
 //! each holds a pool of some resource (seats, rooms, money) in a durable
 //! local store. Saga step `i` reserves the saga's amount from service `i`'s
-//! pool; its compensation gives it back. The last server is the
+//! pool; its compensation gives it back. Each step rests on the ones
+//! before it (the hotel is booked for the flight, paid by the payment),
+//! so steps are undone last to first. The last server is the
 //! orchestrator. Clients start sagas and wait for their outcome. The pieces:
 //!
 //! - [`service`]: a service: a step and its compensation, both idempotent
@@ -28,6 +30,9 @@
 //! - `log-not-synced`: the orchestrator acts before its saga log is
 //!   synced (it syncs in batches): after a crash it forgets a saga it
 //!   started, and leaves it half done.
+//! - `compensate-in-order`: the orchestrator undoes the done steps first
+//!   to last: a step's reservation is released while the later steps that
+//!   rest on it (the hotel booked for the flight) still stand.
 
 pub mod client;
 pub mod orchestrator;
@@ -48,11 +53,12 @@ pub enum Variant {
     NonIdempotentCompensation,
     NoTombstone,
     LogNotSynced,
+    CompensateInOrder,
 }
 
 impl harness::system::VariantNames for Variant {
     const NAMES: &'static [&'static str] =
-        &["orchestrated", "non-idempotent-compensation", "no-tombstone", "log-not-synced"];
+        &["orchestrated", "non-idempotent-compensation", "no-tombstone", "log-not-synced", "compensate-in-order"];
 
     fn parse(name: &str) -> Option<Variant> {
         Some(match name {
@@ -60,6 +66,7 @@ impl harness::system::VariantNames for Variant {
             "non-idempotent-compensation" => Variant::NonIdempotentCompensation,
             "no-tombstone" => Variant::NoTombstone,
             "log-not-synced" => Variant::LogNotSynced,
+            "compensate-in-order" => Variant::CompensateInOrder,
             _ => return None,
         })
     }

@@ -20,9 +20,11 @@ enum Phase {
         step: u32,
         tries: u32,
     },
-    /// Compensating step `i` (then the ones before it).
+    /// Compensating `step`, on the way from `last` (the highest step to
+    /// undo) down to 0 (`compensate-in-order`: from 0 up to `last`).
     Backward {
         step: u32,
+        last: u32,
     },
     Done,
     Compensated,
@@ -109,18 +111,31 @@ impl Orchestrator {
             (true, true) => Phase::Done,
             (true, false) => Phase::Forward { step: step + 1, tries: 0 },
             // Refused: nothing to undo here (a refused step leaves nothing).
-            (false, _) => backward_from(step),
+            (false, _) if step == 0 => Phase::Compensated,
+            (false, _) => self.backward(step - 1),
         };
         self.advance(ctx, saga, Saga { phase, ..s });
     }
 
     fn on_compensated(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, step: u32) {
         let Some(s) = self.sagas.get(&saga).cloned() else { return };
-        if s.phase != (Phase::Backward { step }) {
+        let Phase::Backward { step: current, last } = s.phase else { return };
+        if current != step {
             return;
         }
-        let phase = if step == 0 { Phase::Compensated } else { Phase::Backward { step: step - 1 } };
+        let phase = match (self.config.variant == Variant::CompensateInOrder, step) {
+            // The planted bug: first to last.
+            (true, step) if step < last => Phase::Backward { step: step + 1, last },
+            (true, _) | (false, 0) => Phase::Compensated,
+            (false, step) => Phase::Backward { step: step - 1, last },
+        };
         self.advance(ctx, saga, Saga { phase, ..s });
+    }
+
+    /// Undoing steps `last` down to 0 begins at `last` (`compensate-in-order`: at 0).
+    fn backward(&self, last: u32) -> Phase {
+        let first = if self.config.variant == Variant::CompensateInOrder { 0 } else { last };
+        Phase::Backward { step: first, last }
     }
 
     /// The request in flight went unanswered: send it again, or give a
@@ -130,7 +145,8 @@ impl Orchestrator {
         let Some(s) = self.sagas.get(&saga).cloned() else { return };
         match s.phase {
             Phase::Forward { step, tries } if tries >= self.config.step_tries => {
-                self.advance(ctx, saga, Saga { phase: Phase::Backward { step }, ..s });
+                let phase = self.backward(step);
+                self.advance(ctx, saga, Saga { phase, ..s });
             }
             Phase::Forward { .. } | Phase::Backward { .. } => self.act(ctx, saga),
             Phase::Done | Phase::Compensated => {}
@@ -167,7 +183,7 @@ impl Orchestrator {
                 let refuse = s.order.fails_at == Some(*step);
                 (services[*step as usize], Msg::Step { saga, step: *step, amount, refuse })
             }
-            Phase::Backward { step } => (services[*step as usize], Msg::Compensate { saga, step: *step, amount }),
+            Phase::Backward { step, .. } => (services[*step as usize], Msg::Compensate { saga, step: *step, amount }),
             Phase::Done | Phase::Compensated => {
                 let done = s.phase == Phase::Done;
                 ctx.send(saga.client, Msg::Outcome { saga, done });
@@ -181,13 +197,4 @@ impl Orchestrator {
 
 fn finished(phase: Phase) -> bool {
     matches!(phase, Phase::Done | Phase::Compensated)
-}
-
-/// After step `step` was refused: compensate the steps before it.
-fn backward_from(step: u32) -> Phase {
-    if step == 0 {
-        Phase::Compensated
-    } else {
-        Phase::Backward { step: step - 1 }
-    }
 }
