@@ -1,6 +1,6 @@
 //! The saga system's properties, judged from the services' effects (each
-//! counted once, by the service and its record number) and what clients
-//! were told.
+//! counted once, by the service and its record number), which services
+//! serve, and what clients were told.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +15,7 @@ pub const EFFECT_AT_MOST_ONCE: &str = "each step and each compensation takes eff
 pub const NO_STEP_AFTER_COMPENSATION: &str = "no step takes effect after its saga was compensated";
 pub const QUANTITIES_CONSERVED: &str = "quantities are conserved";
 pub const STEPS_REST_ON_EARLIER: &str = "a saga never holds a step without the steps before it";
+pub const ALL_DECIDE_ALIKE: &str = "all participants decide alike";
 
 /// The services' effects, each once: per service, the records seen.
 #[derive(Default)]
@@ -100,26 +101,22 @@ impl Invariant<SagaObs> for NoStepAfterCompensation {
 pub struct StepsRestOnEarlier {
     effects: Effects,
     holds: BTreeMap<SagaId, BTreeSet<u32>>,
-    released: bool,
 }
 
 impl Invariant<SagaObs> for StepsRestOnEarlier {
     fn name(&self) -> &str {
         STEPS_REST_ON_EARLIER
     }
-    /// Nothing to judge until a saga gives a step back.
+    /// Nothing to judge until a saga holds a step.
     fn vacuous(&self) -> bool {
-        !self.released
+        self.holds.is_empty()
     }
     fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
         let Some((saga, step, effect, _, _)) = self.effects.new_effect(o) else { return Ok(()) };
         let held = self.holds.entry(saga).or_default();
         match effect {
             Effect::Reserved => held.insert(step),
-            Effect::Released => {
-                self.released = true;
-                held.remove(&step)
-            }
+            Effect::Released => held.remove(&step),
         };
         let prefix = held.iter().enumerate().all(|(i, &s)| i as u32 == s);
         if !prefix {
@@ -130,6 +127,44 @@ impl Invariant<SagaObs> for StepsRestOnEarlier {
             ));
         }
         Ok(())
+    }
+}
+
+/// "all participants decide alike": two-phase commit's safety: no
+/// participant commits a transaction another aborts.
+#[derive(Default)]
+pub struct AllDecideAlike {
+    decided: BTreeMap<SagaId, (bool, NodeId, SimTime)>,
+    compared: bool,
+}
+
+impl Invariant<SagaObs> for AllDecideAlike {
+    fn name(&self) -> &str {
+        ALL_DECIDE_ALIKE
+    }
+    fn vacuous(&self) -> bool {
+        !self.compared
+    }
+    fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
+        let SagaObs::Decided { saga, commit } = o.obs else { return Ok(()) };
+        let word = |c: bool| if c { "committed" } else { "aborted" };
+        match self.decided.get(&saga) {
+            Some(&(first, by, at)) if first != commit => Err(format!(
+                "{} {} transaction {saga} at {}, but {by} had {} it at {at}",
+                o.node,
+                word(commit),
+                o.time,
+                word(first)
+            )),
+            Some(&(_, by, _)) => {
+                self.compared |= by != o.node;
+                Ok(())
+            }
+            None => {
+                self.decided.insert(saga, (commit, o.node, o.time));
+                Ok(())
+            }
+        }
     }
 }
 
@@ -179,14 +214,20 @@ impl Invariant<SagaObs> for QuantitiesConserved {
 }
 
 /// "every saga ends all done or all compensated": at the end (after the
-/// liveness phase saw every saga finish), each saga holds a reservation
-/// at every service, or at none.
+/// liveness phase, when clients have their outcomes and the orchestrator
+/// holds nothing unfinished), each saga holds a reservation at every
+/// service, or at none; and one whose client was told "done" holds them
+/// all, one told "compensated" none. (A compensation that only left a
+/// tombstone changes nothing the effects show; what the client was told
+/// says it happened.)
 #[derive(Default)]
 pub struct EndsAllOrNothing {
     effects: Effects,
     /// Per saga, the steps it holds now.
     holds: BTreeMap<SagaId, BTreeSet<u32>>,
-    steps: u32,
+    /// The services that said they serve, by step.
+    steps: BTreeSet<u32>,
+    told: BTreeMap<SagaId, bool>,
 }
 
 impl Invariant<SagaObs> for EndsAllOrNothing {
@@ -194,30 +235,60 @@ impl Invariant<SagaObs> for EndsAllOrNothing {
         ENDS_ALL_OR_NOTHING
     }
     fn vacuous(&self) -> bool {
-        self.holds.is_empty()
+        self.holds.is_empty() && self.told.is_empty()
     }
     fn judges_at_end(&self) -> bool {
         true
     }
     fn on_observation(&mut self, o: &Observed<SagaObs>) -> Result<(), String> {
-        let Some((saga, step, effect, _, _)) = self.effects.new_effect(o) else { return Ok(()) };
-        self.steps = self.steps.max(step + 1);
-        let held = self.holds.entry(saga).or_default();
-        match effect {
-            Effect::Reserved => held.insert(step),
-            Effect::Released => held.remove(&step),
-        };
+        match o.obs {
+            SagaObs::Serving { step } => {
+                self.steps.insert(step);
+            }
+            SagaObs::Told { saga, done } => {
+                self.told.insert(saga, done);
+            }
+            _ => {
+                let Some((saga, step, effect, _, _)) = self.effects.new_effect(o) else { return Ok(()) };
+                let held = self.holds.entry(saga).or_default();
+                match effect {
+                    Effect::Reserved => held.insert(step),
+                    Effect::Released => held.remove(&step),
+                };
+            }
+        }
         Ok(())
     }
-    /// The number of services is the most steps any saga reached: if no
-    /// saga reached them all, every saga must hold nothing.
-    fn at_end(&mut self, _end: &RunEnd<'_, SagaObs>) -> Result<(), String> {
-        for (saga, held) in &self.holds {
-            if !held.is_empty() && held.len() as u32 != self.steps {
+    fn at_end(&mut self, end: &RunEnd<'_, SagaObs>) -> Result<(), String> {
+        // Services report at their first start, before checks are attached:
+        // those reports are in the whole run's observations.
+        for o in end.observations {
+            if let SagaObs::Serving { step } = o.obs {
+                self.steps.insert(step);
+            }
+        }
+        let all = self.steps.len();
+        let nothing = BTreeSet::new();
+        let sagas: BTreeSet<SagaId> = self.holds.keys().chain(self.told.keys()).copied().collect();
+        for saga in sagas {
+            let held = self.holds.get(&saga).unwrap_or(&nothing);
+            if !held.is_empty() && held.len() != all {
                 return Err(format!(
-                    "saga {saga} ended holding steps {held:?} of {}: neither all done nor all compensated",
-                    self.steps
+                    "saga {saga} ended holding steps {held:?} of {all}: neither all done nor all compensated"
                 ));
+            }
+            match self.told.get(&saga) {
+                Some(true) if held.len() != all => {
+                    return Err(format!(
+                        "saga {saga}'s client was told \"done\", but it ended holding steps {held:?} of {all}"
+                    ))
+                }
+                Some(false) if !held.is_empty() => {
+                    return Err(format!(
+                        "saga {saga}'s client was told \"compensated\", but it ended holding steps {held:?}"
+                    ))
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -266,7 +337,10 @@ mod tests {
             observations: &[],
             sessions: &BTreeMap::new(),
         };
-        // Saga 1: both steps done. Saga 2: step 0 released, then step 1 reserved late.
+        // Two services. Saga 1: both steps done. Saga 2: step 0 released,
+        // then step 1 reserved late.
+        ends.on_observation(&at(n1, 0, SagaObs::Serving { step: 0 })).unwrap();
+        ends.on_observation(&at(n2, 0, SagaObs::Serving { step: 1 })).unwrap();
         let seen = [
             (n1, 1, effect(1, 0, true, 95, 1)),
             (n2, 2, effect(1, 1, true, 95, 1)),
@@ -284,6 +358,17 @@ mod tests {
         assert_eq!(
             ends.at_end(&end).unwrap_err(),
             "saga c1/2 ended holding steps {1} of 2: neither all done nor all compensated"
+        );
+        // A saga whose client was told "compensated" must hold nothing,
+        // though no effect showed its compensation (a tombstone's).
+        let mut ends = EndsAllOrNothing::default();
+        ends.on_observation(&at(n1, 0, SagaObs::Serving { step: 0 })).unwrap();
+        ends.on_observation(&at(n1, 1, effect(3, 0, true, 95, 1))).unwrap();
+        let saga = SagaId { client: NodeId::client(0), seq: 3 };
+        ends.on_observation(&at(NodeId::client(0), 2, SagaObs::Told { saga, done: false })).unwrap();
+        assert_eq!(
+            ends.at_end(&end).unwrap_err(),
+            "saga c1/3's client was told \"compensated\", but it ended holding steps {0}"
         );
     }
 }

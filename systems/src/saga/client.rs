@@ -51,6 +51,7 @@ impl SagaClient {
         let Msg::Outcome { saga, done } = msg else { panic!("{} got a server's message: {msg:?}", ctx.me()) };
         let Some(p) = self.pending.take_if(|p| p.saga == saga) else { return };
         ctx.cancel_timer(p.timer);
+        ctx.observe(SagaObs::Told { saga, done });
         ctx.ok(Value::from(if done { "done" } else { "compensated" }));
         ctx.set_timer(self.config.think, Timer::Think);
     }

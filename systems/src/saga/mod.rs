@@ -14,9 +14,13 @@
 //!   by saga id, and a tombstone: a compensation that arrives before its
 //!   step is recorded, so the late step is refused.
 //! - [`orchestrator`]: runs each saga from a durable saga log (synced
-//!   before it acts), retries each request until it is answered,
-//!   compensates the done steps in reverse order when a step is refused,
-//!   and resumes every unfinished saga after a crash.
+//!   before it acts), resends each request until it is answered, gives a
+//!   step up after `step_tries` sends (and compensates it too: it may
+//!   still arrive), compensates the done steps in reverse order when a
+//!   step is refused or given up, and resumes every unfinished saga after
+//!   a crash.
+//! - [`coordinator`]: two-phase commit beside the saga, over the same
+//!   services.
 //! - [`client`]: starts the sagas of its script, one at a time.
 //!
 //! # Planted bugs
@@ -24,9 +28,10 @@
 //! - `non-idempotent-compensation`: a service gives the amount back for
 //!   every compensation request, without looking whether it still holds
 //!   the reservation: a retried compensation refunds twice.
-//! - `no-tombstone`: a compensation for a step the service has not seen is
-//!   a no-op, so the step, arriving late, applies for a saga already
-//!   compensated.
+//! - `no-tombstone`: a service keeps no tombstone: a compensation for a
+//!   step it has not seen is a no-op, so the step, arriving late, applies
+//!   for a saga already compensated; and a duplicate of a step arriving
+//!   after its real release reserves again.
 //! - `log-not-synced`: the orchestrator acts before its saga log is
 //!   synced (it syncs in batches): after a crash it forgets a saga it
 //!   started, and leaves it half done.
@@ -35,6 +40,7 @@
 //!   rest on it (the hotel booked for the flight) still stand.
 
 pub mod client;
+pub mod coordinator;
 pub mod orchestrator;
 pub mod service;
 pub mod system;
@@ -54,11 +60,18 @@ pub enum Variant {
     NoTombstone,
     LogNotSynced,
     CompensateInOrder,
+    TwoPhaseCommit,
 }
 
 impl harness::system::VariantNames for Variant {
-    const NAMES: &'static [&'static str] =
-        &["orchestrated", "non-idempotent-compensation", "no-tombstone", "log-not-synced", "compensate-in-order"];
+    const NAMES: &'static [&'static str] = &[
+        "orchestrated",
+        "non-idempotent-compensation",
+        "no-tombstone",
+        "log-not-synced",
+        "compensate-in-order",
+        "two-phase-commit",
+    ];
 
     fn parse(name: &str) -> Option<Variant> {
         Some(match name {
@@ -67,6 +80,7 @@ impl harness::system::VariantNames for Variant {
             "no-tombstone" => Variant::NoTombstone,
             "log-not-synced" => Variant::LogNotSynced,
             "compensate-in-order" => Variant::CompensateInOrder,
+            "two-phase-commit" => Variant::TwoPhaseCommit,
             _ => return None,
         })
     }
@@ -175,6 +189,16 @@ pub enum Msg {
         saga: SagaId,
         step: u32,
     },
+    /// Two-phase commit: the coordinator decided to commit; the service
+    /// keeps the reservation it prepared.
+    Commit {
+        saga: SagaId,
+        step: u32,
+    },
+    Committed {
+        saga: SagaId,
+        step: u32,
+    },
 }
 
 #[derive(Clone, Debug, Hash)]
@@ -208,6 +232,12 @@ pub enum SagaObs {
     ScriptDone,
     /// A client (re)started with sagas to run.
     Starting,
+    /// Two-phase commit: a participant acts on the coordinator's decision.
+    Decided { saga: SagaId, commit: bool },
+    /// A service (re)started: it serves `step` of every saga.
+    Serving { step: u32 },
+    /// A client was told how its saga ended.
+    Told { saga: SagaId, done: bool },
 }
 
 impl Observation for SagaObs {
@@ -228,6 +258,7 @@ pub const TRIGGER_EVENTS: &[&str] = &["reserved", "released"];
 pub enum SagaNode {
     Service(Box<service::Service>),
     Orchestrator(Box<orchestrator::Orchestrator>),
+    Coordinator(Box<coordinator::Coordinator>),
     Client(Box<client::SagaClient>),
 }
 
@@ -240,6 +271,7 @@ impl Node for SagaNode {
         match self {
             SagaNode::Service(s) => s.on_start(ctx),
             SagaNode::Orchestrator(o) => o.on_start(ctx),
+            SagaNode::Coordinator(c) => c.on_start(ctx),
             SagaNode::Client(c) => c.on_start(ctx),
         }
     }
@@ -248,6 +280,7 @@ impl Node for SagaNode {
         match self {
             SagaNode::Service(s) => s.on_message(ctx, from, msg),
             SagaNode::Orchestrator(o) => o.on_message(ctx, from, msg),
+            SagaNode::Coordinator(c) => c.on_message(ctx, from, msg),
             SagaNode::Client(c) => c.on_message(ctx, msg),
         }
     }
@@ -256,6 +289,7 @@ impl Node for SagaNode {
         match self {
             SagaNode::Service(_) => panic!("{} got a timer it never sets: {timer:?}", ctx.me()),
             SagaNode::Orchestrator(o) => o.on_timer(ctx, timer),
+            SagaNode::Coordinator(c) => c.on_timer(ctx, timer),
             SagaNode::Client(c) => c.on_timer(ctx, timer),
         }
     }

@@ -57,6 +57,7 @@ impl Service {
     /// Reports the latest effect again: a crash in the handler that made
     /// it durable may have cut its report.
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, SagaNode>) {
+        ctx.observe(SagaObs::Serving { step: ctx.me().index() });
         if let Some(l) = &self.latest {
             ctx.observe(report(l));
         }
@@ -70,7 +71,15 @@ impl Service {
             }
             Msg::Compensate { saga, step, amount } => {
                 self.on_compensate(ctx, saga, step, amount);
+                if self.variant == Variant::TwoPhaseCommit {
+                    ctx.observe(SagaObs::Decided { saga, commit: false });
+                }
                 Msg::Compensated { saga, step }
+            }
+            // Two-phase commit: the reservation it prepared stays.
+            Msg::Commit { saga, step } => {
+                ctx.observe(SagaObs::Decided { saga, commit: true });
+                Msg::Committed { saga, step }
             }
             other => panic!("{} is a service and got {other:?}", ctx.me()),
         };

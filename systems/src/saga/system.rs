@@ -4,14 +4,15 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use harness::check::Invariant;
-use harness::system::{ClientOp, Count, Positive, Progress, Setup, System, Workload};
+use harness::system::{ClientOp, Count, Positive, Progress, Setup, Status, System, Workload};
 use harness::time::SimTime;
 use harness::{NodeId, Value};
 
 use super::checks::{
-    EffectAtMostOnce, EndsAllOrNothing, NoStepAfterCompensation, QuantitiesConserved, StepsRestOnEarlier,
+    AllDecideAlike, EffectAtMostOnce, EndsAllOrNothing, NoStepAfterCompensation, QuantitiesConserved,
+    StepsRestOnEarlier,
 };
-use super::{client::SagaClient, orchestrator::Orchestrator, service::Service};
+use super::{client::SagaClient, coordinator::Coordinator, orchestrator::Orchestrator, service::Service};
 use super::{Config, SagaNode, SagaObs, Variant};
 
 /// A share from 0 to 1 in a `[config]`.
@@ -86,7 +87,10 @@ impl System for Saga {
         super::TRIGGER_EVENTS
     }
 
-    /// `["book", "trip", amount]`; a share (`fail`) refused at step 0, 1 or 2.
+    /// `["book", "trip", amount]`; a share (`fail`) refused at step 0, 1 or
+    /// 2 (with fewer services, a refusal at a step that does not exist
+    /// never comes and the saga completes; with more, later steps are
+    /// never refused).
     fn workload(&self, _variant: Variant, config: &Settings) -> Workload {
         let fail = config.fail.0;
         Box::new(move |rng, _keys, _client| {
@@ -112,16 +116,27 @@ impl System for Saga {
         ))
     }
 
-    fn invariants(&self, _variant: Variant, _config: &Settings) -> Vec<Box<dyn Invariant<SagaObs>>> {
+    /// Two-phase commit prepares every step at once, so "a saga never
+    /// holds a step without the steps before it" and "no step takes effect
+    /// after its saga was compensated" are the saga's alone; "all
+    /// participants decide alike" is 2PC's.
+    fn invariants(&self, variant: Variant, _config: &Settings) -> Vec<Box<dyn Invariant<SagaObs>>> {
         // The most specific first: a step reserved again after its release
         // is reported as what it is.
-        vec![
-            Box::new(NoStepAfterCompensation::default()),
-            Box::new(StepsRestOnEarlier::default()),
-            Box::new(EffectAtMostOnce::default()),
-            Box::new(QuantitiesConserved::new(Config::default().capacity)),
-            Box::new(EndsAllOrNothing::default()),
-        ]
+        let mut invariants: Vec<Box<dyn Invariant<SagaObs>>> = Vec::new();
+        if variant == Variant::TwoPhaseCommit {
+            // Prepares go out together: an abort at one service may come
+            // before another's prepare. Each service's own order (no
+            // prepare after its abort) is "takes effect at most once".
+            invariants.push(Box::new(AllDecideAlike::default()));
+        } else {
+            invariants.push(Box::new(NoStepAfterCompensation::default()));
+            invariants.push(Box::new(StepsRestOnEarlier::default()));
+        }
+        invariants.push(Box::new(EffectAtMostOnce::default()));
+        invariants.push(Box::new(QuantitiesConserved::new(Config::default().capacity)));
+        invariants.push(Box::new(EndsAllOrNothing::default()));
+        invariants
     }
 
     /// After the heal, every client's script is done and the orchestrator
@@ -141,12 +156,18 @@ impl System for Saga {
                         clients.insert(o.node, true);
                     }
                     SagaObs::Unfinished { count } => unfinished = Some((o.node, count, o.time)),
-                    SagaObs::Effect { .. } => {}
+                    SagaObs::Effect { .. }
+                    | SagaObs::Decided { .. }
+                    | SagaObs::Serving { .. }
+                    | SagaObs::Told { .. } => {}
                 }
             }
             seen = observations.len();
-            // The count holds for the incarnation that reported it.
-            let idle = unfinished.is_some_and(|(node, count, at)| count == 0 && view.started(node) <= at);
+            // The count holds for the incarnation that reported it, and a
+            // dead orchestrator finishes nothing more.
+            let idle = unfinished.is_some_and(|(node, count, at)| {
+                count == 0 && view.started(node) <= at && view.status(node) == Status::Up
+            });
             idle && clients.values().all(|done| *done)
         })
     }
@@ -160,6 +181,9 @@ impl System for Saga {
             if id.is_client() {
                 let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
                 return SagaNode::Client(Box::new(SagaClient::new(config.clone(), script)));
+            }
+            if id.index() + 1 == servers && config.variant == Variant::TwoPhaseCommit {
+                return SagaNode::Coordinator(Box::new(Coordinator::new(config.clone(), disk)));
             }
             if id.index() + 1 == servers {
                 return SagaNode::Orchestrator(Box::new(Orchestrator::new(config.clone(), disk)));
