@@ -65,6 +65,21 @@ impl<'de> Deserialize<'de> for Ppm {
     }
 }
 
+/// A share from 0 to 1 in a `[config]`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Share(pub f64);
+
+impl<'de> Deserialize<'de> for Share {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = f64::deserialize(d)?;
+        if (0.0..=1.0).contains(&x) {
+            Ok(Share(x))
+        } else {
+            Err(serde::de::Error::custom(format!("expected a share from 0 to 1, found {x}")))
+        }
+    }
+}
+
 /// A positive duration in a `[config]`, written like `"200ms"`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Positive(pub std::time::Duration);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use harness::check::Invariant;
-use harness::system::{ClientOp, Count, Positive, Progress, Setup, Status, System, Workload};
+use harness::system::{ClientOp, Count, Positive, Progress, Setup, Share, Status, System, Workload};
 use harness::time::SimTime;
 use harness::{NodeId, Value};
 
@@ -23,21 +23,6 @@ pub enum BrokerKind {
     Raft,
     /// One server (`n1`), its queue synced to its disk.
     Single,
-}
-
-/// A share from 0 to 1 in a `[config]`.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct Share(pub f64);
-
-impl<'de> Deserialize<'de> for Share {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let x = f64::deserialize(d)?;
-        if (0.0..=1.0).contains(&x) {
-            Ok(Share(x))
-        } else {
-            Err(serde::de::Error::custom(format!("expected a share from 0 to 1, found {x}")))
-        }
-    }
 }
 
 /// The scenario's `[config]` for `queue`.

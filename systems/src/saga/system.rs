@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use harness::check::Invariant;
-use harness::system::{ClientOp, Count, Positive, Progress, Setup, Status, System, Workload};
+use harness::system::{ClientOp, Count, Positive, Progress, Setup, Share, Status, System, Workload};
 use harness::time::SimTime;
 use harness::{NodeId, Value};
 
@@ -14,21 +14,6 @@ use super::checks::{
 };
 use super::{client::SagaClient, coordinator::Coordinator, orchestrator::Orchestrator, service::Service};
 use super::{Config, SagaNode, SagaObs, Variant};
-
-/// A share from 0 to 1 in a `[config]`.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct Share(pub f64);
-
-impl<'de> Deserialize<'de> for Share {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let x = f64::deserialize(d)?;
-        if (0.0..=1.0).contains(&x) {
-            Ok(Share(x))
-        } else {
-            Err(serde::de::Error::custom(format!("expected a share from 0 to 1, found {x}")))
-        }
-    }
-}
 
 /// The scenario's `[config]` for `saga`.
 #[derive(Clone, Debug, Deserialize)]
