@@ -191,6 +191,7 @@ fn scenario_text() -> impl Strategy<Value = String> {
         "system = \"saga\"\nvariant = \"orchestrated\"\nclients = 3\nnodes = 4\n",
         "system = \"saga\"\nvariant = \"log-not-synced\"\nclients = 2\nnodes = 2\n",
         "system = \"saga\"\nvariant = \"two-phase-commit\"\nclients = 2\nnodes = 3\n",
+        "system = \"saga\"\nvariant = \"choreographed\"\nclients = 3\nnodes = 2\n",
     ];
     let wrong: &'static [&'static str] = &[
         "system = \"ring\"\n",

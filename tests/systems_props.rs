@@ -77,6 +77,16 @@ proptest! {
         check(&s, faults, seed)?;
     }
 
+    /// Every server is a service here: `random` and the menu's nodes are services.
+    #[test]
+    fn correct_choreographed_saga_survives_any_fault_plan(
+        faults in fault_plan(&Menu::all_but_kill(3, 3), Duration::from_secs(20), 10),
+        seed in 0u64..1000,
+    ) {
+        let s = scenario("title = \"p\"\nsystem = \"saga\"\nvariant = \"choreographed\"\nnodes = 3\nclients = 3\nduration = \"20s\"\nliveness = \"60s\"\n[network]\nloss = 0.02\nduplicate = 0.05\n[workload]\nops = 150\nthink = \"50ms\"\n");
+        check(&s, faults, seed)?;
+    }
+
     #[test]
     fn two_phase_commit_survives_any_fault_plan(
         faults in fault_plan(&Menu::all_but_kill(4, 3), Duration::from_secs(20), 10),

@@ -2,15 +2,18 @@
 //! amount]`, or `["book", "trip", [amount, step]]` for one that a service
 //! refuses at `step`), waits for each outcome, asks again (the same saga)
 //! when the wait runs out, and gives it up after `sends` asks. After its
-//! script it stops.
+//! script it stops. Orchestrated, it asks the orchestrator (or the
+//! coordinator), which answers every ask; choreographed, it hands the
+//! saga to the first service, and acknowledges the outcome a service
+//! tells it (the service tells it until it does).
 //!
 //! History: `book` (key `trip`, input the order, output `"done"` or
 //! `"compensated"`; `info` when given up).
 
 use harness::history::Value;
-use harness::node::{Ctx, TimerId};
+use harness::node::{Ctx, NodeId, TimerId};
 
-use super::{Config, Msg, Order, SagaId, SagaNode, SagaObs, Timer};
+use super::{Config, Msg, Order, SagaId, SagaNode, SagaObs, Timer, Variant};
 use crate::ClientOp;
 
 pub const TRIP_KEY: &str = "trip";
@@ -47,8 +50,15 @@ impl SagaClient {
         }
     }
 
-    pub fn on_message(&mut self, ctx: &mut Ctx<'_, SagaNode>, msg: Msg) {
-        let Msg::Outcome { saga, done } = msg else { panic!("{} got a server's message: {msg:?}", ctx.me()) };
+    pub fn on_message(&mut self, ctx: &mut Ctx<'_, SagaNode>, from: NodeId, msg: Msg) {
+        let (saga, done) = match msg {
+            Msg::Outcome { saga, done } => (saga, done),
+            Msg::Ack { .. } => return, // the first service took the saga
+            other => panic!("{} got a server's message: {other:?}", ctx.me()),
+        };
+        if self.config.variant == Variant::Choreographed {
+            ctx.send(from, Msg::Ack { saga });
+        }
         let Some(p) = self.pending.take_if(|p| p.saga == saga) else { return };
         ctx.cancel_timer(p.timer);
         ctx.observe(SagaObs::Told { saga, done });
@@ -68,9 +78,13 @@ impl SagaClient {
         self.send(ctx, saga, order, 1);
     }
 
-    /// Asks the orchestrator for the saga (send number `sends`) and waits.
+    /// Asks for the saga (send number `sends`) and waits.
     fn send(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, order: Order, sends: u32) {
-        ctx.send(Config::orchestrator(ctx.servers()), Msg::Start { saga, order });
+        if self.config.variant == Variant::Choreographed {
+            ctx.send(ctx.servers()[0], Msg::Go { saga, step: 0, order });
+        } else {
+            ctx.send(Config::orchestrator(ctx.servers()), Msg::Start { saga, order });
+        }
         let timer = ctx.set_timer(self.config.request_timeout, Timer::Request(saga.seq));
         self.pending = Some(Pending { saga, order, sends, timer });
     }

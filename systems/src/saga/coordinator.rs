@@ -113,7 +113,7 @@ impl Coordinator {
     fn on_vote(&mut self, ctx: &mut Ctx<'_, SagaNode>, tx: SagaId, step: u32, yes: bool) {
         let Some(t) = self.txs.get(&tx).cloned() else { return };
         let Phase::Preparing { yes: mut votes, tries } = t.phase else { return };
-        let services = Config::services(ctx.servers()).len();
+        let services = self.config.services(ctx.servers()).len();
         let phase = if !yes {
             Phase::Deciding { commit: false, acked: BTreeSet::new() }
         } else {
@@ -132,7 +132,7 @@ impl Coordinator {
         let Some(t) = self.txs.get(&tx).cloned() else { return };
         let Phase::Deciding { commit, mut acked } = t.phase else { return };
         acked.insert(step);
-        let phase = if acked.len() == Config::services(ctx.servers()).len() {
+        let phase = if acked.len() == self.config.services(ctx.servers()).len() {
             Phase::Finished { commit }
         } else {
             self.txs.insert(tx, Tx { phase: Phase::Deciding { commit, acked }, ..t });
@@ -164,7 +164,7 @@ impl Coordinator {
         }
         let t = self.txs.get_mut(&tx).expect("a logged transaction");
         let amount = t.order.amount;
-        let services = Config::services(ctx.servers()).to_vec();
+        let services = self.config.services(ctx.servers()).to_vec();
         match &mut t.phase {
             Phase::Preparing { yes, tries } => {
                 *tries += 1;

@@ -2,13 +2,15 @@
 //! each with a compensation (Garcia-Molina and Salem, 1987): it ends with
 //! every step done or every done step compensated.
 //!
-//! The servers but the last are services (`nodes = 4`: three services);
+//! Orchestrated, the servers but the last are services (`nodes = 4`: three
+//! services) and the last is the orchestrator (or, for two-phase commit,
+//! the coordinator); choreographed, every server is a service.
 //! each holds a pool of some resource (seats, rooms, money) in a durable
 //! local store. Saga step `i` reserves the saga's amount from service `i`'s
 //! pool; its compensation gives it back. Each step rests on the ones
 //! before it (the hotel is booked for the flight, paid by the payment),
-//! so steps are undone last to first. The last server is the
-//! orchestrator. Clients start sagas and wait for their outcome. The pieces:
+//! so steps are undone last to first. Clients start sagas and wait for
+//! their outcome. The pieces:
 //!
 //! - [`service`]: a service: a step and its compensation, both idempotent
 //!   by saga id, and a tombstone: a compensation that arrives before its
@@ -21,6 +23,13 @@
 //!   a crash.
 //! - [`coordinator`]: two-phase commit beside the saga, over the same
 //!   services.
+//! - choreographed, no orchestrator: the client hands the saga to the
+//!   first service; each service does its step and hands the saga on to
+//!   the next (the last tells the client it is done), or, refused, hands
+//!   it back to the one before, which undoes its step and hands it back in
+//!   turn (the first tells the client it is compensated). What a service
+//!   owes another node waits in its [`outbox`], written in the same synced
+//!   batch as the change that caused it and sent until acknowledged.
 //! - [`client`]: starts the sagas of its script, one at a time.
 //!
 //! # Planted bugs
@@ -42,6 +51,7 @@
 pub mod client;
 pub mod coordinator;
 pub mod orchestrator;
+pub mod outbox;
 pub mod service;
 pub mod system;
 
@@ -56,6 +66,7 @@ use harness::node::{Ctx, Node, NodeId, Observation};
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Variant {
     Orchestrated,
+    Choreographed,
     NonIdempotentCompensation,
     NoTombstone,
     LogNotSynced,
@@ -66,6 +77,7 @@ pub enum Variant {
 impl harness::system::VariantNames for Variant {
     const NAMES: &'static [&'static str] = &[
         "orchestrated",
+        "choreographed",
         "non-idempotent-compensation",
         "no-tombstone",
         "log-not-synced",
@@ -76,6 +88,7 @@ impl harness::system::VariantNames for Variant {
     fn parse(name: &str) -> Option<Variant> {
         Some(match name {
             "orchestrated" => Variant::Orchestrated,
+            "choreographed" => Variant::Choreographed,
             "non-idempotent-compensation" => Variant::NonIdempotentCompensation,
             "no-tombstone" => Variant::NoTombstone,
             "log-not-synced" => Variant::LogNotSynced,
@@ -129,11 +142,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// The services: every server but the last.
-    pub fn services(servers: &[NodeId]) -> &[NodeId] {
-        &servers[..servers.len().saturating_sub(1)]
+    /// The services: every server but the last (choreographed: every server).
+    pub fn services<'a>(&self, servers: &'a [NodeId]) -> &'a [NodeId] {
+        match self.variant {
+            Variant::Choreographed => servers,
+            _ => &servers[..servers.len().saturating_sub(1)],
+        }
     }
-    /// The orchestrator: the last server.
+    /// The orchestrator (or coordinator): the last server.
     pub fn orchestrator(servers: &[NodeId]) -> NodeId {
         *servers.last().expect("the saga system runs at least two servers")
     }
@@ -189,6 +205,24 @@ pub enum Msg {
         saga: SagaId,
         step: u32,
     },
+    /// Choreographed, from the client (step 0) or the service before: the
+    /// saga's turn at service `step`.
+    Go {
+        saga: SagaId,
+        step: u32,
+        order: Order,
+    },
+    /// Choreographed, from the service after (which refused or undid its
+    /// step): undo step `step`.
+    Undo {
+        saga: SagaId,
+        step: u32,
+    },
+    /// Choreographed: the `Go`, `Undo` or `Outcome` for the saga is taken
+    /// (and durable): the sender's outbox lets it go.
+    Ack {
+        saga: SagaId,
+    },
     /// Two-phase commit: the coordinator decided to commit; the service
     /// keeps the reservation it prepared.
     Commit {
@@ -210,6 +244,9 @@ pub enum Timer {
     /// A client: its next saga; its wait ran out.
     Think,
     Request(u64),
+    /// A choreographed service: the outbox's event for the saga and the
+    /// node goes again.
+    Resend(SagaId, NodeId),
 }
 
 /// What a service's store did, for the checkers. `record` numbers the
@@ -226,7 +263,9 @@ pub enum Effect {
 pub enum SagaObs {
     /// Service `step` changed its pool for the saga; `pool` is after.
     Effect { saga: SagaId, step: u32, effect: Effect, amount: i64, pool: i64, record: u64 },
-    /// The orchestrator holds this many unfinished sagas (after a change).
+    /// The orchestrator (or coordinator) holds this many unfinished sagas;
+    /// a choreographed service owes this many unacknowledged events (after
+    /// a change, and at each start).
     Unfinished { count: u32 },
     /// A client's script is done.
     ScriptDone,
@@ -281,13 +320,13 @@ impl Node for SagaNode {
             SagaNode::Service(s) => s.on_message(ctx, from, msg),
             SagaNode::Orchestrator(o) => o.on_message(ctx, from, msg),
             SagaNode::Coordinator(c) => c.on_message(ctx, from, msg),
-            SagaNode::Client(c) => c.on_message(ctx, msg),
+            SagaNode::Client(c) => c.on_message(ctx, from, msg),
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
         match self {
-            SagaNode::Service(_) => panic!("{} got a timer it never sets: {timer:?}", ctx.me()),
+            SagaNode::Service(s) => s.on_timer(ctx, timer),
             SagaNode::Orchestrator(o) => o.on_timer(ctx, timer),
             SagaNode::Coordinator(c) => c.on_timer(ctx, timer),
             SagaNode::Client(c) => c.on_timer(ctx, timer),

@@ -106,7 +106,7 @@ impl Orchestrator {
         if current != step {
             return; // an answer to an earlier step, sent again
         }
-        let services = Config::services(ctx.servers()).len() as u32;
+        let services = self.config.services(ctx.servers()).len() as u32;
         let phase = match (done, step + 1 == services) {
             (true, true) => Phase::Done,
             (true, false) => Phase::Forward { step: step + 1, tries: 0 },
@@ -175,7 +175,7 @@ impl Orchestrator {
             ctx.cancel_timer(t);
         }
         let s = self.sagas.get_mut(&saga).expect("a logged saga");
-        let services = Config::services(ctx.servers());
+        let services = self.config.services(ctx.servers());
         let amount = s.order.amount;
         let (to, msg) = match &mut s.phase {
             Phase::Forward { step, tries } => {

@@ -1,13 +1,20 @@
 //! A service: a pool of one resource, the reservations it holds per saga,
 //! and the tombstones of sagas compensated here, in a durable local store
 //! (each change synced before it is answered or reported).
+//!
+//! Choreographed, a service also passes the saga along: after its step to
+//! the next service (the last: to the client, done), after a refusal or
+//! its undo to the one before (the first: to the client, compensated),
+//! through its [`Outbox`]. It acknowledges every `Go` and `Undo` it has
+//! taken, durably, duplicates included.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use harness::node::{Ctx, NodeId};
 
-use super::{Config, Effect, Msg, SagaId, SagaNode, SagaObs, Variant};
+use super::outbox::Outbox;
+use super::{Config, Effect, Msg, Order, SagaId, SagaNode, SagaObs, Timer, Variant};
 
 /// The latest effect, kept to report again after a restart.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -22,6 +29,8 @@ struct Latest {
 
 pub struct Service {
     variant: Variant,
+    /// Choreographed: the events it owes.
+    outbox: Option<Outbox>,
     pool: i64,
     holds: BTreeMap<SagaId, i64>,
     tombstones: BTreeSet<SagaId>,
@@ -44,8 +53,10 @@ impl Service {
         let holds = disk.keys_with_prefix(HOLD).into_iter().filter_map(|k| disk.get::<(SagaId, i64)>(&k)).collect();
         let tombstones = disk.keys_with_prefix(TOMB).into_iter().filter_map(|k| disk.get::<SagaId>(&k)).collect();
         let latest: Option<Latest> = disk.get(LATEST);
+        let choreographed = config.variant == Variant::Choreographed;
         Service {
             variant: config.variant,
+            outbox: choreographed.then(|| Outbox::load(config.retry, disk)),
             pool: disk.get(POOL).unwrap_or(config.capacity),
             holds,
             tombstones,
@@ -61,6 +72,16 @@ impl Service {
         if let Some(l) = &self.latest {
             ctx.observe(report(l));
         }
+        if let Some(outbox) = &mut self.outbox {
+            outbox.on_start(ctx);
+        }
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, SagaNode>, timer: Timer) {
+        match (timer, &mut self.outbox) {
+            (Timer::Resend(saga, to), Some(outbox)) => outbox.on_resend_timeout(ctx, saga, to),
+            (timer, _) => panic!("{} got a timer it never sets: {timer:?}", ctx.me()),
+        }
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, SagaNode>, from: NodeId, msg: Msg) {
@@ -75,6 +96,20 @@ impl Service {
                     ctx.observe(SagaObs::Decided { saga, commit: false });
                 }
                 Msg::Compensated { saga, step }
+            }
+            Msg::Go { saga, step, order } => {
+                self.on_go(ctx, saga, step, order);
+                Msg::Ack { saga }
+            }
+            Msg::Undo { saga, step } => {
+                self.on_undo(ctx, saga, step);
+                Msg::Ack { saga }
+            }
+            Msg::Ack { saga } => {
+                if let Some(outbox) = &mut self.outbox {
+                    outbox.on_ack(ctx, saga, from);
+                }
+                return;
             }
             // Two-phase commit: the reservation it prepared stays.
             Msg::Commit { saga, step } => {
@@ -130,6 +165,55 @@ impl Service {
         }
     }
 
+    /// Choreographed: the saga's turn here. Reserves and hands it on, or,
+    /// refused, tombstones it and hands it back; a saga seen here before
+    /// (a duplicate, or a resend after a lost acknowledgement) changes
+    /// nothing.
+    fn on_go(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, step: u32, order: Order) {
+        assert_eq!(step, ctx.me().index(), "{} got the Go for another service's step", ctx.me());
+        if self.holds.contains_key(&saga) || self.tombstones.contains(&saga) {
+            return;
+        }
+        let services = ctx.servers().len() as u32;
+        if order.fails_at == Some(step) {
+            let (to, msg) = back(ctx, saga, step);
+            self.outbox().put(ctx, saga, to, msg);
+            self.tombstone(ctx, saga);
+            ctx.disk().sync();
+            self.outbox().send(ctx, saga, to);
+            return;
+        }
+        let (to, msg) = if step + 1 == services {
+            (saga.client, Msg::Outcome { saga, done: true })
+        } else {
+            (ctx.servers()[step as usize + 1], Msg::Go { saga, step: step + 1, order })
+        };
+        self.outbox().put(ctx, saga, to, msg);
+        let reserved = self.on_step(ctx, saga, step, order.amount, false);
+        assert!(reserved, "an unseen saga's step is reserved");
+        self.outbox().send(ctx, saga, to);
+    }
+
+    /// Choreographed: the service after this one refused or undid its
+    /// step. Undoes this one (with its tombstone) and hands the saga back.
+    fn on_undo(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, step: u32) {
+        assert_eq!(step, ctx.me().index(), "{} got the Undo for another service's step", ctx.me());
+        if !self.holds.contains_key(&saga) {
+            // A duplicate: the service after this one hands a saga back
+            // only after this one handed it on, holding it.
+            assert!(self.tombstones.contains(&saga), "{} got an Undo for saga {saga} it never handed on", ctx.me());
+            return;
+        }
+        let (to, msg) = back(ctx, saga, step);
+        self.outbox().put(ctx, saga, to, msg);
+        self.on_compensate(ctx, saga, step, 0); // synced with the outbox
+        self.outbox().send(ctx, saga, to);
+    }
+
+    fn outbox(&mut self) -> &mut Outbox {
+        self.outbox.as_mut().expect("a choreographed service has an outbox")
+    }
+
     fn tombstone(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId) {
         if self.variant != Variant::NoTombstone {
             self.tombstones.insert(saga);
@@ -146,6 +230,15 @@ impl Service {
         ctx.disk().sync();
         ctx.observe(report(&latest));
         self.latest = Some(latest);
+    }
+}
+
+/// Choreographed: where a saga goes back from `step`: the service before,
+/// or the client, compensated.
+fn back(ctx: &Ctx<'_, SagaNode>, saga: SagaId, step: u32) -> (NodeId, Msg) {
+    match step.checked_sub(1) {
+        Some(before) => (ctx.servers()[before as usize], Msg::Undo { saga, step: before }),
+        None => (saga.client, Msg::Outcome { saga, done: false }),
     }
 }
 

@@ -52,8 +52,8 @@ fn config(variant: Variant, s: &Settings, think: std::time::Duration) -> Config 
     }
 }
 
-/// Sagas across services, orchestrated (issue 14: choreographed sagas and
-/// two-phase commit are still to come).
+/// Sagas across services, orchestrated or choreographed, and two-phase
+/// commit beside them.
 pub struct Saga;
 
 impl System for Saga {
@@ -124,12 +124,13 @@ impl System for Saga {
         invariants
     }
 
-    /// After the heal, every client's script is done and the orchestrator
-    /// holds no unfinished saga.
+    /// After the heal, every client's script is done and no node holds
+    /// unfinished work: the orchestrator (or coordinator) no unfinished
+    /// saga, a choreographed service no unacknowledged event.
     fn progress(&self, _variant: Variant, _config: &Settings) -> Progress<SagaNode> {
         let mut seen = 0;
         let mut clients: BTreeMap<NodeId, bool> = BTreeMap::new();
-        let mut unfinished: Option<(NodeId, u32, SimTime)> = None;
+        let mut unfinished: BTreeMap<NodeId, (u32, SimTime)> = BTreeMap::new();
         Box::new(move |view, _healed| {
             let observations = view.observations();
             for o in &observations[seen.min(observations.len())..] {
@@ -140,7 +141,9 @@ impl System for Saga {
                     SagaObs::ScriptDone => {
                         clients.insert(o.node, true);
                     }
-                    SagaObs::Unfinished { count } => unfinished = Some((o.node, count, o.time)),
+                    SagaObs::Unfinished { count } => {
+                        unfinished.insert(o.node, (count, o.time));
+                    }
                     SagaObs::Effect { .. }
                     | SagaObs::Decided { .. }
                     | SagaObs::Serving { .. }
@@ -148,11 +151,12 @@ impl System for Saga {
                 }
             }
             seen = observations.len();
-            // The count holds for the incarnation that reported it, and a
-            // dead orchestrator finishes nothing more.
-            let idle = unfinished.is_some_and(|(node, count, at)| {
-                count == 0 && view.started(node) <= at && view.status(node) == Status::Up
-            });
+            // A count holds for the incarnation that reported it, and a
+            // dead node finishes nothing more.
+            let idle = !unfinished.is_empty()
+                && unfinished.iter().all(|(&node, &(count, at))| {
+                    count == 0 && view.started(node) <= at && view.status(node) == Status::Up
+                });
             idle && clients.values().all(|done| *done)
         })
     }
@@ -166,6 +170,9 @@ impl System for Saga {
             if id.is_client() {
                 let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
                 return SagaNode::Client(Box::new(SagaClient::new(config.clone(), script)));
+            }
+            if config.variant == Variant::Choreographed {
+                return SagaNode::Service(Box::new(Service::new(&config, disk)));
             }
             if id.index() + 1 == servers && config.variant == Variant::TwoPhaseCommit {
                 return SagaNode::Coordinator(Box::new(Coordinator::new(config.clone(), disk)));
