@@ -219,7 +219,8 @@ impl Invariant<SagaObs> for QuantitiesConserved {
 /// service, or at none; and one whose client was told "done" holds them
 /// all, one told "compensated" none. (A compensation that only left a
 /// tombstone changes nothing the effects show; what the client was told
-/// says it happened.)
+/// says it happened.) A saga that a service refuses by its order cannot
+/// end all done.
 #[derive(Default)]
 pub struct EndsAllOrNothing {
     effects: Effects,
@@ -227,7 +228,8 @@ pub struct EndsAllOrNothing {
     holds: BTreeMap<SagaId, BTreeSet<u32>>,
     /// The services that said they serve, by step.
     steps: BTreeSet<u32>,
-    told: BTreeMap<SagaId, bool>,
+    /// What each saga's client was told, and the step its order is refused at.
+    told: BTreeMap<SagaId, (bool, Option<u32>)>,
 }
 
 impl Invariant<SagaObs> for EndsAllOrNothing {
@@ -245,8 +247,8 @@ impl Invariant<SagaObs> for EndsAllOrNothing {
             SagaObs::Serving { step } => {
                 self.steps.insert(step);
             }
-            SagaObs::Told { saga, done } => {
-                self.told.insert(saga, done);
+            SagaObs::Told { saga, done, refused_at } => {
+                self.told.insert(saga, (done, refused_at));
             }
             _ => {
                 let Some((saga, step, effect, _, _)) = self.effects.new_effect(o) else { return Ok(()) };
@@ -278,12 +280,17 @@ impl Invariant<SagaObs> for EndsAllOrNothing {
                 ));
             }
             match self.told.get(&saga) {
-                Some(true) if held.len() != all => {
+                Some(&(true, Some(step))) if (step as usize) < all => {
+                    return Err(format!(
+                        "saga {saga}'s client was told \"done\", but its order is refused at step {step} of {all}"
+                    ))
+                }
+                Some((true, _)) if held.len() != all => {
                     return Err(format!(
                         "saga {saga}'s client was told \"done\", but it ended holding steps {held:?} of {all}"
                     ))
                 }
-                Some(false) if !held.is_empty() => {
+                Some((false, _)) if !held.is_empty() => {
                     return Err(format!(
                         "saga {saga}'s client was told \"compensated\", but it ended holding steps {held:?}"
                     ))
@@ -365,10 +372,24 @@ mod tests {
         ends.on_observation(&at(n1, 0, SagaObs::Serving { step: 0 })).unwrap();
         ends.on_observation(&at(n1, 1, effect(3, 0, true, 95, 1))).unwrap();
         let saga = SagaId { client: NodeId::client(0), seq: 3 };
-        ends.on_observation(&at(NodeId::client(0), 2, SagaObs::Told { saga, done: false })).unwrap();
+        ends.on_observation(&at(NodeId::client(0), 2, SagaObs::Told { saga, done: false, refused_at: None })).unwrap();
         assert_eq!(
             ends.at_end(&end).unwrap_err(),
             "saga c1/3's client was told \"compensated\", but it ended holding steps {0}"
+        );
+        // A saga refused by its order at a step that exists cannot end
+        // done, whatever the services hold.
+        let mut ends = EndsAllOrNothing::default();
+        ends.on_observation(&at(n1, 0, SagaObs::Serving { step: 0 })).unwrap();
+        ends.on_observation(&at(n1, 1, effect(4, 0, true, 95, 1))).unwrap();
+        let saga = SagaId { client: NodeId::client(0), seq: 4 };
+        let told = |refused_at| at(NodeId::client(0), 2, SagaObs::Told { saga, done: true, refused_at });
+        ends.on_observation(&told(Some(1))).unwrap();
+        assert!(ends.at_end(&end).is_ok(), "step 1 does not exist with one service");
+        ends.on_observation(&told(Some(0))).unwrap();
+        assert_eq!(
+            ends.at_end(&end).unwrap_err(),
+            "saga c1/4's client was told \"done\", but its order is refused at step 0 of 1"
         );
     }
 }

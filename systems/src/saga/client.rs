@@ -1,8 +1,9 @@
 //! A client: starts its script's sagas one at a time (`["book", "trip",
 //! amount]`, or `["book", "trip", [amount, step]]` for one that a service
 //! refuses at `step`), waits for each outcome, asks again (the same saga)
-//! when the wait runs out, and gives it up after `sends` asks. After its
-//! script it stops. Orchestrated, it asks the orchestrator (or the
+//! when the wait runs out, and gives it up after `sends` asks
+//! (choreographed, never: nothing in a choreographed saga gives up). After
+//! its script it stops. Orchestrated, it asks the orchestrator (or the
 //! coordinator), which answers every ask; choreographed, it hands the
 //! saga to the first service, and acknowledges the outcome a service
 //! tells it (the service tells it until it does).
@@ -13,7 +14,7 @@
 use harness::history::Value;
 use harness::node::{Ctx, NodeId, TimerId};
 
-use super::{Config, Msg, Order, SagaId, SagaNode, SagaObs, Timer, Variant};
+use super::{Config, Msg, Order, SagaId, SagaNode, SagaObs, Timer};
 use crate::ClientOp;
 
 pub const TRIP_KEY: &str = "trip";
@@ -53,15 +54,16 @@ impl SagaClient {
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, SagaNode>, from: NodeId, msg: Msg) {
         let (saga, done) = match msg {
             Msg::Outcome { saga, done } => (saga, done),
-            Msg::Ack { .. } => return, // the first service took the saga
-            other => panic!("{} got a server's message: {other:?}", ctx.me()),
+            // The first service took the saga.
+            Msg::Ack { .. } if self.config.variant.choreographed() => return,
+            other => panic!("{} got a message a client never gets: {other:?}", ctx.me()),
         };
-        if self.config.variant == Variant::Choreographed {
+        if self.config.variant.choreographed() {
             ctx.send(from, Msg::Ack { saga });
         }
         let Some(p) = self.pending.take_if(|p| p.saga == saga) else { return };
         ctx.cancel_timer(p.timer);
-        ctx.observe(SagaObs::Told { saga, done });
+        ctx.observe(SagaObs::Told { saga, done, refused_at: p.order.fails_at });
         ctx.ok(Value::from(if done { "done" } else { "compensated" }));
         ctx.set_timer(self.config.think, Timer::Think);
     }
@@ -80,7 +82,7 @@ impl SagaClient {
 
     /// Asks for the saga (send number `sends`) and waits.
     fn send(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, order: Order, sends: u32) {
-        if self.config.variant == Variant::Choreographed {
+        if self.config.variant.choreographed() {
             ctx.send(ctx.servers()[0], Msg::Go { saga, step: 0, order });
         } else {
             ctx.send(Config::orchestrator(ctx.servers()), Msg::Start { saga, order });
@@ -92,7 +94,7 @@ impl SagaClient {
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, SagaNode>, seq: u64) {
         let Some(p) = self.pending.take() else { return };
         assert_eq!(p.saga.seq, seq, "a request timer outlived its saga");
-        if p.sends >= self.config.sends {
+        if p.sends >= self.config.sends && !self.config.variant.choreographed() {
             ctx.info(Value::Null); // it may still end either way
             ctx.set_timer(self.config.think, Timer::Think);
             return;

@@ -47,6 +47,10 @@
 //! - `compensate-in-order`: the orchestrator undoes the done steps first
 //!   to last: a step's reservation is released while the later steps that
 //!   rest on it (the hotel booked for the flight) still stand.
+//! - `handoff-before-sync` (choreographed): a service hands the saga on to
+//!   the next before its reservation and outbox are synced (the dual
+//!   write an outbox exists to avoid): a crash between the two leaves the
+//!   next service holding a step this one forgot.
 
 pub mod client;
 pub mod coordinator;
@@ -71,7 +75,15 @@ pub enum Variant {
     NoTombstone,
     LogNotSynced,
     CompensateInOrder,
+    HandoffBeforeSync,
     TwoPhaseCommit,
+}
+
+impl Variant {
+    /// Services pass the saga along among themselves, with no orchestrator.
+    pub fn choreographed(self) -> bool {
+        matches!(self, Variant::Choreographed | Variant::HandoffBeforeSync)
+    }
 }
 
 impl harness::system::VariantNames for Variant {
@@ -82,6 +94,7 @@ impl harness::system::VariantNames for Variant {
         "no-tombstone",
         "log-not-synced",
         "compensate-in-order",
+        "handoff-before-sync",
         "two-phase-commit",
     ];
 
@@ -93,6 +106,7 @@ impl harness::system::VariantNames for Variant {
             "no-tombstone" => Variant::NoTombstone,
             "log-not-synced" => Variant::LogNotSynced,
             "compensate-in-order" => Variant::CompensateInOrder,
+            "handoff-before-sync" => Variant::HandoffBeforeSync,
             "two-phase-commit" => Variant::TwoPhaseCommit,
             _ => return None,
         })
@@ -125,10 +139,11 @@ pub struct Config {
     pub variant: Variant,
     /// Each service's pool at the start.
     pub capacity: i64,
-    /// How long the orchestrator waits for a service's answer before it
-    /// sends the request again.
+    /// How long the orchestrator (or coordinator) waits for a service's
+    /// answer before it sends the request again; choreographed, a
+    /// service's first wait for an acknowledgement (later ones back off).
     pub retry: Duration,
-    /// Sends of a step before the orchestrator gives it up as failed and
+    /// Orchestrated: sends of a step before the orchestrator gives it up as failed and
     /// compensates it with the steps before it (a compensation of a step
     /// still on its way is what the service's tombstone is for).
     pub step_tries: u32,
@@ -144,9 +159,9 @@ pub struct Config {
 impl Config {
     /// The services: every server but the last (choreographed: every server).
     pub fn services<'a>(&self, servers: &'a [NodeId]) -> &'a [NodeId] {
-        match self.variant {
-            Variant::Choreographed => servers,
-            _ => &servers[..servers.len().saturating_sub(1)],
+        match self.variant.choreographed() {
+            true => servers,
+            false => &servers[..servers.len().saturating_sub(1)],
         }
     }
     /// The orchestrator (or coordinator): the last server.
@@ -177,7 +192,9 @@ pub enum Msg {
         saga: SagaId,
         order: Order,
     },
-    /// Orchestrator to client: the saga ended, all done or all compensated.
+    /// To the client: the saga ended, all done or all compensated (from
+    /// the orchestrator or coordinator; choreographed, from the last
+    /// service or the first).
     Outcome {
         saga: SagaId,
         done: bool,
@@ -275,8 +292,9 @@ pub enum SagaObs {
     Decided { saga: SagaId, commit: bool },
     /// A service (re)started: it serves `step` of every saga.
     Serving { step: u32 },
-    /// A client was told how its saga ended.
-    Told { saga: SagaId, done: bool },
+    /// A client was told how its saga ended; `refused_at`: the step its
+    /// order said a service would refuse.
+    Told { saga: SagaId, done: bool, refused_at: Option<u32> },
 }
 
 impl Observation for SagaObs {
@@ -290,8 +308,8 @@ impl Observation for SagaObs {
 }
 
 /// The events saga observations name, for `[[trigger]]`: a service's
-/// reservation and release (a crash there hits the orchestrator's request
-/// in the middle).
+/// reservation and release (a crash armed there hits the node's next
+/// handler: orchestrated, often the next request of the saga).
 pub const TRIGGER_EVENTS: &[&str] = &["reserved", "released"];
 
 pub enum SagaNode {

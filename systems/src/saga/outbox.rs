@@ -63,7 +63,7 @@ impl Outbox {
 
     /// Sends the event owed to `to` for the saga and times its resend.
     pub fn send(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, to: NodeId) {
-        let Some(entry) = self.entries.get_mut(&(saga, to)) else { return };
+        let entry = self.entries.get_mut(&(saga, to)).expect("an event is sent only while it is owed");
         ctx.send(to, entry.msg.clone());
         let wait = self.retry.saturating_mul(1 << entry.sends.min(4));
         entry.sends += 1;
@@ -71,10 +71,10 @@ impl Outbox {
     }
 
     pub fn on_resend_timeout(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, to: NodeId) {
-        if let Some(entry) = self.entries.get_mut(&(saga, to)) {
-            entry.timer = None;
-            self.send(ctx, saga, to);
-        }
+        // The acknowledgement cancels the timer: it fires only while owed.
+        let entry = self.entries.get_mut(&(saga, to)).expect("a resend timer outlived its event");
+        entry.timer = None;
+        self.send(ctx, saga, to);
     }
 
     /// `from` took the event: it is not owed any more. The removal need

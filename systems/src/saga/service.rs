@@ -29,6 +29,8 @@ struct Latest {
 
 pub struct Service {
     variant: Variant,
+    /// Choreographed: how many services the saga passes through.
+    services: u32,
     /// Choreographed: the events it owes.
     outbox: Option<Outbox>,
     pool: i64,
@@ -53,9 +55,10 @@ impl Service {
         let holds = disk.keys_with_prefix(HOLD).into_iter().filter_map(|k| disk.get::<(SagaId, i64)>(&k)).collect();
         let tombstones = disk.keys_with_prefix(TOMB).into_iter().filter_map(|k| disk.get::<SagaId>(&k)).collect();
         let latest: Option<Latest> = disk.get(LATEST);
-        let choreographed = config.variant == Variant::Choreographed;
+        let choreographed = config.variant.choreographed();
         Service {
             variant: config.variant,
+            services: 0,
             outbox: choreographed.then(|| Outbox::load(config.retry, disk)),
             pool: disk.get(POOL).unwrap_or(config.capacity),
             holds,
@@ -68,6 +71,7 @@ impl Service {
     /// Reports the latest effect again: a crash in the handler that made
     /// it durable may have cut its report.
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, SagaNode>) {
+        self.services = ctx.servers().len() as u32;
         ctx.observe(SagaObs::Serving { step: ctx.me().index() });
         if let Some(l) = &self.latest {
             ctx.observe(report(l));
@@ -106,9 +110,7 @@ impl Service {
                 Msg::Ack { saga }
             }
             Msg::Ack { saga } => {
-                if let Some(outbox) = &mut self.outbox {
-                    outbox.on_ack(ctx, saga, from);
-                }
+                self.outbox().on_ack(ctx, saga, from);
                 return;
             }
             // Two-phase commit: the reservation it prepared stays.
@@ -174,7 +176,6 @@ impl Service {
         if self.holds.contains_key(&saga) || self.tombstones.contains(&saga) {
             return;
         }
-        let services = ctx.servers().len() as u32;
         if order.fails_at == Some(step) {
             let (to, msg) = back(ctx, saga, step);
             self.outbox().put(ctx, saga, to, msg);
@@ -183,30 +184,38 @@ impl Service {
             self.outbox().send(ctx, saga, to);
             return;
         }
-        let (to, msg) = if step + 1 == services {
+        let (to, msg) = if step + 1 == self.services {
             (saga.client, Msg::Outcome { saga, done: true })
         } else {
             (ctx.servers()[step as usize + 1], Msg::Go { saga, step: step + 1, order })
         };
         self.outbox().put(ctx, saga, to, msg);
+        if self.variant == Variant::HandoffBeforeSync {
+            // The planted bug: "tell the next service first, it is only a message".
+            self.outbox().send(ctx, saga, to);
+        }
         let reserved = self.on_step(ctx, saga, step, order.amount, false);
         assert!(reserved, "an unseen saga's step is reserved");
-        self.outbox().send(ctx, saga, to);
+        if self.variant != Variant::HandoffBeforeSync {
+            self.outbox().send(ctx, saga, to);
+        }
     }
 
     /// Choreographed: the service after this one refused or undid its
     /// step. Undoes this one (with its tombstone) and hands the saga back.
+    /// The saga is not held here only if the reservation was lost (the
+    /// service after this one hands a saga back only after this one handed
+    /// it on, holding it: `handoff-before-sync` breaks that): the
+    /// tombstone keeps a late duplicate `Go` out, and the saga goes on back.
     fn on_undo(&mut self, ctx: &mut Ctx<'_, SagaNode>, saga: SagaId, step: u32) {
         assert_eq!(step, ctx.me().index(), "{} got the Undo for another service's step", ctx.me());
-        if !self.holds.contains_key(&saga) {
-            // A duplicate: the service after this one hands a saga back
-            // only after this one handed it on, holding it.
-            assert!(self.tombstones.contains(&saga), "{} got an Undo for saga {saga} it never handed on", ctx.me());
-            return;
+        if self.tombstones.contains(&saga) {
+            return; // a duplicate: undone already
         }
         let (to, msg) = back(ctx, saga, step);
         self.outbox().put(ctx, saga, to, msg);
-        self.on_compensate(ctx, saga, step, 0); // synced with the outbox
+        let held = self.holds.get(&saga).copied().unwrap_or(0);
+        self.on_compensate(ctx, saga, step, held); // synced with the outbox
         self.outbox().send(ctx, saga, to);
     }
 

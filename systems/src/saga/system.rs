@@ -19,9 +19,10 @@ use super::{Config, SagaNode, SagaObs, Variant};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// The orchestrator's wait for a service's answer.
+    /// The orchestrator's (or coordinator's) wait for a service's answer;
+    /// choreographed, a service's first wait for an acknowledgement.
     pub retry: Positive,
-    /// Sends of a step before it is given up and compensated.
+    /// Orchestrated: sends of a step before it is given up and compensated.
     pub step_tries: Count<100>,
     /// A client's wait for a saga's outcome.
     pub request_timeout: Positive,
@@ -171,7 +172,7 @@ impl System for Saga {
                 let script = scripts.get(id.index() as usize).cloned().unwrap_or_default();
                 return SagaNode::Client(Box::new(SagaClient::new(config.clone(), script)));
             }
-            if config.variant == Variant::Choreographed {
+            if config.variant.choreographed() {
                 return SagaNode::Service(Box::new(Service::new(&config, disk)));
             }
             if id.index() + 1 == servers && config.variant == Variant::TwoPhaseCommit {
