@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use harness::system::Systems;
 
+use crate::worlds::WorldKind;
 use crate::{check_cmd, shrink, sweep};
 
 #[derive(Parser)]
@@ -38,6 +39,9 @@ enum Command {
         /// States a linearizability partition may explore before it is `unknown`.
         #[arg(long)]
         max_states: Option<u64>,
+        /// The world to run on: builtin, turmoil, or udp (real sockets, real time).
+        #[arg(long, value_enum, default_value_t)]
+        world: WorldKind,
     },
     /// Run scenarios over many seeds, in parallel.
     Sweep {
@@ -61,6 +65,9 @@ enum Command {
         /// States a linearizability partition may explore before it is `unknown`.
         #[arg(long)]
         max_states: Option<u64>,
+        /// The world to run on: builtin, turmoil, or udp (real sockets, real time).
+        #[arg(long, value_enum, default_value_t)]
+        world: WorldKind,
     },
     /// Cut a failing run down to a minimal scenario file.
     Shrink {
@@ -103,6 +110,7 @@ fn default_sweep() -> sweep::SweepArgs {
         determinism: false,
         json: false,
         max_states: None,
+        world: WorldKind::Builtin,
     }
 }
 
@@ -153,14 +161,14 @@ fn command(systems: &Systems) -> ExitCode {
     };
     let result = match cli.command {
         None => sweep::sweep_command(systems, &default_sweep()),
-        Some(Command::Run { file, seed, trace, report, json, max_states }) => {
-            sweep::run_command(systems, &sweep::RunArgs { file, seed, trace, report, json, max_states })
+        Some(Command::Run { file, seed, trace, report, json, max_states, world }) => {
+            sweep::run_command(systems, &sweep::RunArgs { file, seed, trace, report, json, max_states, world })
         }
-        Some(Command::Sweep { paths, seeds, jobs, shard, determinism, json, max_states }) => {
+        Some(Command::Sweep { paths, seeds, jobs, shard, determinism, json, max_states, world }) => {
             let paths = if paths.is_empty() { default_sweep().paths } else { paths };
             sweep::sweep_command(
                 systems,
-                &sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json, max_states },
+                &sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json, max_states, world },
             )
         }
         Some(Command::Shrink { file, seed, out }) => {

@@ -9,6 +9,7 @@ pub mod registry;
 pub mod shrink;
 pub mod sweep;
 pub mod testing;
+pub mod worlds;
 
 /// The harness, re-exported so a user's crate needs only `faultline`.
 pub use harness;

@@ -10,6 +10,8 @@ use harness::determinism::first_difference;
 use harness::runner::{meets, Report, RunOptions, RunOutput};
 use harness::scenario::{Expect, Scenario};
 use harness::Outcome;
+
+use crate::worlds::WorldKind;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -64,8 +66,22 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut std::collections::BTreeSe
 /// Runs one seed; a panic anywhere (a node, the runner, a checker) is a
 /// `crash` for that seed, never the end of the sweep.
 pub fn run_seed(systems: &Systems, scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
-    let result = harness::panics::catch(|| systems.run(scenario, &systems.plan(scenario, seed), seed, options));
-    result.unwrap_or_else(|panic| crashed(scenario, seed, harness::panics::message(panic.as_ref())))
+    run_seed_on(WorldKind::Builtin, systems, scenario, seed, options).expect("the built-in world runs every scenario")
+}
+
+/// [`run_seed`] on `world`; `Err` names what that world cannot inject.
+pub fn run_seed_on(
+    world: WorldKind,
+    systems: &Systems,
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+) -> Result<RunOutput, String> {
+    let result = harness::panics::catch(|| {
+        let plan = systems.plan(scenario, seed);
+        crate::worlds::run(world, systems, scenario, &plan, seed, options)
+    });
+    result.unwrap_or_else(|panic| Ok(crashed(scenario, seed, harness::panics::message(panic.as_ref()))))
 }
 
 fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
@@ -75,17 +91,42 @@ fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
 /// Runs a seed twice and compares trace hashes; on a mismatch runs both
 /// again with full traces and names the first differing event.
 pub fn run_seed_twice(systems: &Systems, scenario: &Scenario, seed: u64, options: &RunOptions) -> RunOutput {
-    let first = run_seed(systems, scenario, seed, options);
-    let second = run_seed(systems, scenario, seed, options);
+    twice(WorldKind::Builtin, systems, scenario, seed, options).expect("the built-in world runs every scenario")
+}
+
+/// [`run_seed_twice`] on `world` (the UDP world is not deterministic, and
+/// is run once).
+fn twice(
+    world: WorldKind,
+    systems: &Systems,
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+) -> Result<RunOutput, String> {
+    let first = run_seed_on(world, systems, scenario, seed, options)?;
+    if world == WorldKind::Udp {
+        return Ok(first);
+    }
+    let second = run_seed_on(world, systems, scenario, seed, options)?;
     if first.report.trace_hash == second.report.trace_hash {
-        return first;
+        return Ok(first);
+    }
+    if world != WorldKind::Builtin {
+        // No full trace in other worlds: the hashes are what differs.
+        let mut out = first;
+        out.report.outcome = Outcome::Nondeterminism {
+            event: 0,
+            first: format!("trace hash {} on {}", out.report.trace_hash, world.name()),
+            second: format!("trace hash {}", second.report.trace_hash),
+        };
+        return Ok(out);
     }
     let traced = RunOptions { keep_trace: true, ..options.clone() };
     let a = run_seed(systems, scenario, seed, &traced).trace.unwrap_or_default();
     let b = run_seed(systems, scenario, seed, &traced).trace.unwrap_or_default();
     let mut out = first;
     out.report.outcome = first_difference(&a, &b);
-    out
+    Ok(out)
 }
 
 /// The two commands that reproduce one seed of a scenario.
@@ -132,6 +173,7 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
     pub json: bool,
     pub max_states: Option<u64>,
+    pub world: WorldKind,
 }
 
 pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> {
@@ -140,7 +182,7 @@ pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> 
     let seed = args.seed.or(scenario.seed).unwrap_or(0);
     let max_states = crate::cli::max_states(args.max_states)?;
     let options = RunOptions { keep_trace: args.trace, max_states, ..RunOptions::default() };
-    let output = run_seed(systems, &scenario, seed, &options);
+    let output = run_seed_on(args.world, systems, &scenario, seed, &options).map_err(CliError::usage)?;
     let report = &output.report;
     if let Some(trace) = output.trace.as_ref().filter(|_| args.trace) {
         for e in trace {
@@ -191,6 +233,7 @@ pub struct SweepArgs {
     pub determinism: bool,
     pub json: bool,
     pub max_states: Option<u64>,
+    pub world: WorldKind,
 }
 
 /// Per-scenario results of a sweep.
@@ -265,6 +308,12 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
             seeds.into_iter().map(move |seed| (k, seed))
         })
         .collect();
+    // Another world refuses what it cannot inject before anything runs.
+    for &(k, seed) in &work {
+        if let Some(why) = crate::worlds::unsupported(args.world, &scenarios[k], &systems.plan(&scenarios[k], seed)) {
+            return Err(CliError::usage(format!("{} (seed {seed}): {why}", scenarios[k].path)));
+        }
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .build()
@@ -278,10 +327,11 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
         work.par_iter()
             .fold(BTreeMap::new, |mut tallies: BTreeMap<usize, Tally>, &(k, seed)| {
                 let out = if args.determinism {
-                    run_seed_twice(systems, &scenarios[k], seed, &options)
+                    twice(args.world, systems, &scenarios[k], seed, &options)
                 } else {
-                    run_seed(systems, &scenarios[k], seed, &options)
-                };
+                    run_seed_on(args.world, systems, &scenarios[k], seed, &options)
+                }
+                .expect("refusals were checked before the sweep");
                 if let Some(bar) = &bar {
                     bar.inc(1);
                 }

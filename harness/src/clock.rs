@@ -5,7 +5,11 @@
 //! All arithmetic is integer (drift in parts per billion), so a clock reads
 //! the same on every machine.
 
-use crate::time::{MonoTime, SimTime, WallTime};
+use std::time::Duration;
+
+use crate::node::NodeId;
+use crate::rng::{Rng, Stream};
+use crate::time::{nanos, MonoTime, SimTime, WallTime};
 
 /// Drift is bounded so that a clock always moves forward.
 pub const MAX_DRIFT_PPM: f64 = 100_000.0;
@@ -18,6 +22,21 @@ pub struct Clock {
     drift_ppb: i64,
     offset: i64,
     strobe: Option<Strobe>,
+}
+
+/// Each node's clock as a run's seed draws it: an offset within
+/// +-`skew` and a drift within +-`drift_ppm`, node by node in order.
+pub fn drawn(seed: u64, nodes: &[NodeId], skew: Duration, drift_ppm: f64) -> Vec<Clock> {
+    let mut rng = Rng::new(seed, Stream::Clocks);
+    let skew = nanos(skew).min(i64::MAX as u64 / 4) as i64;
+    nodes
+        .iter()
+        .map(|_| {
+            let offset = if skew > 0 { rng.between(0, 2 * skew as u64) as i64 - skew } else { 0 };
+            let drift = if drift_ppm > 0.0 { (rng.unit() * 2.0 - 1.0) * drift_ppm } else { 0.0 };
+            Clock::new(offset, drift)
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -13,10 +13,11 @@ use crate::check::linearizability::Options;
 use crate::check::linearizability::{LinearizabilityReport, Verdict};
 use crate::check::{CheckVerdict, Invariant, Violation};
 use crate::history::History;
-use crate::node::{Factory, Node};
+use crate::node::{Factory, Node, Observation};
 use crate::outcome::Outcome;
 use crate::scenario::{Expect, Plan, Scenario};
 use crate::sim::{AppliedFault, Stats, View, World, WorldConfig};
+use crate::tap::Tap;
 use crate::time::SimTime;
 use crate::trace::TraceEntry;
 
@@ -66,6 +67,9 @@ pub struct Report {
     pub variant: String,
     pub seed: u64,
     pub expected: String,
+    /// The world it ran on, when not the built-in one (`turmoil`, `udp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub world: Option<String>,
     /// The knobs this seed drew (`[config]` ranges), as written in a file.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub knobs: std::collections::BTreeMap<String, String>,
@@ -106,6 +110,7 @@ impl Report {
             variant: scenario.variant.clone(),
             seed,
             expected: scenario.expect.to_string(),
+            world: None,
             knobs: Default::default(),
             outcome,
             trace_hash: String::new(),
@@ -146,6 +151,9 @@ impl Report {
             crate::time::SimTime(self.virtual_time_ns),
             self.history_events
         );
+        if let Some(world) = &self.world {
+            s.push_str(&format!("  world: {world}\n"));
+        }
         if !self.knobs.is_empty() {
             let knobs: Vec<String> = self.knobs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             s.push_str(&format!("  knobs drawn: {}\n", knobs.join(", ")));
@@ -216,49 +224,10 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
     for t in &plan.triggers {
         world.add_trigger(t.clone());
     }
-    let mut lin_options = Options::default();
-    if let Some(max) = options.max_states {
-        lin_options.max_states_per_partition = max;
-    }
-    let mut outcome = run_phases(&mut world, scenario, &mut progress);
-    // Linearizability, the strongest check, is judged before the other
-    // end-of-run checks, so a lost write is reported as what it is.
-    let mut lin_report = None;
-    if let (Outcome::Pass, Some(check)) = (&outcome, &linearizability) {
-        match crate::panics::catch(|| check(world.history(), &lin_options)) {
-            Ok(report) => {
-                if let Some(v) = linearizability_violation(&report) {
-                    outcome = Outcome::Violation(v);
-                }
-                lin_report = Some(report);
-            }
-            Err(panic) => {
-                outcome = Outcome::Crash {
-                    node: None,
-                    time: world.now(),
-                    event: world.events(),
-                    message: format!(
-                        "the linearizability checker panicked: {}",
-                        crate::panics::message(panic.as_ref())
-                    ),
-                }
-            }
-        }
-    }
-    if outcome == Outcome::Pass {
-        outcome = world.finish();
-    }
-    // An undecided search is not a pass, but a definite violation found
-    // by another check says more.
-    if let (Outcome::Pass, Some(reason)) = (&outcome, lin_report.as_ref().and_then(undecided)) {
-        outcome = Outcome::Unknown { reason };
-    }
-    let mut checks: Vec<CheckResult> =
-        world.check_verdicts(&outcome).into_iter().map(|(name, verdict)| CheckResult { name, verdict }).collect();
-    if linearizability.is_some() {
-        checks
-            .push(CheckResult { name: LINEARIZABLE.to_owned(), verdict: linearizability_verdict(lin_report.as_ref()) });
-    }
+    let outcome = run_phases(&mut world, scenario, &mut progress);
+    let (now, events, stopped) = (world.now(), world.events(), world.halted());
+    let (outcome, checks, lin_report) =
+        judge(world.tap_mut(), outcome, stopped, linearizability.as_ref(), options, now, events);
     let report = Report {
         trace_hash: format!("{:016x}", world.trace_hash()),
         virtual_time_ns: world.now().0,
@@ -268,15 +237,75 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         faults: world.applied_faults().to_vec(),
         checks,
         linearizability: lin_report,
-        knobs: scenario
-            .knobs
-            .iter()
-            .filter_map(|k| plan.config.get(&k.key).map(|v| (k.key.clone(), knob_text(v))))
-            .collect(),
+        knobs: knobs(scenario, plan),
         ..Report::new(scenario, seed, outcome)
     };
     let trace = world.trace().entries().map(<[_]>::to_vec);
     RunOutput { report, trace, history: world.history().clone() }
+}
+
+/// The end of a run in any world: linearizability first (the strongest
+/// check, so a lost write is reported as what it is), then the end-of-run
+/// checks, then each check's verdict. `stopped`: a violation or a node's
+/// crash stopped the run.
+pub(crate) fn judge<O: Observation>(
+    tap: &mut Tap<O>,
+    mut outcome: Outcome,
+    stopped: bool,
+    linearizability: Option<&HistoryCheck>,
+    options: &RunOptions,
+    now: SimTime,
+    events: u64,
+) -> (Outcome, Vec<CheckResult>, Option<LinearizabilityReport>) {
+    let mut lin_options = Options::default();
+    if let Some(max) = options.max_states {
+        lin_options.max_states_per_partition = max;
+    }
+    let mut lin_report = None;
+    if let (Outcome::Pass, Some(check)) = (&outcome, linearizability) {
+        match crate::panics::catch(|| check(tap.history(), &lin_options)) {
+            Ok(report) => {
+                if let Some(v) = linearizability_violation(&report) {
+                    outcome = Outcome::Violation(v);
+                }
+                lin_report = Some(report);
+            }
+            Err(panic) => {
+                outcome = Outcome::Crash {
+                    node: None,
+                    time: now,
+                    event: events,
+                    message: format!(
+                        "the linearizability checker panicked: {}",
+                        crate::panics::message(panic.as_ref())
+                    ),
+                }
+            }
+        }
+    }
+    if outcome == Outcome::Pass {
+        outcome = tap.finish(now, events);
+    }
+    // An undecided search is not a pass, but a definite violation found
+    // by another check says more.
+    if let (Outcome::Pass, Some(reason)) = (&outcome, lin_report.as_ref().and_then(undecided)) {
+        outcome = Outcome::Unknown { reason };
+    }
+    let mut checks: Vec<CheckResult> = tap
+        .check_verdicts(&outcome, stopped)
+        .into_iter()
+        .map(|(name, verdict)| CheckResult { name, verdict })
+        .collect();
+    if linearizability.is_some() {
+        checks
+            .push(CheckResult { name: LINEARIZABLE.to_owned(), verdict: linearizability_verdict(lin_report.as_ref()) });
+    }
+    (outcome, checks, lin_report)
+}
+
+/// The knobs this seed drew, as written in a file.
+pub(crate) fn knobs(scenario: &Scenario, plan: &Plan) -> std::collections::BTreeMap<String, String> {
+    scenario.knobs.iter().filter_map(|k| plan.config.get(&k.key).map(|v| (k.key.clone(), knob_text(v)))).collect()
 }
 
 /// A drawn knob as a person reads it: strings (durations, choices) bare.

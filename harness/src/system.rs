@@ -22,6 +22,7 @@ pub use crate::scenario::ClientOp;
 pub use crate::sim::{Status, View};
 
 use crate::check::Invariant;
+use crate::host::{Host, Hosted};
 use crate::node::{Factory, Node};
 use crate::rng::Rng;
 use crate::runner::{run, RunOptions, RunOutput, Spec, LINEARIZABLE};
@@ -184,6 +185,8 @@ pub trait AnySystem: Sync {
     fn check_config_table(&self, config: &toml::Table) -> Result<(), String>;
     fn trigger_events(&self) -> &'static [&'static str];
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput;
+    /// The run's nodes and checks, for a driver of another world.
+    fn host(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> Box<dyn Host>;
 }
 
 /// Only the `[config]` table of a scenario file (every other key ignored).
@@ -246,15 +249,22 @@ impl<S: System> AnySystem for S {
         typed_config::<S>(config).map(|_| ()).map_err(|e| format!("[config]: {}", e.message().trim()))
     }
     fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
-        let (variant, config) = parsed::<S>(scenario, &plan.config);
-        let setup = Setup::<S> { variant, config: &config, scenario, plan };
-        let spec = Spec {
-            factory: self.factory(&setup),
-            invariants: self.invariants(variant, &config),
-            linearizability: self.linearizability(variant, &config),
-            progress: self.progress(variant, &config),
-        };
-        run(scenario, plan, seed, spec, options)
+        run(scenario, plan, seed, spec(self, scenario, plan), options)
+    }
+    fn host(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> Box<dyn Host> {
+        Box::new(Hosted::new(scenario, plan, seed, spec(self, scenario, plan), options))
+    }
+}
+
+/// What system `S` contributes to a run of this plan.
+fn spec<S: System>(system: &S, scenario: &Scenario, plan: &Plan) -> Spec<S::Node> {
+    let (variant, config) = parsed::<S>(scenario, &plan.config);
+    let setup = Setup::<S> { variant, config: &config, scenario, plan };
+    Spec {
+        factory: system.factory(&setup),
+        invariants: system.invariants(variant, &config),
+        linearizability: system.linearizability(variant, &config),
+        progress: system.progress(variant, &config),
     }
 }
 
@@ -316,6 +326,11 @@ impl Systems {
     /// Runs one seed of a scenario with a given plan.
     pub fn run(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> RunOutput {
         self.get(&scenario.system).run(scenario, plan, seed, options)
+    }
+
+    /// The scenario's nodes and checks, for a driver of another world.
+    pub fn host(&self, scenario: &Scenario, plan: &Plan, seed: u64, options: &RunOptions) -> Box<dyn Host> {
+        self.get(&scenario.system).host(scenario, plan, seed, options)
     }
 }
 

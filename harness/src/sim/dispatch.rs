@@ -18,7 +18,7 @@ impl<N: Node> World<N> {
         }
         // What a run keeps for its checkers grows with it: bound it, so a
         // run's memory stays bounded whatever its event limit.
-        if self.core.history.ops.len() + self.core.observations.len() >= MAX_RECORDS {
+        if self.core.tap.records() >= MAX_RECORDS {
             self.core.stop = Some(Stop::Bound(format!(
                 "the record limit of {MAX_RECORDS} history events and observations was reached"
             )));
@@ -134,7 +134,7 @@ impl<N: Node> World<N> {
             mono,
             rng: &mut state.rng,
             disk: &state.disk,
-            outstanding: state.outstanding.is_some(),
+            outstanding: core.tap.outstanding(state.id),
             next_timer: &mut core.next_timer,
         };
         let mut ctx = Ctx::new(env, &mut effects);
@@ -227,14 +227,10 @@ impl<N: Node> World<N> {
         state.paused = false;
         state.timers.clear();
         state.disk.crash();
-        state.process = None;
-        state.outstanding = None;
+        core.tap.crashed(state.id);
         for s in std::mem::take(&mut state.deferred) {
             core.events[s as usize] = None;
             core.free.push(s);
-        }
-        if core.leader == Some(state.id) {
-            core.leader = None;
         }
     }
 

@@ -23,15 +23,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::check::{CheckVerdict, ClockReadings, Invariant, Observed, RunEnd, Violation};
+use crate::check::{CheckVerdict, ClockReadings, Invariant, Observed, Violation};
 use crate::clock::Clock;
 use crate::disk::Disk;
 use crate::fault::{join, Fault, Shape, Target};
-use crate::history::{History, Op, OpType, Value};
+use crate::history::{History, OpType, Value};
 use crate::net::{Link, LinkConfig, Ordering};
-use crate::node::{Ctx, Effect, Env, Factory, Leadership, Node, NodeId, Observation, TimerId};
+use crate::node::{Ctx, Effect, Env, Factory, Node, NodeId, Observation, TimerId};
 use crate::outcome::Outcome;
 use crate::rng::{Rng, Stream};
+use crate::tap::Tap;
+use crate::targets::Targets;
 use crate::time::{nanos, MonoTime, SimTime, WallTime};
 use crate::trace::{stable_hash, EventKind, Trace};
 use crate::trigger::Trigger;
@@ -215,10 +217,6 @@ pub(crate) struct NodeState<N: Node + ?Sized> {
     pub(crate) disk: Disk,
     pub(crate) peers: Vec<NodeId>,
     timers: Vec<ArmedTimer<N::Timer>>,
-    /// The history process this client currently acts as.
-    process: Option<u64>,
-    /// The open operation: (process, f, key).
-    pub(crate) outstanding: Option<(u64, String, Option<String>)>,
 }
 
 /// Everything but the node values, so a handler can borrow its node and
@@ -231,8 +229,8 @@ pub(crate) struct Core<N: Node + ?Sized> {
     free: Vec<u32>,
     pub(crate) nodes: Vec<NodeState<N>>,
     pub(crate) servers: Vec<NodeId>,
-    /// What `random` picks from: the servers, and the clients when they may crash.
-    pub(crate) random_targets: Vec<NodeId>,
+    /// What faults choose from.
+    targets: Targets,
     clients_crash: bool,
     n_servers: u32,
     links: Vec<Link>,
@@ -253,19 +251,11 @@ pub(crate) struct Core<N: Node + ?Sized> {
     next_timer: u64,
     /// The effect buffer handlers record into (reused, never shrunk).
     effects: Vec<Effect<N>>,
-    next_process: u64,
     trace: Trace,
     stats: Stats,
     applied: Vec<AppliedFault>,
-    observations: Vec<Observed<N::Obs>>,
-    history: History,
-    invariants: Vec<Box<dyn Invariant<N::Obs>>>,
-    /// Each history process's session: the first process of its client.
-    sessions: BTreeMap<u64, u64>,
-    first_process: BTreeMap<NodeId, u64>,
-    /// How many invariants `finish` has run the end-of-run check of.
-    finished: usize,
-    leader: Option<NodeId>,
+    /// Observations, history and the invariants that judge them.
+    tap: Tap<N::Obs>,
     stop: Option<Stop>,
     healed: bool,
     max_time: u64,
@@ -280,31 +270,52 @@ pub struct World<N: Node> {
     config: WorldConfig,
 }
 
-/// Read-only access for progress conditions and drivers.
-pub struct View<'a, N: Node> {
-    core: &'a Core<N>,
+/// Where each node stands, as a world knows it.
+pub trait Lifecycles {
+    fn status(&self, id: NodeId) -> Status;
+    /// When the node last started.
+    fn started(&self, id: NodeId) -> SimTime;
 }
 
-impl<N: Node> View<'_, N> {
+/// Read-only access for progress conditions and drivers, in any world.
+pub struct View<'a, N: Node> {
+    now: SimTime,
+    tap: &'a Tap<N::Obs>,
+    nodes: &'a dyn Lifecycles,
+}
+
+impl<'a, N: Node> View<'a, N> {
+    pub fn new(now: SimTime, tap: &'a Tap<N::Obs>, nodes: &'a dyn Lifecycles) -> Self {
+        View { now, tap, nodes }
+    }
     pub fn now(&self) -> SimTime {
-        self.core.now
+        self.now
     }
     pub fn observations(&self) -> &[Observed<N::Obs>] {
-        &self.core.observations
+        self.tap.observations()
     }
     pub fn history(&self) -> &History {
-        &self.core.history
+        self.tap.history()
     }
     pub fn leader(&self) -> Option<NodeId> {
-        self.core.leader
+        self.tap.leader()
     }
     pub fn status(&self, id: NodeId) -> Status {
-        self.core.nodes[self.core.slot_of(id)].status
+        self.nodes.status(id)
     }
     /// When the node last started: what it observed before then was
     /// observed by an earlier incarnation, whose memory is gone.
     pub fn started(&self, id: NodeId) -> SimTime {
-        self.core.nodes[self.core.slot_of(id)].started
+        self.nodes.started(id)
+    }
+}
+
+impl<N: Node + ?Sized> Lifecycles for Core<N> {
+    fn status(&self, id: NodeId) -> Status {
+        self.nodes[self.slot_of(id)].status
+    }
+    fn started(&self, id: NodeId) -> SimTime {
+        self.nodes[self.slot_of(id)].started
     }
 }
 
@@ -317,34 +328,26 @@ impl<N: Node> World<N> {
         }
         let servers: Vec<NodeId> = (0..config.servers).map(NodeId::server).collect();
         let ids: Vec<NodeId> = servers.iter().copied().chain((0..config.clients).map(NodeId::client)).collect();
-        let mut clock_rng = Rng::new(config.seed, Stream::Clocks);
-        let skew = nanos(config.skew).min(i64::MAX as u64 / 4) as i64;
+        let clocks = crate::clock::drawn(config.seed, &ids, config.skew, config.drift_ppm);
         let nodes = ids
             .iter()
-            .map(|&id| {
-                let offset = if skew > 0 { clock_rng.between(0, 2 * skew as u64) as i64 - skew } else { 0 };
-                let drift =
-                    if config.drift_ppm > 0.0 { (clock_rng.unit() * 2.0 - 1.0) * config.drift_ppm } else { 0.0 };
-                let clock = Clock::new(offset, drift);
-                NodeState {
-                    id,
-                    status: Status::Up,
-                    started: SimTime::ZERO,
-                    interrupt: None,
-                    base_drift: clock.drift_ppm(),
-                    drifts: Vec::new(),
-                    downs: 0,
-                    pauses: 0,
-                    paused: false,
-                    deferred: Vec::new(),
-                    clock,
-                    rng: Rng::new(config.seed, Stream::Node(id)),
-                    disk: Disk::new(),
-                    peers: servers.iter().copied().filter(|&s| s != id).collect(),
-                    timers: Vec::new(),
-                    process: None,
-                    outstanding: None,
-                }
+            .zip(clocks)
+            .map(|(&id, clock)| NodeState {
+                id,
+                status: Status::Up,
+                started: SimTime::ZERO,
+                interrupt: None,
+                base_drift: clock.drift_ppm(),
+                drifts: Vec::new(),
+                downs: 0,
+                pauses: 0,
+                paused: false,
+                deferred: Vec::new(),
+                clock,
+                rng: Rng::new(config.seed, Stream::Node(id)),
+                disk: Disk::new(),
+                peers: servers.iter().copied().filter(|&s| s != id).collect(),
+                timers: Vec::new(),
             })
             .collect();
         let n = ids.len();
@@ -355,7 +358,7 @@ impl<N: Node> World<N> {
             events: Vec::with_capacity(1024),
             free: Vec::new(),
             nodes,
-            random_targets: if config.clients_crash { ids.clone() } else { servers.clone() },
+            targets: Targets::new(config.servers, config.clients, config.clients_crash),
             servers,
             clients_crash: config.clients_crash,
             n_servers: config.servers,
@@ -373,17 +376,10 @@ impl<N: Node> World<N> {
             next_partition: 0,
             next_timer: 0,
             effects: Vec::new(),
-            next_process: 0,
             trace: Trace::new(config.keep_trace),
             stats: Stats::default(),
             applied: Vec::new(),
-            observations: Vec::new(),
-            history: History::new(),
-            invariants: Vec::new(),
-            sessions: BTreeMap::new(),
-            first_process: BTreeMap::new(),
-            finished: 0,
-            leader: None,
+            tap: Tap::default(),
             stop: None,
             healed: false,
             max_time: nanos(config.max_time),
@@ -414,7 +410,7 @@ impl<N: Node> World<N> {
 
     /// Adds an invariant; it sees every later observation and history event.
     pub fn add_invariant(&mut self, inv: Box<dyn Invariant<N::Obs>>) {
-        self.core.invariants.push(inv);
+        self.core.tap.add_invariant(inv);
     }
 
     /// Overrides one directed link.
@@ -462,7 +458,7 @@ impl<N: Node> World<N> {
         self.core.now
     }
     pub fn view(&self) -> View<'_, N> {
-        View { core: &self.core }
+        View::new(self.core.now, &self.core.tap, &self.core)
     }
     pub fn stats(&self) -> &Stats {
         &self.core.stats
@@ -478,10 +474,10 @@ impl<N: Node> World<N> {
         &self.core.trace
     }
     pub fn history(&self) -> &History {
-        &self.core.history
+        self.core.tap.history()
     }
     pub fn observations(&self) -> &[Observed<N::Obs>] {
-        &self.core.observations
+        self.core.tap.observations()
     }
     pub fn applied_faults(&self) -> &[AppliedFault] {
         &self.core.applied
@@ -511,6 +507,17 @@ impl<N: Node> World<N> {
         let c = &self.core.nodes[self.core.slot_of(id)].clock;
         (c.wall(self.core.now), c.mono(self.core.now))
     }
+    /// The tap, for the end of a run.
+    pub(crate) fn tap_mut(&mut self) -> &mut Tap<N::Obs> {
+        &mut self.core.tap
+    }
+
+    /// Whether a violation or a node's panic stopped the run (a bound does
+    /// not: the checks judged everything up to it).
+    pub(crate) fn halted(&self) -> bool {
+        matches!(self.core.stop, Some(Stop::Violation(_) | Stop::Crash { .. }))
+    }
+
     /// Whether the run was stopped by a violation, a panic or a bound.
     pub fn stopped(&self) -> bool {
         self.core.stop.is_some()
@@ -556,7 +563,7 @@ impl<N: Node> World<N> {
             if self.core.stop.is_some() {
                 return Err("the run stopped".into());
             }
-            if progress(&View { core: &self.core }) {
+            if progress(&View::new(self.core.now, &self.core.tap, &self.core)) {
                 return Ok(self.core.now);
             }
             let Some(Reverse(next)) = self.core.queue.peek() else {
@@ -621,37 +628,7 @@ impl<N: Node> World<N> {
         if let Some(outcome) = self.stop_outcome() {
             return outcome;
         }
-        let core = &mut self.core;
-        let end = RunEnd {
-            now: core.now,
-            history: &core.history,
-            observations: &core.observations,
-            sessions: &core.sessions,
-        };
-        for inv in &mut core.invariants {
-            let name = inv.name().to_owned();
-            match crate::panics::catch(|| inv.at_end(&end)) {
-                Ok(Ok(())) => core.finished += 1,
-                Ok(Err(explanation)) => {
-                    return Outcome::Violation(Violation {
-                        invariant: name,
-                        explanation,
-                        time: None,
-                        event: None,
-                        node: None,
-                    });
-                }
-                Err(panic) => {
-                    return Outcome::Crash {
-                        node: None,
-                        time: core.now,
-                        event: core.trace.events(),
-                        message: format!("checker \"{name}\" panicked: {}", crate::panics::message(panic.as_ref())),
-                    };
-                }
-            }
-        }
-        Outcome::Pass
+        self.core.tap.finish(self.core.now, self.core.trace.events())
     }
 
     /// Each invariant's verdict on the run as it stands, given the run's
@@ -659,33 +636,7 @@ impl<N: Node> World<N> {
     /// violation or a crash stopped it; an end-of-run check judged it only
     /// if [`World::finish`] reached it.
     pub fn check_verdicts(&self, outcome: &Outcome) -> Vec<(String, CheckVerdict)> {
-        let stopped = matches!(self.core.stop, Some(Stop::Violation(_) | Stop::Crash { .. }));
-        let failed = match outcome {
-            Outcome::Violation(v) => Some(v.invariant.as_str()),
-            _ => None,
-        };
-        // A node's panic stops the run (`stopped`); a checker's panic at the
-        // end does not undo what the online checks judged.
-        let healthy = !matches!(outcome, Outcome::Nondeterminism { .. });
-        self.core
-            .invariants
-            .iter()
-            .enumerate()
-            .map(|(i, inv)| {
-                let name = inv.name().to_owned();
-                let judged = if inv.judges_at_end() { i < self.core.finished } else { !stopped && healthy };
-                let verdict = if failed == Some(name.as_str()) {
-                    CheckVerdict::Violation
-                } else if !judged {
-                    CheckVerdict::NotRun
-                } else if inv.vacuous() {
-                    CheckVerdict::Vacuous
-                } else {
-                    CheckVerdict::Pass
-                };
-                (name, verdict)
-            })
-            .collect()
+        self.core.tap.check_verdicts(outcome, self.halted())
     }
 
     /// The outcome if the run was stopped early.
@@ -706,8 +657,15 @@ impl<N: Node + ?Sized> Core<N> {
     }
 
     pub(crate) fn slot_of(&self, id: NodeId) -> usize {
-        let slot = if id.is_client() { self.n_servers as usize + id.index() as usize } else { id.index() as usize };
-        assert!(slot < self.nodes.len() && self.nodes[slot].id == id, "{id} is not a node of this world");
+        let slot = slot_in(self.n_servers, self.nodes.len(), id);
+        assert!(self.nodes[slot].id == id, "{id} is not a node of this world");
         slot
     }
+}
+
+/// The slot of node `id` among `n` nodes, servers first.
+fn slot_in(n_servers: u32, n: usize, id: NodeId) -> usize {
+    let slot = if id.is_client() { n_servers as usize + id.index() as usize } else { id.index() as usize };
+    assert!(slot < n, "{id} is not a node of this world");
+    slot
 }

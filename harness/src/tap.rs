@@ -1,0 +1,254 @@
+//! The tap: what a run records (observations and client history, with
+//! Jepsen's processes and sessions) and the invariants that judge each
+//! record as it comes, whichever world runs the nodes. The built-in world
+//! owns one; a driver that runs the same nodes elsewhere (turmoil, real
+//! sockets) owns another, so the same checks judge every world alike.
+
+use std::collections::BTreeMap;
+
+use crate::check::{CheckVerdict, ClockReadings, Invariant, Observed, RunEnd, Violation};
+use crate::history::{History, Op, OpType, Value};
+use crate::node::{Leadership, NodeId, Observation};
+use crate::outcome::Outcome;
+use crate::time::SimTime;
+
+/// A client's place in the history.
+#[derive(Default)]
+struct Client {
+    /// The history process it currently acts as.
+    process: Option<u64>,
+    /// The open operation: (process, f, key).
+    outstanding: Option<(u64, String, Option<String>)>,
+}
+
+pub struct Tap<O> {
+    observations: Vec<Observed<O>>,
+    history: History,
+    invariants: Vec<Box<dyn Invariant<O>>>,
+    clients: BTreeMap<NodeId, Client>,
+    next_process: u64,
+    /// Each history process's session: the first process of its client.
+    sessions: BTreeMap<u64, u64>,
+    first_process: BTreeMap<NodeId, u64>,
+    /// How many invariants [`Tap::finish`] has run the end-of-run check of.
+    finished: usize,
+    leader: Option<NodeId>,
+}
+
+impl<O> Default for Tap<O> {
+    fn default() -> Self {
+        Tap {
+            observations: Vec::new(),
+            history: History::new(),
+            invariants: Vec::new(),
+            clients: BTreeMap::new(),
+            next_process: 0,
+            sessions: BTreeMap::new(),
+            first_process: BTreeMap::new(),
+            finished: 0,
+            leader: None,
+        }
+    }
+}
+
+impl<O: Observation> Tap<O> {
+    /// Adds an invariant; it sees every later observation and history event.
+    pub fn add_invariant(&mut self, inv: Box<dyn Invariant<O>>) {
+        self.invariants.push(inv);
+    }
+
+    pub fn observations(&self) -> &[Observed<O>] {
+        &self.observations
+    }
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+    /// The server that last reported itself leader and has not stepped
+    /// down or crashed since.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn sessions(&self) -> &BTreeMap<u64, u64> {
+        &self.sessions
+    }
+    /// How many records (history events and observations) the run holds.
+    pub fn records(&self) -> usize {
+        self.history.ops.len() + self.observations.len()
+    }
+    /// Whether this client has an operation open.
+    pub fn outstanding(&self, node: NodeId) -> bool {
+        self.clients.get(&node).is_some_and(|c| c.outstanding.is_some())
+    }
+
+    /// Records `node`'s observation at true time `now` (during event
+    /// `event`) and shows it to every invariant, with the nodes' clocks as
+    /// they read now. `Err`: the first invariant it breaks.
+    pub fn observe(
+        &mut self,
+        now: SimTime,
+        event: u64,
+        node: NodeId,
+        obs: O,
+        clocks: &dyn ClockReadings,
+    ) -> Result<(), Violation> {
+        match obs.leadership() {
+            Some(Leadership::Elected) => self.leader = Some(node),
+            Some(Leadership::SteppedDown) if self.leader == Some(node) => self.leader = None,
+            _ => {}
+        }
+        self.observations.push(Observed { time: now, event, node, obs });
+        let observed = self.observations.last().expect("just pushed");
+        let mut broken = None;
+        for inv in &mut self.invariants {
+            if let Err(explanation) = inv.on_observation_at(observed, clocks) {
+                broken.get_or_insert((inv.name().to_owned(), explanation));
+            }
+        }
+        match broken {
+            None => Ok(()),
+            Some((invariant, explanation)) => {
+                Err(Violation { invariant, explanation, time: Some(now), event: Some(event), node: Some(node) })
+            }
+        }
+    }
+
+    /// The client `node` invokes an operation.
+    pub fn invoke(
+        &mut self,
+        now: SimTime,
+        event: u64,
+        node: NodeId,
+        f: &str,
+        key: Option<&str>,
+        value: Value,
+    ) -> Result<(), Violation> {
+        let client = self.clients.entry(node).or_default();
+        assert!(client.outstanding.is_none(), "{node} invoked `{f}` while an operation is outstanding");
+        let process = *client.process.get_or_insert_with(|| {
+            self.next_process += 1;
+            self.next_process - 1
+        });
+        client.outstanding = Some((process, f.to_owned(), key.map(str::to_owned)));
+        // A client's session is its first process: it outlives an `info`.
+        let first = *self.first_process.entry(node).or_insert(process);
+        self.sessions.insert(process, first);
+        let op = Op {
+            process,
+            kind: OpType::Invoke,
+            f: f.to_owned(),
+            key: key.map(str::to_owned),
+            value,
+            time: Some(now.0),
+        };
+        self.record_op(now, event, node, op)
+    }
+
+    /// The client `node`'s open operation completes.
+    pub fn complete(
+        &mut self,
+        now: SimTime,
+        event: u64,
+        node: NodeId,
+        kind: OpType,
+        value: Value,
+    ) -> Result<(), Violation> {
+        let client = self.clients.entry(node).or_default();
+        let Some((process, f, key)) = client.outstanding.take() else {
+            panic!("{node} completed an operation ({kind}) without invoking one");
+        };
+        if kind == OpType::Info {
+            // Jepsen's rule: after an indeterminate result the client carries
+            // on as a new process, so the open operation stays open.
+            client.process = None;
+        }
+        let op = Op { process, kind, f, key, value, time: Some(now.0) };
+        self.record_op(now, event, node, op)
+    }
+
+    fn record_op(&mut self, now: SimTime, event: u64, node: NodeId, op: Op) -> Result<(), Violation> {
+        let mut broken = None;
+        for inv in &mut self.invariants {
+            if let Err(explanation) = inv.on_op(now, &op) {
+                broken.get_or_insert((inv.name().to_owned(), explanation));
+            }
+        }
+        self.history.push(op);
+        match broken {
+            None => Ok(()),
+            Some((invariant, explanation)) => {
+                Err(Violation { invariant, explanation, time: Some(now), event: Some(event), node: Some(node) })
+            }
+        }
+    }
+
+    /// `node` went down: its memory is gone (a client's open operation
+    /// stays open in the history, and it comes back as a new process), and
+    /// it leads no more.
+    pub fn crashed(&mut self, node: NodeId) {
+        self.clients.remove(&node);
+        if self.leader == Some(node) {
+            self.leader = None;
+        }
+    }
+
+    /// Runs the end-of-run checks at `now` (after `events` events).
+    pub fn finish(&mut self, now: SimTime, events: u64) -> Outcome {
+        let end = RunEnd { now, history: &self.history, observations: &self.observations, sessions: &self.sessions };
+        for inv in &mut self.invariants {
+            let name = inv.name().to_owned();
+            match crate::panics::catch(|| inv.at_end(&end)) {
+                Ok(Ok(())) => self.finished += 1,
+                Ok(Err(explanation)) => {
+                    return Outcome::Violation(Violation {
+                        invariant: name,
+                        explanation,
+                        time: None,
+                        event: None,
+                        node: None,
+                    });
+                }
+                Err(panic) => {
+                    return Outcome::Crash {
+                        node: None,
+                        time: now,
+                        event: events,
+                        message: format!("checker \"{name}\" panicked: {}", crate::panics::message(panic.as_ref())),
+                    };
+                }
+            }
+        }
+        Outcome::Pass
+    }
+
+    /// Each invariant's verdict on the run, given its outcome and whether
+    /// a violation or a node's crash stopped it: an online check judged
+    /// the run unless it was stopped; an end-of-run check judged it only if
+    /// [`Tap::finish`] reached it.
+    pub fn check_verdicts(&self, outcome: &Outcome, stopped: bool) -> Vec<(String, CheckVerdict)> {
+        let failed = match outcome {
+            Outcome::Violation(v) => Some(v.invariant.as_str()),
+            _ => None,
+        };
+        // A checker's panic at the end does not undo what the online
+        // checks judged.
+        let healthy = !matches!(outcome, Outcome::Nondeterminism { .. });
+        self.invariants
+            .iter()
+            .enumerate()
+            .map(|(i, inv)| {
+                let name = inv.name().to_owned();
+                let judged = if inv.judges_at_end() { i < self.finished } else { !stopped && healthy };
+                let verdict = if failed == Some(name.as_str()) {
+                    CheckVerdict::Violation
+                } else if !judged {
+                    CheckVerdict::NotRun
+                } else if inv.vacuous() {
+                    CheckVerdict::Vacuous
+                } else {
+                    CheckVerdict::Pass
+                };
+                (name, verdict)
+            })
+            .collect()
+    }
+}

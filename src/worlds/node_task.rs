@@ -1,0 +1,102 @@
+//! One node as an async task over a world's socket: binds, starts the node
+//! on the host, then handles datagrams and timers as they come, sending
+//! what the handlers send (through the driver's loss and duplication) and
+//! arming what they arm. The task ends only when its world drops it (a
+//! crash); the node's memory dies with it, its disk stays on the host.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use harness::host::Output;
+use harness::{NodeId, SimTime};
+
+use super::{SharedRef, Wire};
+
+/// The largest datagram: a message bigger than this is cut off and dropped
+/// by the receiver (postcard does not decode a short record).
+const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// How often a paused node looks whether it may go on.
+const PAUSE_POLL: Duration = Duration::from_millis(1);
+
+/// Armed timers: by deadline (true time) and id, and each id's deadline.
+#[derive(Default)]
+struct Timers {
+    by_deadline: BTreeMap<(SimTime, u64), ()>,
+    deadline: BTreeMap<u64, SimTime>,
+}
+
+impl Timers {
+    fn set(&mut self, id: u64, at: SimTime) {
+        self.by_deadline.insert((at, id), ());
+        self.deadline.insert(id, at);
+    }
+    fn cancel(&mut self, id: u64) {
+        if let Some(at) = self.deadline.remove(&id) {
+            self.by_deadline.remove(&(at, id));
+        }
+    }
+    fn next(&self) -> Option<(SimTime, u64)> {
+        self.by_deadline.keys().next().copied()
+    }
+}
+
+pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io::Result<()> {
+    let socket = wire.bind(me).await?;
+    let mut timers = Timers::default();
+    let outputs = shared.borrow_mut().host.start(me, wire.now());
+    apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        while shared.borrow().is_paused(me) {
+            tokio::time::sleep(PAUSE_POLL).await;
+        }
+        let next = timers.next();
+        let wait =
+            next.map_or(Duration::from_secs(3600), |(at, _)| Duration::from_nanos(at.0.saturating_sub(wire.now().0)));
+        // `biased`: tokio picks among ready branches at random, from a
+        // seed turmoil sets only under `tokio_unstable`; in order, a seed
+        // replays (a datagram first, then a due timer).
+        let outputs = tokio::select! {
+            biased;
+            received = wire.recv(&socket, &mut buf) => {
+                let n = received?;
+                let mut s = shared.borrow_mut();
+                s.stats.delivered += 1;
+                s.host.deliver(me, &buf[..n], wire.now())
+            }
+            () = tokio::time::sleep(wait), if next.is_some() => {
+                let (_, id) = next.expect("armed");
+                timers.cancel(id);
+                let mut s = shared.borrow_mut();
+                s.stats.timers_fired += 1;
+                s.host.fire(me, id, wire.now())
+            }
+        };
+        apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
+    }
+}
+
+/// Sends and arms what a handler asked for, in order.
+async fn apply<W: Wire>(
+    wire: &W,
+    socket: &W::Socket,
+    shared: &SharedRef,
+    me: NodeId,
+    timers: &mut Timers,
+    outputs: Vec<Output>,
+) {
+    for output in outputs {
+        match output {
+            Output::Send { to, bytes } => {
+                let copies = shared.borrow_mut().copies(me, to);
+                for _ in 0..copies {
+                    wire.send(socket, to, &bytes).await;
+                }
+            }
+            Output::SetTimer { id, after } => timers.set(id, wire.now().saturating_add(after)),
+            Output::CancelTimer { id } => timers.cancel(id),
+        }
+    }
+}
