@@ -14,7 +14,8 @@ use std::time::Duration;
 use crate::check::ClockReadings;
 use crate::clock::Clock;
 use crate::disk::Disk;
-use crate::node::{Ctx, Effect, Env, Factory, Node, NodeId, TimerId};
+use crate::fault::Fault;
+use crate::node::{Ctx, Effect, Env, Factory, Node, NodeId, Observation, TimerId};
 use crate::outcome::Outcome;
 use crate::rng::{Rng, Stream};
 use crate::runner::{judge, knobs, HistoryCheck, Progress, Report, RunOptions, RunOutput, Spec};
@@ -22,8 +23,9 @@ use crate::scenario::{Plan, Scenario};
 use crate::sim::{AppliedFault, Lifecycles, Stats, Status, View};
 use crate::tap::Tap;
 use crate::targets::Targets;
-use crate::time::{MonoTime, SimTime, WallTime};
+use crate::time::{nanos, MonoTime, SimTime, WallTime};
 use crate::trace::{stable_hash, EventKind, Trace};
+use crate::trigger::{Firing, Trigger};
 
 /// What a node's handler asks of the world it runs in.
 #[derive(Debug)]
@@ -32,11 +34,11 @@ pub enum Output {
         to: NodeId,
         bytes: Vec<u8>,
     },
-    /// Fire timer `id` after `after` of true time (the node's clock drift
-    /// already applied).
+    /// Fire timer `id` when the node's monotonic clock reads `deadline`
+    /// ([`Host::until`] tells how long that is now: a drift change moves it).
     SetTimer {
         id: u64,
-        after: Duration,
+        deadline: MonoTime,
     },
     CancelTimer {
         id: u64,
@@ -68,6 +70,28 @@ pub trait Host {
     /// `node` goes down: its memory and unsynced writes are lost.
     fn crash(&mut self, node: NodeId, status: Status);
     fn status(&self, node: NodeId) -> Status;
+    /// How many times `node` went down: a fault's undo restarts only the
+    /// down it caused.
+    fn downs(&self, node: NodeId) -> u64;
+    /// True time from `now` until `node`'s monotonic clock reads `deadline`.
+    fn until(&self, node: NodeId, deadline: MonoTime, now: SimTime) -> Duration;
+    /// Applies a clock fault (bump, strobe, reset) to `node`'s clock.
+    fn clock(&mut self, node: NodeId, fault: &Fault, now: SimTime);
+    /// Sets `node`'s drift for drift change `change` (the latest change
+    /// still on rules), or ends that change (`ppm: None`).
+    fn drift(&mut self, node: NodeId, change: u64, ppm: Option<f64>, now: SimTime);
+    /// Arms a crash for `node`'s next handler: it applies `keep` of the
+    /// handler's effects (drawn when `None`) and the node goes down.
+    fn arm_crash(&mut self, node: NodeId, keep: Option<u32>);
+    /// Nodes that went down in a handler since the last call: (node, what
+    /// it kept, of how many effects).
+    fn take_interrupted(&mut self) -> Vec<(NodeId, usize, usize)>;
+    /// Arms the scenario's triggers (reactive faults) for the fault phase.
+    fn add_triggers(&mut self, triggers: Vec<Trigger>);
+    /// The faults triggers fired since the last call.
+    fn take_fired(&mut self) -> Vec<Firing>;
+    /// The heal: from now on no trigger fires and no crash stays armed.
+    fn healed(&mut self);
     /// The server that last reported itself leader and still is, if any.
     fn leader(&self) -> Option<NodeId>;
     /// Whether a violation or a node's panic stopped the run.
@@ -89,6 +113,12 @@ struct Slot<N: Node> {
     peers: Vec<NodeId>,
     /// Armed timers by id: their tags.
     timers: Vec<(TimerId, N::Timer)>,
+    downs: u64,
+    /// Its own drift, and the drift changes on now (by id, oldest first).
+    base_drift: f64,
+    drifts: Vec<(u64, f64)>,
+    /// A crash armed for its next handler: the effects it keeps.
+    interrupt: Option<Option<u32>>,
 }
 
 /// A [`Host`] for nodes of type `N`.
@@ -108,6 +138,13 @@ pub struct Hosted<N: Node> {
     trace: Trace,
     /// A violation or a node's crash that stopped the run.
     stop: Option<Outcome>,
+    triggers: Vec<(Trigger, u32)>,
+    trigger_rng: Rng,
+    /// Draws how many effects an armed crash keeps.
+    fault_rng: Rng,
+    fired: Vec<Firing>,
+    interrupted: Vec<(NodeId, usize, usize)>,
+    healed: bool,
 }
 
 impl<N: Node> Hosted<N> {
@@ -123,11 +160,15 @@ impl<N: Node> Hosted<N> {
                 node: None,
                 status: Status::Crashed,
                 started: SimTime::ZERO,
-                clock,
                 rng: Rng::new(seed, Stream::Node(id)),
                 disk: Disk::new(),
                 peers: targets.servers.iter().copied().filter(|&s| s != id).collect(),
                 timers: Vec::new(),
+                downs: 0,
+                base_drift: clock.drift_ppm(),
+                drifts: Vec::new(),
+                interrupt: None,
+                clock,
             })
             .collect();
         let Spec { factory, invariants, linearizability, progress } = spec;
@@ -150,6 +191,13 @@ impl<N: Node> Hosted<N> {
             effects: Vec::new(),
             trace: Trace::new(false),
             stop: None,
+            triggers: Vec::new(),
+            trigger_rng: Rng::new(seed, Stream::Triggers),
+            // Its own stream: the driver's nemesis draws from `Faults`.
+            fault_rng: Rng::new(seed, Stream::Nemesis),
+            fired: Vec::new(),
+            interrupted: Vec::new(),
+            healed: false,
         }
     }
 
@@ -187,13 +235,25 @@ impl<N: Node> Hosted<N> {
             self.effects = effects;
             return Vec::new();
         }
+        let total = effects.len();
+        let interrupt = self.slots[slot].interrupt.take();
+        let keep = match interrupt {
+            None => total,
+            Some(Some(k)) => (k as usize).min(total),
+            Some(None) => self.fault_rng.below(total as u64 + 1) as usize,
+        };
         let mut outputs = Vec::new();
-        for effect in effects.drain(..) {
+        for effect in effects.drain(..).take(keep) {
             if let Some(out) = self.apply(slot, now, effect) {
                 outputs.push(out);
             }
         }
+        effects.clear();
         self.effects = effects;
+        if interrupt.is_some() {
+            self.crash(id, Status::Crashed);
+            self.interrupted.push((id, keep, total));
+        }
         outputs
     }
 
@@ -207,9 +267,8 @@ impl<N: Node> Hosted<N> {
             Effect::SetTimer { id, after, tag } => {
                 let s = &mut self.slots[slot];
                 let deadline = s.clock.mono(now).saturating_add(after);
-                let at = s.clock.true_time_of(now, deadline);
                 s.timers.push((id, tag));
-                return Some(Output::SetTimer { id: timer_number(id), after: Duration::from_nanos(at.0 - now.0) });
+                return Some(Output::SetTimer { id: timer_number(id), deadline });
             }
             Effect::CancelTimer(id) => {
                 self.slots[slot].timers.retain(|(t, _)| *t != id);
@@ -224,6 +283,9 @@ impl<N: Node> Hosted<N> {
                 Ok(())
             }
             Effect::Observe(obs) => {
+                if let Some(name) = obs.trigger().filter(|_| !self.healed) {
+                    self.fire_triggers(name, id);
+                }
                 let clocks = Clocks { slots: &self.slots, now };
                 self.tap.observe(now, event, id, obs, &clocks)
             }
@@ -234,6 +296,18 @@ impl<N: Node> Hosted<N> {
             self.stop.get_or_insert(Outcome::Violation(v));
         }
         None
+    }
+}
+
+impl<N: Node> Hosted<N> {
+    fn fire_triggers(&mut self, event: &str, node: NodeId) {
+        let clients_crash = self.scenario.clients_crash;
+        for (trigger, count) in &mut self.triggers {
+            if let Some(firing) = trigger.fire(event, node, *count, clients_crash, &mut self.trigger_rng) {
+                *count += 1;
+                self.fired.push(firing);
+            }
+        }
     }
 }
 
@@ -326,6 +400,8 @@ impl<N: Node> Host for Hosted<N> {
             s.node = None;
             s.timers.clear();
             s.disk.crash();
+            s.downs += 1;
+            s.interrupt = None;
             self.tap.crashed(node);
         }
         if s.status == Status::Up || status == Status::Killed {
@@ -335,6 +411,66 @@ impl<N: Node> Host for Hosted<N> {
 
     fn status(&self, node: NodeId) -> Status {
         self.slots[self.slot(node)].status
+    }
+
+    fn downs(&self, node: NodeId) -> u64 {
+        self.slots[self.slot(node)].downs
+    }
+
+    fn until(&self, node: NodeId, deadline: MonoTime, now: SimTime) -> Duration {
+        let at = self.slots[self.slot(node)].clock.true_time_of(now, deadline);
+        Duration::from_nanos(at.0.saturating_sub(now.0))
+    }
+
+    fn clock(&mut self, node: NodeId, fault: &Fault, now: SimTime) {
+        let slot = self.slot(node);
+        let clock = &mut self.slots[slot].clock;
+        match *fault {
+            Fault::ClockBump { delta_ns, .. } => clock.bump(delta_ns),
+            Fault::ClockStrobe { delta_ns, period, duration, .. } => {
+                clock.strobe(now, delta_ns, nanos(period).max(1), nanos(duration))
+            }
+            Fault::ClockReset(_) => clock.reset(now),
+            ref other => panic!("not a clock fault: {other}"),
+        }
+    }
+
+    fn drift(&mut self, node: NodeId, change: u64, ppm: Option<f64>, now: SimTime) {
+        let slot = self.slot(node);
+        let s = &mut self.slots[slot];
+        match ppm {
+            Some(ppm) => s.drifts.push((change, ppm)),
+            None => s.drifts.retain(|(c, _)| *c != change),
+        }
+        let ppm = s.drifts.last().map_or(s.base_drift, |d| d.1);
+        s.clock.set_drift(now, ppm.clamp(-crate::clock::MAX_DRIFT_PPM, crate::clock::MAX_DRIFT_PPM));
+    }
+
+    fn arm_crash(&mut self, node: NodeId, keep: Option<u32>) {
+        let slot = self.slot(node);
+        if self.slots[slot].status == Status::Up && !self.healed {
+            self.slots[slot].interrupt = Some(keep);
+        }
+    }
+
+    fn take_interrupted(&mut self) -> Vec<(NodeId, usize, usize)> {
+        std::mem::take(&mut self.interrupted)
+    }
+
+    fn add_triggers(&mut self, triggers: Vec<Trigger>) {
+        self.triggers.extend(triggers.into_iter().map(|t| (t, 0)));
+    }
+
+    fn take_fired(&mut self) -> Vec<Firing> {
+        std::mem::take(&mut self.fired)
+    }
+
+    fn healed(&mut self) {
+        self.healed = true;
+        self.fired.clear();
+        for s in &mut self.slots {
+            s.interrupt = None;
+        }
     }
 
     fn leader(&self) -> Option<NodeId> {

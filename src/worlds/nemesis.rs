@@ -1,12 +1,17 @@
 //! The plan's faults in another world: each at its time, its target
 //! resolved as the built-in world resolves it (same stream, same rules),
 //! undone `for` later on exactly what it hit, and everything ended at the
-//! heal. A world supplies the [`Actions`]; pauses are the driver's own.
+//! heal. Triggers fire on the host (it sees the observations) and their
+//! faults join the schedule here; a crash armed for a node's next handler
+//! strikes on the host, and the world stops the node's software after.
+//! A world supplies the [`Actions`]; pauses, clocks, loss and duplication
+//! are the driver's own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::fault::Fault;
+use harness::fault::{Fault, Target};
+use harness::net::{Latency, LinkConfig};
 use harness::scenario::TimedFault;
 use harness::sim::{AppliedFault, Status};
 use harness::targets::Targets;
@@ -23,66 +28,114 @@ pub trait Actions {
     fn crash(&mut self, node: NodeId);
     /// Starts the node's software again.
     fn restart(&mut self, node: NodeId);
+    /// The network's latency from now on (a storm, or its end).
+    fn set_latency(&mut self, latency: &Latency);
 }
 
 enum Undo {
     Cut(Vec<(NodeId, NodeId)>),
-    Restart(Vec<NodeId>),
+    /// Restart each node if it is still down from the crash that took it
+    /// (its count of downs then).
+    Restart(Vec<(NodeId, u64)>),
     Resume(Vec<NodeId>),
+    Fault(Fault),
+    Drift(u64, Vec<NodeId>),
+    EndStorm(u64),
 }
 
 pub struct Nemesis {
-    faults: Vec<TimedFault>,
-    next: usize,
+    /// Faults to apply, by time and order of scheduling.
+    pending: BTreeMap<(SimTime, u64), (Fault, Option<Duration>)>,
     undos: BTreeMap<(SimTime, u64), Undo>,
     seq: u64,
     targets: Targets,
     rng: Rng,
     /// How many applied partitions cut each directed link.
     cuts: BTreeMap<(NodeId, NodeId), u32>,
+    /// Crashes armed for a node's next handler: how long it stays down.
+    armed: BTreeMap<NodeId, Option<Duration>>,
+    next_change: u64,
+    /// The scenario's network, and the storms on now, oldest first.
+    network: LinkConfig,
+    storms: Vec<(u64, LinkConfig)>,
     pub applied: Vec<AppliedFault>,
 }
 
 impl Nemesis {
-    pub fn new(faults: &[TimedFault], targets: Targets, seed: u64) -> Self {
-        let mut faults = faults.to_vec();
-        faults.sort_by_key(|f| f.at);
-        Nemesis {
-            faults,
-            next: 0,
+    pub fn new(faults: &[TimedFault], targets: Targets, network: &LinkConfig, seed: u64) -> Self {
+        let mut nemesis = Nemesis {
+            pending: BTreeMap::new(),
             undos: BTreeMap::new(),
             seq: 0,
             targets,
             rng: Rng::new(seed, Stream::Faults),
             cuts: BTreeMap::new(),
+            armed: BTreeMap::new(),
+            next_change: 0,
+            network: network.clone(),
+            storms: Vec::new(),
             applied: Vec::new(),
+        };
+        for f in faults {
+            nemesis.schedule(SimTime::from_duration(f.at), f.fault.clone(), f.duration);
         }
+        nemesis
     }
 
-    /// The next time something is due, if anything is.
-    pub fn next_due(&self) -> Option<SimTime> {
-        let fault = self.faults.get(self.next).map(|f| SimTime::from_duration(f.at));
-        let undo = self.undos.keys().next().map(|(t, _)| *t);
-        fault.into_iter().chain(undo).min()
+    fn schedule(&mut self, at: SimTime, fault: Fault, duration: Option<Duration>) {
+        self.seq += 1;
+        self.pending.insert((at, self.seq), (fault, duration));
     }
 
-    /// Applies every fault and undo due by `now`.
+    fn schedule_undo(&mut self, at: SimTime, undo: Undo) {
+        self.seq += 1;
+        self.undos.insert((at, self.seq), undo);
+    }
+
+    /// Applies every fault and undo due by `now`, after taking in what the
+    /// host did since: crashes that struck in handlers, triggers that fired.
     pub fn run_due(&mut self, now: SimTime, shared: &SharedRef, world: &mut dyn Actions) {
-        while let Some(((at, seq), _)) = self.undos.first_key_value() {
-            if *at > now {
-                break;
+        self.take_from_host(now, shared, world);
+        loop {
+            let fault = self.pending.first_key_value().map(|(k, _)| *k).filter(|(at, _)| *at <= now);
+            let undo = self.undos.first_key_value().map(|(k, _)| *k).filter(|(at, _)| *at <= now);
+            match (fault, undo) {
+                // Undos first at equal times, as windows end before new faults begin.
+                (Some(f), Some(u)) if f < u => {
+                    let (fault, duration) = self.pending.remove(&f).expect("just seen");
+                    self.apply(now, &fault, duration, shared, world);
+                }
+                (_, Some(u)) => {
+                    let undo = self.undos.remove(&u).expect("just seen");
+                    self.undo(now, undo, shared, world);
+                }
+                (Some(f), None) => {
+                    let (fault, duration) = self.pending.remove(&f).expect("just seen");
+                    self.apply(now, &fault, duration, shared, world);
+                }
+                (None, None) => break,
             }
-            let key = (*at, *seq);
-            let undo = self.undos.remove(&key).expect("just seen");
-            self.undo(now, undo, shared, world);
+            self.take_from_host(now, shared, world);
         }
-        while let Some(f) = self.faults.get(self.next) {
-            if SimTime::from_duration(f.at) > now {
-                break;
+    }
+
+    /// Crashes that struck in handlers (the world stops their software;
+    /// their restart is scheduled), and faults triggers fired.
+    fn take_from_host(&mut self, now: SimTime, shared: &SharedRef, world: &mut dyn Actions) {
+        let (interrupted, fired) = {
+            let mut s = shared.borrow_mut();
+            (s.host.take_interrupted(), s.host.take_fired())
+        };
+        for (node, kept, total) in interrupted {
+            world.crash(node);
+            self.log(now, format!("crash in a handler after {kept} of {total} effects"), vec![node]);
+            if let Some(Some(after)) = self.armed.remove(&node) {
+                let downs = shared.borrow().host.downs(node);
+                self.schedule_undo(now.saturating_add(after), Undo::Restart(vec![(node, downs)]));
             }
-            let f = f.clone();
-            self.next += 1;
-            self.apply(now, &f.fault, f.duration, shared, world);
+        }
+        for f in fired {
+            self.schedule(now.saturating_add(f.delay), f.fault, f.duration);
         }
     }
 
@@ -95,6 +148,7 @@ impl Nemesis {
         world: &mut dyn Actions,
     ) {
         let leader = shared.borrow().host.leader();
+        let resolve = |t: &Target, rng: &mut Rng| self.targets.resolve(t, leader, rng);
         let (undo, hit) = match fault {
             Fault::Partition(shape) => {
                 let (pairs, hit) = self.targets.cut(shape, leader, &mut self.rng);
@@ -109,86 +163,169 @@ impl Nemesis {
             }
             Fault::Crash(t) | Fault::Kill(t) => {
                 let status = if matches!(fault, Fault::Kill(_)) { Status::Killed } else { Status::Crashed };
-                let hit = self.targets.resolve(t, leader, &mut self.rng);
+                let hit = resolve(t, &mut self.rng);
+                let mut down = Vec::new();
                 let mut s = shared.borrow_mut();
-                let down: Vec<NodeId> = hit.iter().copied().filter(|&n| s.host.status(n) == Status::Up).collect();
                 for &n in &hit {
+                    let was_up = s.host.status(n) == Status::Up;
                     s.host.crash(n, status);
                     s.paused.retain(|&p| p != n);
+                    if was_up {
+                        down.push((n, s.host.downs(n)));
+                    }
                 }
                 drop(s);
-                for &n in &down {
+                for &(n, _) in &down {
                     world.crash(n);
                 }
+                let hit = down.iter().map(|&(n, _)| n).collect();
                 (Some(Undo::Restart(down)), hit)
             }
+            Fault::CrashInHandler { target, effects } => {
+                let hit = resolve(target, &mut self.rng);
+                let mut s = shared.borrow_mut();
+                let hit: Vec<NodeId> = hit.into_iter().filter(|&n| s.host.status(n) == Status::Up).collect();
+                for &n in &hit {
+                    s.host.arm_crash(n, *effects);
+                    self.armed.insert(n, duration);
+                }
+                drop(s);
+                self.log(now, format!("{fault} (armed)"), hit);
+                return;
+            }
             Fault::Restart(t) => {
-                let hit = self.targets.resolve(t, leader, &mut self.rng);
-                self.restart(&hit, shared, world);
+                let hit = resolve(t, &mut self.rng);
+                let tokens: Vec<(NodeId, u64)> = hit.iter().map(|&n| (n, shared.borrow().host.downs(n))).collect();
+                self.restart(&tokens, shared, world);
                 (None, hit)
             }
             Fault::Pause(t) => {
-                let hit = self.targets.resolve(t, leader, &mut self.rng);
+                let hit = resolve(t, &mut self.rng);
                 let mut s = shared.borrow_mut();
                 let paused: Vec<NodeId> =
                     hit.iter().copied().filter(|&n| s.host.status(n) == Status::Up && !s.is_paused(n)).collect();
                 s.paused.extend(&paused);
-                (Some(Undo::Resume(paused)), hit)
+                (Some(Undo::Resume(paused.clone())), paused)
             }
             Fault::Resume(t) => {
-                let hit = self.targets.resolve(t, leader, &mut self.rng);
+                let hit = resolve(t, &mut self.rng);
                 shared.borrow_mut().paused.retain(|n| !hit.contains(n));
                 (None, hit)
             }
-            other => unreachable!("refused before the run: {other}"),
+            Fault::ClockBump { target, delta_ns } => {
+                let hit = resolve(target, &mut self.rng);
+                for &n in &hit {
+                    shared.borrow_mut().host.clock(n, fault, now);
+                }
+                let back = Fault::ClockBump { target: Target::Nodes(hit.clone()), delta_ns: -delta_ns };
+                (Some(Undo::Fault(back)), hit)
+            }
+            Fault::ClockStrobe { target, .. } | Fault::ClockReset(target) => {
+                let hit = resolve(target, &mut self.rng);
+                for &n in &hit {
+                    shared.borrow_mut().host.clock(n, fault, now);
+                }
+                (None, hit)
+            }
+            Fault::ClockDrift { target, ppm } => {
+                let hit = resolve(target, &mut self.rng);
+                self.next_change += 1;
+                for &n in &hit {
+                    shared.borrow_mut().host.drift(n, self.next_change, Some(*ppm), now);
+                }
+                (Some(Undo::Drift(self.next_change, hit.clone())), hit)
+            }
+            Fault::Network(config) => {
+                self.next_change += 1;
+                self.storms.push((self.next_change, config.clone()));
+                self.set_network(config.clone(), shared, world);
+                (Some(Undo::EndStorm(self.next_change)), Vec::new())
+            }
         };
         shared.borrow_mut().stats.faults_applied += 1;
-        self.applied.push(AppliedFault { time: now, fault: fault.to_string(), nodes: hit });
+        self.log(now, fault.to_string(), hit);
         if let (Some(undo), Some(d)) = (undo, duration) {
-            self.seq += 1;
-            self.undos.insert((now.saturating_add(d), self.seq), undo);
+            self.schedule_undo(now.saturating_add(d), undo);
         }
     }
 
     fn undo(&mut self, now: SimTime, undo: Undo, shared: &SharedRef, world: &mut dyn Actions) {
         let (what, nodes) = match undo {
+            Undo::Fault(fault) => return self.apply(now, &fault, None, shared, world),
             Undo::Cut(pairs) => {
                 for (a, b) in pairs {
                     self.mend(a, b, world);
                 }
-                ("heal partition", Vec::new())
+                ("heal partition".to_owned(), Vec::new())
             }
-            Undo::Restart(nodes) => {
-                self.restart(&nodes, shared, world);
-                ("restart", nodes)
+            Undo::Restart(tokens) => {
+                let hit = self.restart(&tokens, shared, world);
+                if hit.is_empty() {
+                    return;
+                }
+                ("restart".to_owned(), hit)
             }
             Undo::Resume(nodes) => {
                 shared.borrow_mut().paused.retain(|n| !nodes.contains(n));
-                ("resume", nodes)
+                ("resume".to_owned(), nodes)
+            }
+            Undo::Drift(change, nodes) => {
+                for &n in &nodes {
+                    shared.borrow_mut().host.drift(n, change, None, now);
+                }
+                ("clock-drift back".to_owned(), nodes)
+            }
+            Undo::EndStorm(id) => {
+                self.storms.retain(|(s, _)| *s != id);
+                let config = self.storms.last().map_or_else(|| self.network.clone(), |s| s.1.clone());
+                self.set_network(config, shared, world);
+                (format!("end network storm #{id}"), Vec::new())
             }
         };
-        self.applied.push(AppliedFault { time: now, fault: what.into(), nodes });
+        self.log(now, what, nodes);
     }
 
-    /// Ends every fault: partitions mended, paused nodes resumed, crashed
-    /// (not killed) nodes restarted; faults still scheduled are dropped.
+    /// Ends every fault: partitions mended, storms over, paused nodes
+    /// resumed, crashed (not killed) nodes restarted, nothing armed; faults
+    /// still scheduled are dropped. Clocks keep what was done to them, as
+    /// in the built-in world.
     pub fn heal(&mut self, now: SimTime, shared: &SharedRef, world: &mut dyn Actions) {
-        self.next = self.faults.len();
+        self.take_from_host(now, shared, world);
+        shared.borrow_mut().host.healed();
+        self.pending.clear();
         self.undos.clear();
+        self.armed.clear();
         self.mend_all(world);
+        self.storms.clear();
+        self.set_network(self.network.clone(), shared, world);
         shared.borrow_mut().paused.clear();
-        let nodes = self.targets.nodes.clone();
-        self.restart(&nodes, shared, world);
-        self.applied.push(AppliedFault { time: now, fault: "heal".into(), nodes: Vec::new() });
+        let tokens: Vec<(NodeId, u64)> =
+            self.targets.nodes.iter().map(|&n| (n, shared.borrow().host.downs(n))).collect();
+        self.restart(&tokens, shared, world);
+        self.log(now, "heal".into(), Vec::new());
     }
 
-    /// Restarts the crashed ones among `nodes`.
-    fn restart(&mut self, nodes: &[NodeId], shared: &SharedRef, world: &mut dyn Actions) {
-        for &n in nodes {
-            if shared.borrow().host.status(n) == Status::Crashed {
+    /// Restarts each node still down from the crash its token names.
+    fn restart(&mut self, tokens: &[(NodeId, u64)], shared: &SharedRef, world: &mut dyn Actions) -> Vec<NodeId> {
+        let mut hit = Vec::new();
+        for &(n, downs) in tokens {
+            let s = shared.borrow();
+            if s.host.status(n) == Status::Crashed && s.host.downs(n) == downs {
+                drop(s);
                 world.restart(n);
+                hit.push(n);
             }
         }
+        hit
+    }
+
+    fn set_network(&mut self, config: LinkConfig, shared: &SharedRef, world: &mut dyn Actions) {
+        world.set_latency(&config.latency);
+        shared.borrow_mut().link = config;
+    }
+
+    fn log(&mut self, now: SimTime, fault: String, nodes: Vec<NodeId>) {
+        self.applied.push(AppliedFault { time: now, fault, nodes });
     }
 
     fn cut(&mut self, a: NodeId, b: NodeId, world: &mut dyn Actions) {

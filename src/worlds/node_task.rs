@@ -9,7 +9,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use harness::host::Output;
-use harness::{NodeId, SimTime};
+use harness::sim::Status;
+use harness::{MonoTime, NodeId};
 
 use super::{SharedRef, Wire};
 
@@ -20,15 +21,23 @@ const MAX_DATAGRAM: usize = 64 * 1024;
 /// How often a paused node looks whether it may go on.
 const PAUSE_POLL: Duration = Duration::from_millis(1);
 
-/// Armed timers: by deadline (true time) and id, and each id's deadline.
+enum Event {
+    /// A datagram of this many bytes is in the buffer.
+    Datagram(usize),
+    Timer((MonoTime, u64)),
+}
+
+/// Armed timers: by deadline (on the node's monotonic clock, which only
+/// moves forward, so the earliest deadline is the next to fire) and id,
+/// and each id's deadline.
 #[derive(Default)]
 struct Timers {
-    by_deadline: BTreeMap<(SimTime, u64), ()>,
-    deadline: BTreeMap<u64, SimTime>,
+    by_deadline: BTreeMap<(MonoTime, u64), ()>,
+    deadline: BTreeMap<u64, MonoTime>,
 }
 
 impl Timers {
-    fn set(&mut self, id: u64, at: SimTime) {
+    fn set(&mut self, id: u64, at: MonoTime) {
         self.by_deadline.insert((at, id), ());
         self.deadline.insert(id, at);
     }
@@ -37,7 +46,7 @@ impl Timers {
             self.by_deadline.remove(&(at, id));
         }
     }
-    fn next(&self) -> Option<(SimTime, u64)> {
+    fn next(&self) -> Option<(MonoTime, u64)> {
         self.by_deadline.keys().next().copied()
     }
 }
@@ -49,32 +58,42 @@ pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io
     apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        while shared.borrow().is_paused(me) {
-            tokio::time::sleep(PAUSE_POLL).await;
-        }
         let next = timers.next();
-        let wait =
-            next.map_or(Duration::from_secs(3600), |(at, _)| Duration::from_nanos(at.0.saturating_sub(wire.now().0)));
+        // Asked each time: a drift change moves a deadline in true time.
+        let wait = next.map_or(Duration::from_secs(3600), |(at, _)| shared.borrow().host.until(me, at, wire.now()));
         // `biased`: tokio picks among ready branches at random, from a
         // seed turmoil sets only under `tokio_unstable`; in order, a seed
         // replays (a datagram first, then a due timer).
-        let outputs = tokio::select! {
+        let event = tokio::select! {
             biased;
-            received = wire.recv(&socket, &mut buf) => {
-                let n = received?;
+            received = wire.recv(&socket, &mut buf) => Event::Datagram(received?),
+            () = tokio::time::sleep(wait), if next.is_some() => Event::Timer(next.expect("armed")),
+        };
+        // A node paused while it waited handles nothing until resumed: the
+        // datagram waits in hand, the timer fires late.
+        while shared.borrow().is_paused(me) {
+            tokio::time::sleep(PAUSE_POLL).await;
+        }
+        let outputs = match event {
+            Event::Datagram(n) => {
                 let mut s = shared.borrow_mut();
                 s.stats.delivered += 1;
                 s.host.deliver(me, &buf[..n], wire.now())
             }
-            () = tokio::time::sleep(wait), if next.is_some() => {
-                let (_, id) = next.expect("armed");
-                timers.cancel(id);
+            Event::Timer((at, id)) => {
                 let mut s = shared.borrow_mut();
+                if s.host.until(me, at, wire.now()) > Duration::ZERO {
+                    continue; // the clock slowed while it slept: not yet
+                }
+                timers.cancel(id);
                 s.stats.timers_fired += 1;
                 s.host.fire(me, id, wire.now())
             }
         };
         apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
+        if shared.borrow().host.status(me) != Status::Up {
+            return Ok(()); // it crashed in that handler: the world stops it
+        }
     }
 }
 
@@ -95,7 +114,7 @@ async fn apply<W: Wire>(
                     wire.send(socket, to, &bytes).await;
                 }
             }
-            Output::SetTimer { id, after } => timers.set(id, wire.now().saturating_add(after)),
+            Output::SetTimer { id, deadline } => timers.set(id, deadline),
             Output::CancelTimer { id } => timers.cancel(id),
         }
     }

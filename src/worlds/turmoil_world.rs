@@ -48,6 +48,8 @@ impl Wire for TurmoilWire {
 
 struct Hosts<'s, 'a> {
     sim: &'s mut turmoil::Sim<'a>,
+    /// The scenario's lower latency bound.
+    min: Duration,
 }
 
 impl Actions for Hosts<'_, '_> {
@@ -62,6 +64,13 @@ impl Actions for Hosts<'_, '_> {
     }
     fn restart(&mut self, node: NodeId) {
         self.sim.bounce(node.to_string());
+    }
+    /// turmoil has no setter for the lower bound: a storm keeps the
+    /// scenario's, and sets the upper bound and the curve for its mean.
+    fn set_latency(&mut self, latency: &Latency) {
+        let (_, max, rate) = latency_model(latency);
+        self.sim.set_max_message_latency(max.max(self.min));
+        self.sim.set_message_latency_curve(rate);
     }
 }
 
@@ -90,6 +99,8 @@ fn latency_model(latency: &Latency) -> (Duration, Duration, f64) {
 pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> RunOutput {
     let ids = host.targets().nodes.clone();
     let targets = host.targets().clone();
+    let mut host = host;
+    host.add_triggers(plan.triggers.clone());
     let shared = Shared::new(host, scenario, seed);
     let (min, max, rate) = latency_model(&scenario.network.latency);
     let end = scenario.duration + scenario.liveness + Duration::from_secs(1);
@@ -114,8 +125,8 @@ pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> 
             }
         });
     }
-    let mut nemesis = Nemesis::new(&plan.faults, targets, seed);
-    let outcome = drive(&mut sim, &shared, &mut nemesis, scenario);
+    let mut nemesis = Nemesis::new(&plan.faults, targets, &scenario.network, seed);
+    let outcome = drive(&mut sim, &shared, &mut nemesis, scenario, min);
     let now = SimTime::from_duration(sim.elapsed());
     drop(sim);
     let shared = Rc::try_unwrap(shared).ok().expect("the hosts are gone").into_inner();
@@ -124,7 +135,13 @@ pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> 
 }
 
 /// The fault phase, the heal, and the liveness phase, one tick at a time.
-fn drive(sim: &mut turmoil::Sim<'_>, shared: &SharedRef, nemesis: &mut Nemesis, scenario: &Scenario) -> Outcome {
+fn drive(
+    sim: &mut turmoil::Sim<'_>,
+    shared: &SharedRef,
+    nemesis: &mut Nemesis,
+    scenario: &Scenario,
+    min: Duration,
+) -> Outcome {
     let fault_phase = SimTime::from_duration(scenario.duration);
     let mut healed: Option<SimTime> = None;
     loop {
@@ -134,10 +151,10 @@ fn drive(sim: &mut turmoil::Sim<'_>, shared: &SharedRef, nemesis: &mut Nemesis, 
         }
         match healed {
             None if now >= fault_phase => {
-                nemesis.heal(now, shared, &mut Hosts { sim });
+                nemesis.heal(now, shared, &mut Hosts { sim, min });
                 healed = Some(now);
             }
-            None => nemesis.run_due(now, shared, &mut Hosts { sim }),
+            None => nemesis.run_due(now, shared, &mut Hosts { sim, min }),
             Some(at) => {
                 if shared.borrow_mut().host.progress(now, at) {
                     return Outcome::Pass;

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use harness::host::{Ending, Host};
+use harness::net::Latency;
 use harness::outcome::Outcome;
 use harness::runner::RunOutput;
 use harness::scenario::{Plan, Scenario};
@@ -88,6 +89,9 @@ impl Actions for &Tasks {
     fn restart(&mut self, node: NodeId) {
         self.spawn(node);
     }
+    fn set_latency(&mut self, _latency: &Latency) {
+        // Refused before the run (storms); the heal sets the scenario's own.
+    }
 }
 
 pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> RunOutput {
@@ -99,6 +103,8 @@ pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> 
 async fn drive(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> RunOutput {
     let ids = host.targets().nodes.clone();
     let targets = host.targets().clone();
+    let mut host = host;
+    host.add_triggers(plan.triggers.clone());
     let mut sockets = BTreeMap::new();
     let mut addresses = BTreeMap::new();
     for &id in &ids {
@@ -112,7 +118,7 @@ async fn drive(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64)
     for &id in &ids {
         tasks.spawn(id);
     }
-    let mut nemesis = Nemesis::new(&plan.faults, targets, seed);
+    let mut nemesis = Nemesis::new(&plan.faults, targets, &scenario.network, seed);
     let outcome = phases(&wire, &shared, &tasks, &mut nemesis, scenario).await;
     let now = wire.now();
     for (_, task) in std::mem::take(&mut *tasks.running.borrow_mut()) {
