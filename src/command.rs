@@ -39,7 +39,7 @@ enum Command {
         /// States a linearizability partition may explore before it is `unknown`.
         #[arg(long)]
         max_states: Option<u64>,
-        /// The world to run on: builtin, turmoil, or udp (real sockets, real time).
+        /// The world to run on: builtin, turmoil, or udp (real sockets, real time); madsim runs in its own lane.
         #[arg(long, value_enum, default_value_t)]
         world: WorldKind,
     },
@@ -65,7 +65,7 @@ enum Command {
         /// States a linearizability partition may explore before it is `unknown`.
         #[arg(long)]
         max_states: Option<u64>,
-        /// The world to run on: builtin, turmoil, or udp (real sockets, real time).
+        /// The world to run on: builtin, turmoil, or udp (real sockets, real time); madsim runs in its own lane.
         #[arg(long, value_enum, default_value_t)]
         world: WorldKind,
     },

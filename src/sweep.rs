@@ -308,9 +308,14 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
             seeds.into_iter().map(move |seed| (k, seed))
         })
         .collect();
-    // Another world refuses what it cannot inject before anything runs.
-    for &(k, seed) in &work {
-        if let Some(why) = crate::worlds::unsupported(args.world, &scenarios[k], &systems.plan(&scenarios[k], seed)) {
+    // Another world refuses what it cannot inject before anything runs (a
+    // plan that panics is left to its run, which reports the crash).
+    if args.world == WorldKind::Madsim {
+        return Err(CliError::usage(crate::worlds::MADSIM_LANE));
+    }
+    for &(k, seed) in work.iter().filter(|_| args.world != WorldKind::Builtin) {
+        let plan = harness::panics::catch(|| systems.plan(&scenarios[k], seed));
+        if let Some(why) = plan.ok().and_then(|p| crate::worlds::unsupported(args.world, &scenarios[k], &p)) {
             return Err(CliError::usage(format!("{} (seed {seed}): {why}", scenarios[k].path)));
         }
     }

@@ -104,4 +104,11 @@ fn a_fault_a_world_cannot_inject_is_refused_by_name() {
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     let o = faultline(&["run", "scenarios/register/correct-clocks-and-storms.toml", "--world", "udp", "--seed", "1"]);
     assert_eq!(o.status.code(), Some(2));
+    // madsim runs only in its own lane, and says how.
+    let o = faultline(&["run", "scenarios/saga/orchestrated-3.toml", "--world", "madsim"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("lanes/madsim/Cargo.toml"), "{err}");
+    let o = faultline(&["sweep", "scenarios/saga/orchestrated-3.toml", "--world", "madsim"]);
+    assert_eq!(o.status.code(), Some(2));
 }

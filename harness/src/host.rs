@@ -94,7 +94,8 @@ pub trait Host {
     fn healed(&mut self);
     /// The server that last reported itself leader and still is, if any.
     fn leader(&self) -> Option<NodeId>;
-    /// Whether a violation or a node's panic stopped the run.
+    /// Whether a violation, a node's panic or the event bound stopped the
+    /// run: node tasks stop at once, and the driver ends the run.
     fn stopped(&self) -> bool;
     /// The system's progress condition, after the heal at `healed`.
     fn progress(&mut self, now: SimTime, healed: SimTime) -> bool;
@@ -121,6 +122,9 @@ struct Slot<N: Node> {
     interrupt: Option<Option<u32>>,
 }
 
+/// The stream an armed crash draws how many effects it keeps from.
+const HANDLER_CRASHES: u32 = 100;
+
 /// A [`Host`] for nodes of type `N`.
 pub struct Hosted<N: Node> {
     scenario: Scenario,
@@ -136,7 +140,9 @@ pub struct Hosted<N: Node> {
     next_timer: u64,
     effects: Vec<Effect<N>>,
     trace: Trace,
-    /// A violation or a node's crash that stopped the run.
+    /// The scenario's bound on events (handler calls).
+    max_events: u64,
+    /// A violation, a node's crash or the event bound that stopped the run.
     stop: Option<Outcome>,
     triggers: Vec<(Trigger, u32)>,
     trigger_rng: Rng,
@@ -190,11 +196,13 @@ impl<N: Node> Hosted<N> {
             next_timer: 0,
             effects: Vec::new(),
             trace: Trace::new(false),
+            max_events: options.max_events.unwrap_or(scenario.max_events),
             stop: None,
             triggers: Vec::new(),
             trigger_rng: Rng::new(seed, Stream::Triggers),
-            // Its own stream: the driver's nemesis draws from `Faults`.
-            fault_rng: Rng::new(seed, Stream::Nemesis),
+            // Its own stream: the plan came from `Nemesis`, and the
+            // driver's nemesis draws targets from `Faults`.
+            fault_rng: Rng::new(seed, Stream::Custom(HANDLER_CRASHES)),
             fired: Vec::new(),
             interrupted: Vec::new(),
             healed: false,
@@ -242,14 +250,28 @@ impl<N: Node> Hosted<N> {
             Some(Some(k)) => (k as usize).min(total),
             Some(None) => self.fault_rng.below(total as u64 + 1) as usize,
         };
+        // Applying an effect can panic too (a send to a node that does not
+        // exist, a checker's bug): that is this node's crash, as if the
+        // handler itself had panicked.
         let mut outputs = Vec::new();
-        for effect in effects.drain(..).take(keep) {
-            if let Some(out) = self.apply(slot, now, effect) {
-                outputs.push(out);
+        let applied = crate::panics::catch(|| {
+            for effect in effects.drain(..).take(keep) {
+                if let Some(out) = self.apply(slot, now, effect) {
+                    outputs.push(out);
+                }
             }
-        }
+        });
         effects.clear();
         self.effects = effects;
+        if let Err(panic) = applied {
+            let message = crate::panics::message(panic.as_ref());
+            self.stop.get_or_insert(Outcome::Crash { node: Some(id), time: now, event: self.trace.events(), message });
+            return Vec::new();
+        }
+        if self.trace.events() >= self.max_events {
+            let reason = format!("the event limit of {} was reached", self.max_events);
+            self.stop.get_or_insert(Outcome::Liveness { reason });
+        }
         if interrupt.is_some() {
             self.crash(id, Status::Crashed);
             self.interrupted.push((id, keep, total));
@@ -262,6 +284,7 @@ impl<N: Node> Hosted<N> {
         let event = self.trace.events().saturating_sub(1);
         let result = match effect {
             Effect::Send { to, msg } => {
+                assert!(self.targets.nodes.contains(&to), "{id} sent to {to}, which is not a node of this run");
                 return Some(Output::Send { to, bytes: crate::disk::encode_record(&(id, msg)) });
             }
             Effect::SetTimer { id, after, tag } => {
@@ -487,7 +510,8 @@ impl<N: Node> Host for Hosted<N> {
     }
 
     fn conclude(mut self: Box<Self>, ending: Ending) -> RunOutput {
-        let stopped = self.stop.is_some();
+        // A bound stops the run too, but the checks judged all before it.
+        let stopped = matches!(self.stop, Some(Outcome::Violation(_) | Outcome::Crash { .. }));
         let outcome = self.stop.take().unwrap_or(ending.outcome);
         let events = self.trace.events();
         let (outcome, checks, lin_report) =

@@ -21,16 +21,18 @@ pub mod turmoil_world;
 pub mod udp_world;
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use harness::fault::Fault;
-use harness::host::Host;
+use harness::host::{Ending, Host, Output};
 use harness::net::{LinkConfig, Ordering};
+use harness::outcome::Outcome;
 use harness::runner::{RunOptions, RunOutput};
 use harness::scenario::{Plan, Scenario};
 use harness::sim::Stats;
 use harness::system::Systems;
-use harness::{NodeId, Rng, Stream};
+use harness::{NodeId, Rng, SimTime, Stream};
 
 /// Where a run happens.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -42,6 +44,9 @@ pub enum WorldKind {
     Turmoil,
     /// Real UDP sockets on 127.0.0.1 and real time (not replayable).
     Udp,
+    /// madsim's runtime and network: only in its own lane (`lanes/madsim`),
+    /// built with `--cfg madsim`.
+    Madsim,
 }
 
 impl WorldKind {
@@ -50,9 +55,15 @@ impl WorldKind {
             WorldKind::Builtin => "builtin",
             WorldKind::Turmoil => "turmoil",
             WorldKind::Udp => "udp",
+            WorldKind::Madsim => "madsim",
         }
     }
 }
+
+/// Why `--world madsim` does not run here.
+pub const MADSIM_LANE: &str = "madsim needs `--cfg madsim` on the whole build: run it from its lane, \
+    RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim \
+    cargo run --release --manifest-path lanes/madsim/Cargo.toml -- FILE... (README, \"Worlds\")";
 
 /// Runs one seed of a scenario on `world`; `Err` names what that world
 /// cannot inject.
@@ -67,6 +78,9 @@ pub fn run(
     if world == WorldKind::Builtin {
         return Ok(systems.run(scenario, plan, seed, options));
     }
+    if world == WorldKind::Madsim {
+        return Err(MADSIM_LANE.into());
+    }
     if let Some(why) = unsupported(world, scenario, plan) {
         return Err(why);
     }
@@ -74,7 +88,7 @@ pub fn run(
     Ok(match world {
         WorldKind::Turmoil => turmoil_world::run(host, scenario, plan, seed),
         WorldKind::Udp => udp_world::run(host, scenario, plan, seed),
-        WorldKind::Builtin => unreachable!("handled above"),
+        WorldKind::Builtin | WorldKind::Madsim => unreachable!("handled above"),
     })
 }
 
@@ -102,8 +116,16 @@ pub fn unsupported(world: WorldKind, scenario: &Scenario, plan: &Plan) -> Option
 pub struct Shared {
     pub host: Box<dyn Host>,
     /// Paused nodes handle nothing: datagrams wait in their sockets and
-    /// timers fire late, as a paused process's do.
-    paused: Vec<NodeId>,
+    /// timers fire late, as a paused process's do. Each with the number of
+    /// its pause, so a pause's undo resumes only that pause.
+    paused: BTreeMap<NodeId, u64>,
+    pauses: u64,
+    /// Nodes the driver restarted on the host whose task has not yet sent
+    /// what their start handler did.
+    started: BTreeMap<NodeId, Vec<Output>>,
+    /// Per node, what wakes its task when its clock's drift changes (its
+    /// armed timers then fire at other true times).
+    retime: BTreeMap<NodeId, Rc<tokio::sync::Notify>>,
     /// Loss and duplication (the scenario's, or a storm's), drawn at the
     /// sender from the run's network stream.
     link: LinkConfig,
@@ -119,7 +141,10 @@ impl Shared {
     pub fn new(host: Box<dyn Host>, scenario: &Scenario, seed: u64) -> SharedRef {
         Rc::new(RefCell::new(Shared {
             host,
-            paused: Vec::new(),
+            paused: BTreeMap::new(),
+            pauses: 0,
+            started: BTreeMap::new(),
+            retime: BTreeMap::new(),
             link: scenario.network.clone(),
             net_rng: Rng::new(seed, Stream::Network),
             cut: Vec::new(),
@@ -128,7 +153,36 @@ impl Shared {
     }
 
     pub fn is_paused(&self, node: NodeId) -> bool {
-        self.paused.contains(&node)
+        self.paused.contains_key(&node)
+    }
+
+    /// Pauses `node`; the pause's number, for its undo.
+    fn pause(&mut self, node: NodeId) -> u64 {
+        self.pauses += 1;
+        self.paused.insert(node, self.pauses);
+        self.pauses
+    }
+
+    /// Starts `node` on the host now; its task sends what the start
+    /// handler did once it runs (a fault right after the restart sees the
+    /// node up, as in the built-in world).
+    fn restart(&mut self, node: NodeId, now: SimTime) {
+        let outputs = self.host.start(node, now);
+        self.started.insert(node, outputs);
+    }
+
+    /// What `node`'s start handler did, if the driver started it; else the
+    /// task starts it now.
+    pub fn start(&mut self, node: NodeId, now: SimTime) -> Vec<Output> {
+        match self.started.remove(&node) {
+            Some(outputs) => outputs,
+            None => self.host.start(node, now),
+        }
+    }
+
+    /// What wakes `node`'s task when its clock changes speed.
+    pub fn retime(&mut self, node: NodeId) -> Rc<tokio::sync::Notify> {
+        self.retime.entry(node).or_default().clone()
     }
 
     /// How many copies of a datagram from `from` to `to` go out: 0 (lost
@@ -151,6 +205,68 @@ impl Shared {
     }
 }
 
+/// The phases of a run in another world, one look at a time: the fault
+/// phase (the nemesis applies what is due), the heal, then the liveness
+/// phase (the system's progress condition, within the scenario's bound).
+pub struct Phases {
+    fault_phase: SimTime,
+    liveness: std::time::Duration,
+    healed: Option<SimTime>,
+}
+
+impl Phases {
+    pub fn new(scenario: &Scenario) -> Self {
+        Phases { fault_phase: SimTime::from_duration(scenario.duration), liveness: scenario.liveness, healed: None }
+    }
+
+    /// Does what is due at `now`; `Some` when the run is over (a stop the
+    /// host saw overrides the `Pass` given then).
+    pub fn look(
+        &mut self,
+        now: SimTime,
+        shared: &SharedRef,
+        nemesis: &mut nemesis::Nemesis,
+        world: &mut dyn nemesis::Actions,
+    ) -> Option<Outcome> {
+        if shared.borrow().host.stopped() {
+            return Some(Outcome::Pass);
+        }
+        match self.healed {
+            None if now >= self.fault_phase => {
+                // What is due at the end of the fault phase happens first.
+                nemesis.run_due(self.fault_phase, shared, world);
+                nemesis.heal(now, shared, world);
+                self.healed = Some(now);
+            }
+            None => nemesis.run_due(now, shared, world),
+            Some(at) => {
+                if shared.borrow_mut().host.progress(now, at) {
+                    return Some(Outcome::Pass);
+                }
+                let deadline = at.saturating_add(self.liveness);
+                if now >= deadline {
+                    let reason = format!("no progress within {:?} after healing (until {deadline})", self.liveness);
+                    return Some(Outcome::Liveness { reason });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Judges a run whose node tasks are all gone, and writes its report.
+pub fn conclude(
+    shared: SharedRef,
+    world: &str,
+    now: SimTime,
+    outcome: Outcome,
+    nemesis: nemesis::Nemesis,
+) -> RunOutput {
+    let shared = Rc::try_unwrap(shared).ok().expect("the node tasks are gone").into_inner();
+    let ending = Ending { world: world.into(), now, outcome, faults: nemesis.applied, stats: shared.stats };
+    shared.host.conclude(ending)
+}
+
 /// One world's datagram socket, bound per node. Both worlds run every
 /// node on one thread, so the futures need not be `Send`.
 #[allow(async_fn_in_trait)]
@@ -161,4 +277,6 @@ pub trait Wire: 'static {
     async fn recv(&self, socket: &Self::Socket, buf: &mut [u8]) -> std::io::Result<usize>;
     /// True time of the run now.
     fn now(&self) -> harness::SimTime;
+    /// Waits `d` of this world's time (each world has its own timer wheel).
+    async fn sleep(&self, d: std::time::Duration);
 }

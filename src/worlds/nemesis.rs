@@ -33,11 +33,13 @@ pub trait Actions {
 }
 
 enum Undo {
-    Cut(Vec<(NodeId, NodeId)>),
+    /// Mend this partition (by number), unless a heal mended it already.
+    Cut(u64),
     /// Restart each node if it is still down from the crash that took it
     /// (its count of downs then).
     Restart(Vec<(NodeId, u64)>),
-    Resume(Vec<NodeId>),
+    /// Resume each node if it is still in the pause that this undoes.
+    Resume(Vec<(NodeId, u64)>),
     Fault(Fault),
     Drift(u64, Vec<NodeId>),
     EndStorm(u64),
@@ -52,6 +54,8 @@ pub struct Nemesis {
     rng: Rng,
     /// How many applied partitions cut each directed link.
     cuts: BTreeMap<(NodeId, NodeId), u32>,
+    /// The partitions on now, by number: the links each cut.
+    partitions: BTreeMap<u64, Vec<(NodeId, NodeId)>>,
     /// Crashes armed for a node's next handler: how long it stays down.
     armed: BTreeMap<NodeId, Option<Duration>>,
     next_change: u64,
@@ -70,6 +74,7 @@ impl Nemesis {
             targets,
             rng: Rng::new(seed, Stream::Faults),
             cuts: BTreeMap::new(),
+            partitions: BTreeMap::new(),
             armed: BTreeMap::new(),
             next_change: 0,
             network: network.clone(),
@@ -95,12 +100,12 @@ impl Nemesis {
     /// Applies every fault and undo due by `now`, after taking in what the
     /// host did since: crashes that struck in handlers, triggers that fired.
     pub fn run_due(&mut self, now: SimTime, shared: &SharedRef, world: &mut dyn Actions) {
-        self.take_from_host(now, shared, world);
+        self.take_from_host(now, shared);
         loop {
             let fault = self.pending.first_key_value().map(|(k, _)| *k).filter(|(at, _)| *at <= now);
             let undo = self.undos.first_key_value().map(|(k, _)| *k).filter(|(at, _)| *at <= now);
             match (fault, undo) {
-                // Undos first at equal times, as windows end before new faults begin.
+                // In the order they were scheduled, at equal times too.
                 (Some(f), Some(u)) if f < u => {
                     let (fault, duration) = self.pending.remove(&f).expect("just seen");
                     self.apply(now, &fault, duration, shared, world);
@@ -115,19 +120,21 @@ impl Nemesis {
                 }
                 (None, None) => break,
             }
-            self.take_from_host(now, shared, world);
+            self.take_from_host(now, shared);
         }
     }
 
     /// Crashes that struck in handlers (the world stops their software;
     /// their restart is scheduled), and faults triggers fired.
-    fn take_from_host(&mut self, now: SimTime, shared: &SharedRef, world: &mut dyn Actions) {
+    fn take_from_host(&mut self, now: SimTime, shared: &SharedRef) {
         let (interrupted, fired) = {
             let mut s = shared.borrow_mut();
             (s.host.take_interrupted(), s.host.take_fired())
         };
+        // The node's task stops itself once it has sent what the handler
+        // kept: stopping it from here could cut those sends short (madsim
+        // delays each send a few microseconds in the sender's task).
         for (node, kept, total) in interrupted {
-            world.crash(node);
             self.log(now, format!("crash in a handler after {kept} of {total} effects"), vec![node]);
             if let Some(Some(after)) = self.armed.remove(&node) {
                 let downs = shared.borrow().host.downs(node);
@@ -155,7 +162,9 @@ impl Nemesis {
                 for &(a, b) in &pairs {
                     self.cut(a, b, world);
                 }
-                (Some(Undo::Cut(pairs)), hit)
+                self.seq += 1;
+                self.partitions.insert(self.seq, pairs);
+                (Some(Undo::Cut(self.seq)), hit)
             }
             Fault::HealPartitions => {
                 self.mend_all(world);
@@ -169,7 +178,8 @@ impl Nemesis {
                 for &n in &hit {
                     let was_up = s.host.status(n) == Status::Up;
                     s.host.crash(n, status);
-                    s.paused.retain(|&p| p != n);
+                    s.paused.remove(&n);
+                    s.started.remove(&n);
                     if was_up {
                         down.push((n, s.host.downs(n)));
                     }
@@ -189,6 +199,7 @@ impl Nemesis {
                     s.host.arm_crash(n, *effects);
                     self.armed.insert(n, duration);
                 }
+                s.stats.faults_applied += 1;
                 drop(s);
                 self.log(now, format!("{fault} (armed)"), hit);
                 return;
@@ -196,7 +207,7 @@ impl Nemesis {
             Fault::Restart(t) => {
                 let hit = resolve(t, &mut self.rng);
                 let tokens: Vec<(NodeId, u64)> = hit.iter().map(|&n| (n, shared.borrow().host.downs(n))).collect();
-                self.restart(&tokens, shared, world);
+                let hit = self.restart(&tokens, now, shared, world);
                 (None, hit)
             }
             Fault::Pause(t) => {
@@ -204,12 +215,12 @@ impl Nemesis {
                 let mut s = shared.borrow_mut();
                 let paused: Vec<NodeId> =
                     hit.iter().copied().filter(|&n| s.host.status(n) == Status::Up && !s.is_paused(n)).collect();
-                s.paused.extend(&paused);
-                (Some(Undo::Resume(paused.clone())), paused)
+                let tokens: Vec<(NodeId, u64)> = paused.iter().map(|&n| (n, s.pause(n))).collect();
+                (Some(Undo::Resume(tokens)), paused)
             }
             Fault::Resume(t) => {
                 let hit = resolve(t, &mut self.rng);
-                shared.borrow_mut().paused.retain(|n| !hit.contains(n));
+                shared.borrow_mut().paused.retain(|n, _| !hit.contains(n));
                 (None, hit)
             }
             Fault::ClockBump { target, delta_ns } => {
@@ -231,7 +242,9 @@ impl Nemesis {
                 let hit = resolve(target, &mut self.rng);
                 self.next_change += 1;
                 for &n in &hit {
-                    shared.borrow_mut().host.drift(n, self.next_change, Some(*ppm), now);
+                    let mut s = shared.borrow_mut();
+                    s.host.drift(n, self.next_change, Some(*ppm), now);
+                    s.retime(n).notify_one();
                 }
                 (Some(Undo::Drift(self.next_change, hit.clone())), hit)
             }
@@ -250,28 +263,41 @@ impl Nemesis {
     }
 
     fn undo(&mut self, now: SimTime, undo: Undo, shared: &SharedRef, world: &mut dyn Actions) {
+        if !matches!(undo, Undo::Fault(_)) {
+            shared.borrow_mut().stats.faults_applied += 1; // `apply` counts the other
+        }
         let (what, nodes) = match undo {
             Undo::Fault(fault) => return self.apply(now, &fault, None, shared, world),
-            Undo::Cut(pairs) => {
+            Undo::Cut(id) => {
+                let Some(pairs) = self.partitions.remove(&id) else { return }; // healed already
                 for (a, b) in pairs {
                     self.mend(a, b, world);
                 }
-                ("heal partition".to_owned(), Vec::new())
+                (format!("heal partition #{id}"), Vec::new())
             }
             Undo::Restart(tokens) => {
-                let hit = self.restart(&tokens, shared, world);
+                let hit = self.restart(&tokens, now, shared, world);
                 if hit.is_empty() {
                     return;
                 }
                 ("restart".to_owned(), hit)
             }
-            Undo::Resume(nodes) => {
-                shared.borrow_mut().paused.retain(|n| !nodes.contains(n));
-                ("resume".to_owned(), nodes)
+            Undo::Resume(tokens) => {
+                let mut s = shared.borrow_mut();
+                let hit: Vec<NodeId> =
+                    tokens.iter().filter(|&&(n, pause)| s.paused.get(&n) == Some(&pause)).map(|&(n, _)| n).collect();
+                s.paused.retain(|n, _| !hit.contains(n));
+                drop(s);
+                if hit.is_empty() {
+                    return;
+                }
+                ("resume".to_owned(), hit)
             }
             Undo::Drift(change, nodes) => {
                 for &n in &nodes {
-                    shared.borrow_mut().host.drift(n, change, None, now);
+                    let mut s = shared.borrow_mut();
+                    s.host.drift(n, change, None, now);
+                    s.retime(n).notify_one();
                 }
                 ("clock-drift back".to_owned(), nodes)
             }
@@ -290,7 +316,8 @@ impl Nemesis {
     /// still scheduled are dropped. Clocks keep what was done to them, as
     /// in the built-in world.
     pub fn heal(&mut self, now: SimTime, shared: &SharedRef, world: &mut dyn Actions) {
-        self.take_from_host(now, shared, world);
+        self.take_from_host(now, shared);
+        self.partitions.clear();
         shared.borrow_mut().host.healed();
         self.pending.clear();
         self.undos.clear();
@@ -301,16 +328,24 @@ impl Nemesis {
         shared.borrow_mut().paused.clear();
         let tokens: Vec<(NodeId, u64)> =
             self.targets.nodes.iter().map(|&n| (n, shared.borrow().host.downs(n))).collect();
-        self.restart(&tokens, shared, world);
+        self.restart(&tokens, now, shared, world);
         self.log(now, "heal".into(), Vec::new());
     }
 
-    /// Restarts each node still down from the crash its token names.
-    fn restart(&mut self, tokens: &[(NodeId, u64)], shared: &SharedRef, world: &mut dyn Actions) -> Vec<NodeId> {
+    /// Restarts each node still down from the crash its token names: on
+    /// the host now, and its software in the world.
+    fn restart(
+        &mut self,
+        tokens: &[(NodeId, u64)],
+        now: SimTime,
+        shared: &SharedRef,
+        world: &mut dyn Actions,
+    ) -> Vec<NodeId> {
         let mut hit = Vec::new();
         for &(n, downs) in tokens {
-            let s = shared.borrow();
+            let mut s = shared.borrow_mut();
             if s.host.status(n) == Status::Crashed && s.host.downs(n) == downs {
+                s.restart(n, now);
                 drop(s);
                 world.restart(n);
                 hit.push(n);

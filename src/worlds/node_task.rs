@@ -54,8 +54,12 @@ impl Timers {
 pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io::Result<()> {
     let socket = wire.bind(me).await?;
     let mut timers = Timers::default();
-    let outputs = shared.borrow_mut().host.start(me, wire.now());
+    let outputs = shared.borrow_mut().start(me, wire.now());
     apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
+    if gone(&shared, me) {
+        return Ok(());
+    }
+    let retime = shared.borrow_mut().retime(me);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let next = timers.next();
@@ -67,12 +71,14 @@ pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io
         let event = tokio::select! {
             biased;
             received = wire.recv(&socket, &mut buf) => Event::Datagram(received?),
-            () = tokio::time::sleep(wait), if next.is_some() => Event::Timer(next.expect("armed")),
+            () = wire.sleep(wait), if next.is_some() => Event::Timer(next.expect("armed")),
+            // The clock's drift changed: the next deadline is at another true time.
+            () = retime.notified() => continue,
         };
         // A node paused while it waited handles nothing until resumed: the
         // datagram waits in hand, the timer fires late.
         while shared.borrow().is_paused(me) {
-            tokio::time::sleep(PAUSE_POLL).await;
+            wire.sleep(PAUSE_POLL).await;
         }
         let outputs = match event {
             Event::Datagram(n) => {
@@ -91,10 +97,19 @@ pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io
             }
         };
         apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
-        if shared.borrow().host.status(me) != Status::Up {
-            return Ok(()); // it crashed in that handler: the world stops it
+        if gone(&shared, me) {
+            return Ok(());
         }
     }
+}
+
+/// Whether the task ends: its node crashed in the handler it just ran (it
+/// ends itself once what the handler kept is sent, rather than be stopped
+/// from outside in the middle of sending it), or
+/// the run stopped (a violation, a node's panic, the event bound).
+fn gone(shared: &SharedRef, me: NodeId) -> bool {
+    let s = shared.borrow();
+    s.host.status(me) != Status::Up || s.host.stopped()
 }
 
 /// Sends and arms what a handler asked for, in order.

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use harness::host::{Ending, Host};
+use harness::host::Host;
 use harness::net::Latency;
 use harness::outcome::Outcome;
 use harness::runner::RunOutput;
@@ -19,7 +19,7 @@ use harness::scenario::{Plan, Scenario};
 use harness::{NodeId, SimTime};
 
 use super::nemesis::{Actions, Nemesis};
-use super::{Shared, SharedRef, Wire};
+use super::{conclude, Phases, Shared, Wire};
 
 /// The port every node listens on (each host has its own address).
 const PORT: u16 = 7000;
@@ -43,6 +43,9 @@ impl Wire for TurmoilWire {
     }
     fn now(&self) -> SimTime {
         SimTime::from_duration(turmoil::sim_elapsed().unwrap_or_default())
+    }
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
     }
 }
 
@@ -126,49 +129,17 @@ pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> 
         });
     }
     let mut nemesis = Nemesis::new(&plan.faults, targets, &scenario.network, seed);
-    let outcome = drive(&mut sim, &shared, &mut nemesis, scenario, min);
-    let now = SimTime::from_duration(sim.elapsed());
-    drop(sim);
-    let shared = Rc::try_unwrap(shared).ok().expect("the hosts are gone").into_inner();
-    let ending = Ending { world: "turmoil".into(), now, outcome, faults: nemesis.applied, stats: shared.stats };
-    shared.host.conclude(ending)
-}
-
-/// The fault phase, the heal, and the liveness phase, one tick at a time.
-fn drive(
-    sim: &mut turmoil::Sim<'_>,
-    shared: &SharedRef,
-    nemesis: &mut Nemesis,
-    scenario: &Scenario,
-    min: Duration,
-) -> Outcome {
-    let fault_phase = SimTime::from_duration(scenario.duration);
-    let mut healed: Option<SimTime> = None;
-    loop {
+    let mut phases = Phases::new(scenario);
+    let outcome = loop {
         let now = SimTime::from_duration(sim.elapsed());
-        if shared.borrow().host.stopped() {
-            return Outcome::Pass; // the host's own stop overrides
-        }
-        match healed {
-            None if now >= fault_phase => {
-                nemesis.heal(now, shared, &mut Hosts { sim, min });
-                healed = Some(now);
-            }
-            None => nemesis.run_due(now, shared, &mut Hosts { sim, min }),
-            Some(at) => {
-                if shared.borrow_mut().host.progress(now, at) {
-                    return Outcome::Pass;
-                }
-                let deadline = at.saturating_add(scenario.liveness);
-                if now >= deadline {
-                    return Outcome::Liveness {
-                        reason: format!("no progress within {:?} after healing (until {deadline})", scenario.liveness),
-                    };
-                }
-            }
+        if let Some(outcome) = phases.look(now, &shared, &mut nemesis, &mut Hosts { sim: &mut sim, min }) {
+            break outcome;
         }
         if let Err(e) = sim.step() {
-            return Outcome::Crash { node: None, time: now, event: 0, message: format!("turmoil: {e}") };
+            break Outcome::Crash { node: None, time: now, event: 0, message: format!("turmoil: {e}") };
         }
-    }
+    };
+    let now = SimTime::from_duration(sim.elapsed());
+    drop(sim); // the hosts, and their node tasks
+    conclude(shared, "turmoil", now, outcome, nemesis)
 }

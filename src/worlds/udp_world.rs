@@ -12,9 +12,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use harness::host::{Ending, Host};
+use harness::host::Host;
 use harness::net::Latency;
-use harness::outcome::Outcome;
 use harness::runner::RunOutput;
 use harness::scenario::{Plan, Scenario};
 use harness::{NodeId, SimTime};
@@ -22,7 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use super::nemesis::{Actions, Nemesis};
-use super::{Shared, SharedRef, Wire};
+use super::{conclude, Phases, Shared, SharedRef, Wire};
 
 /// How often the driver looks at the clock for faults and progress.
 const POLL: Duration = Duration::from_millis(5);
@@ -52,6 +51,9 @@ impl Wire for UdpWire {
     }
     fn now(&self) -> SimTime {
         SimTime::from_duration(self.start.elapsed())
+    }
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
     }
 }
 
@@ -119,50 +121,22 @@ async fn drive(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64)
         tasks.spawn(id);
     }
     let mut nemesis = Nemesis::new(&plan.faults, targets, &scenario.network, seed);
-    let outcome = phases(&wire, &shared, &tasks, &mut nemesis, scenario).await;
+    let mut phases = Phases::new(scenario);
+    let outcome = loop {
+        if let Some(outcome) = phases.look(wire.now(), &shared, &mut nemesis, &mut &tasks) {
+            break outcome;
+        }
+        tokio::time::sleep(POLL).await;
+    };
     let now = wire.now();
     for (_, task) in std::mem::take(&mut *tasks.running.borrow_mut()) {
         task.abort();
     }
-    // Let the aborted tasks drop what they hold.
-    tokio::task::yield_now().await;
     drop(tasks);
-    let stats = shared.borrow().stats.clone();
-    let shared = Rc::try_unwrap(shared).ok().expect("the node tasks are gone").into_inner();
-    shared.host.conclude(Ending { world: "udp".into(), now, outcome, faults: nemesis.applied, stats })
-}
-
-async fn phases(
-    wire: &UdpWire,
-    shared: &SharedRef,
-    tasks: &Tasks,
-    nemesis: &mut Nemesis,
-    scenario: &Scenario,
-) -> Outcome {
-    let fault_phase = SimTime::from_duration(scenario.duration);
-    let mut healed: Option<SimTime> = None;
-    loop {
-        let now = wire.now();
-        if shared.borrow().host.stopped() {
-            return Outcome::Pass; // the host's own stop overrides
-        }
-        match healed {
-            None if now >= fault_phase => {
-                nemesis.heal(now, shared, &mut &*tasks);
-                healed = Some(now);
-            }
-            None => nemesis.run_due(now, shared, &mut &*tasks),
-            Some(at) => {
-                if shared.borrow_mut().host.progress(now, at) {
-                    return Outcome::Pass;
-                }
-                if now >= at.saturating_add(scenario.liveness) {
-                    return Outcome::Liveness {
-                        reason: format!("no progress within {:?} after healing (real time)", scenario.liveness),
-                    };
-                }
-            }
-        }
-        tokio::time::sleep(POLL).await;
+    // Let the aborted tasks drop what they hold (a local set runs a bounded
+    // number of tasks per turn).
+    while Rc::strong_count(&shared) > 1 {
+        tokio::task::yield_now().await;
     }
+    conclude(shared, "udp", now, outcome, nemesis)
 }
