@@ -92,6 +92,9 @@ pub trait Host {
     fn take_fired(&mut self) -> Vec<Firing>;
     /// The heal: from now on no trigger fires and no crash stays armed.
     fn healed(&mut self);
+    /// The world failed `node` (its socket broke): the run stops as that
+    /// node's crash, with `message`.
+    fn fail(&mut self, node: NodeId, now: SimTime, message: String);
     /// The server that last reported itself leader and still is, if any.
     fn leader(&self) -> Option<NodeId>;
     /// Whether a violation, a node's panic or the event bound stopped the
@@ -486,6 +489,11 @@ impl<N: Node> Host for Hosted<N> {
 
     fn take_fired(&mut self) -> Vec<Firing> {
         std::mem::take(&mut self.fired)
+    }
+
+    fn fail(&mut self, node: NodeId, now: SimTime, message: String) {
+        let event = self.trace.events();
+        self.stop.get_or_insert(Outcome::Crash { node: Some(node), time: now, event, message });
     }
 
     fn healed(&mut self) {

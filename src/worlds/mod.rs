@@ -180,6 +180,12 @@ impl Shared {
         }
     }
 
+    /// A node's task ended with an error (its socket broke): the run stops
+    /// as that node's crash rather than go on with the node silently gone.
+    pub fn task_failed(&mut self, node: NodeId, now: SimTime, error: &std::io::Error) {
+        self.host.fail(node, now, format!("{node}'s socket failed: {error}"));
+    }
+
     /// What wakes `node`'s task when its clock changes speed.
     pub fn retime(&mut self, node: NodeId) -> Rc<tokio::sync::Notify> {
         self.retime.entry(node).or_default().clone()
@@ -189,6 +195,10 @@ impl Shared {
     /// or cut), 1, or 2 (duplicated).
     fn copies(&mut self, from: NodeId, to: NodeId) -> usize {
         self.stats.sent += 1;
+        if self.host.status(to) != harness::sim::Status::Up {
+            self.stats.dropped_down += 1;
+            return 0;
+        }
         if self.cut.contains(&(from, to)) {
             self.stats.dropped_partition += 1;
             return 0;

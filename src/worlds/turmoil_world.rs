@@ -123,7 +123,9 @@ pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> 
         sim.host(id.to_string(), move || {
             let (wire, shared) = (wire.clone(), shared.clone());
             async move {
-                super::node_task::run(wire, shared, id).await?;
+                if let Err(e) = super::node_task::run(wire.clone(), shared.clone(), id).await {
+                    shared.borrow_mut().task_failed(id, wire.now(), &e);
+                }
                 Ok(())
             }
         });

@@ -66,7 +66,14 @@ struct Tasks {
 
 impl Tasks {
     fn spawn(&self, node: NodeId) {
-        let task = tokio::task::spawn_local(super::node_task::run(self.wire.clone(), self.shared.clone(), node));
+        let (wire, shared) = (self.wire.clone(), self.shared.clone());
+        let task = tokio::task::spawn_local(async move {
+            let result = super::node_task::run(wire.clone(), shared.clone(), node).await;
+            if let Err(e) = &result {
+                shared.borrow_mut().task_failed(node, wire.now(), e);
+            }
+            result
+        });
         if let Some(old) = self.running.borrow_mut().insert(node, task) {
             old.abort();
         }

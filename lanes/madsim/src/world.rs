@@ -133,8 +133,11 @@ pub fn run(host: Box<dyn Host>, scenario: &Scenario, plan: &Plan, seed: u64) -> 
             .init(move || async move {
                 let shared = SHARED.with(|s| s.borrow().clone()).expect("the run's shared state");
                 let wire = Rc::new(MadsimWire { start });
-                // A node task ends only when killed, or after a crash in a handler.
-                let _ = faultline::worlds::node_task::run(wire, shared, id).await;
+                // A node task ends when killed, after a crash in a handler,
+                // when the run stops, or with its socket's error.
+                if let Err(e) = faultline::worlds::node_task::run(wire.clone(), shared.clone(), id).await {
+                    shared.borrow_mut().task_failed(id, wire.now(), &e);
+                }
             })
             .build();
         madsim_ids.insert(id, node.id());
