@@ -62,8 +62,9 @@ pub trait Host {
     fn targets(&self) -> &Targets;
     /// Builds `node` from its disk and runs its start handler.
     fn start(&mut self, node: NodeId, now: SimTime) -> Vec<Output>;
-    /// A datagram for `node`; bytes that do not decode are dropped.
-    fn deliver(&mut self, node: NodeId, bytes: &[u8], now: SimTime) -> Vec<Output>;
+    /// A datagram for `node`: what its handler did, or `None` if the bytes
+    /// do not decode as a message from a node of the run (dropped).
+    fn deliver(&mut self, node: NodeId, bytes: &[u8], now: SimTime) -> Option<Vec<Output>>;
     /// `node`'s timer `id` fired (ignored if it was cancelled or the node
     /// restarted since).
     fn fire(&mut self, node: NodeId, id: u64, now: SimTime) -> Vec<Output>;
@@ -95,6 +96,9 @@ pub trait Host {
     /// The world failed `node` (its socket broke): the run stops as that
     /// node's crash, with `message`.
     fn fail(&mut self, node: NodeId, now: SimTime, message: String);
+    /// The driver applied or undid a fault (described as its report
+    /// lists it): folded into the trace hash, as the built-in world does.
+    fn record_fault(&mut self, now: SimTime, description: &str);
     /// The server that last reported itself leader and still is, if any.
     fn leader(&self) -> Option<NodeId>;
     /// Whether a violation, a node's panic or the event bound stopped the
@@ -400,14 +404,14 @@ impl<N: Node> Host for Hosted<N> {
         self.call(slot, now, |n, ctx| n.on_start(ctx))
     }
 
-    fn deliver(&mut self, node: NodeId, bytes: &[u8], now: SimTime) -> Vec<Output> {
-        let Ok((from, msg)) = postcard::from_bytes::<(NodeId, N::Msg)>(bytes) else { return Vec::new() };
+    fn deliver(&mut self, node: NodeId, bytes: &[u8], now: SimTime) -> Option<Vec<Output>> {
+        let (from, msg) = postcard::from_bytes::<(NodeId, N::Msg)>(bytes).ok()?;
         if !self.targets.nodes.contains(&from) {
-            return Vec::new();
+            return None;
         }
         let slot = self.slot(node);
         self.trace.record(now.0, EventKind::Delivery, slot as u32, self.slot(from) as u32, stable_hash(&msg));
-        self.call(slot, now, |n, ctx| n.on_message(ctx, from, msg))
+        Some(self.call(slot, now, |n, ctx| n.on_message(ctx, from, msg)))
     }
 
     fn fire(&mut self, node: NodeId, id: u64, now: SimTime) -> Vec<Output> {
@@ -494,6 +498,10 @@ impl<N: Node> Host for Hosted<N> {
     fn fail(&mut self, node: NodeId, now: SimTime, message: String) {
         let event = self.trace.events();
         self.stop.get_or_insert(Outcome::Crash { node: Some(node), time: now, event, message });
+    }
+
+    fn record_fault(&mut self, now: SimTime, description: &str) {
+        self.trace.record(now.0, EventKind::Fault, 0, 0, stable_hash(&description));
     }
 
     fn healed(&mut self) {

@@ -8,6 +8,8 @@
 //!   socket ([`Wire`]): datagrams and timers in, handlers called on the
 //!   host, sends and timers out; the driver's share of the network faults
 //!   (loss, duplication: sound to apply at the sender) and pauses.
+//! - [`links`]: the driver's share of the network (cuts, loss,
+//!   duplication, FIFO order), the same in every world.
 //! - [`nemesis`]: the plan's faults at their times, resolved like the
 //!   built-in world's, applied through a world's [`nemesis::Actions`].
 //! - [`turmoil_world`], [`udp_world`]: the two drivers.
@@ -15,6 +17,7 @@
 //! What a world cannot inject is refused before the run, by name
 //! ([`unsupported`]).
 
+pub mod links;
 pub mod nemesis;
 pub mod node_task;
 pub mod turmoil_world;
@@ -26,7 +29,6 @@ use std::rc::Rc;
 
 use harness::fault::Fault;
 use harness::host::{Ending, Host, Output};
-use harness::net::{LinkConfig, Ordering};
 use harness::outcome::Outcome;
 use harness::runner::{RunOptions, RunOutput};
 use harness::scenario::{Plan, Scenario};
@@ -93,14 +95,12 @@ pub fn run(
 }
 
 /// Why `world` cannot run this scenario (seed's plan), naming the fault or
-/// setting, or `None` if it can.
-pub fn unsupported(world: WorldKind, scenario: &Scenario, plan: &Plan) -> Option<String> {
-    let name = world.name();
+/// setting, or `None` if it can. Every world keeps the scenario's own
+/// settings (the udp world its latency only as real sockets have it), so
+/// only the plan's faults are refused.
+pub fn unsupported(world: WorldKind, _scenario: &Scenario, plan: &Plan) -> Option<String> {
     if world == WorldKind::Builtin {
         return None;
-    }
-    if scenario.network.ordering == Ordering::Fifo {
-        return Some(format!("the {name} world cannot keep links first-in first-out (`ordering = \"fifo\"`)"));
     }
     if world == WorldKind::Udp {
         // Real sockets on loopback take what latency they take.
@@ -123,15 +123,14 @@ pub struct Shared {
     /// Nodes the driver restarted on the host whose task has not yet sent
     /// what their start handler did.
     started: BTreeMap<NodeId, Vec<Output>>,
+    /// Per node, the incarnation (count of crashes) whose task has bound
+    /// its socket: until then a restarted node is not listening, and the
+    /// world would drop what is sent to it unseen.
+    listening: BTreeMap<NodeId, u64>,
     /// Per node, what wakes its task when its clock's drift changes (its
     /// armed timers then fire at other true times).
     retime: BTreeMap<NodeId, Rc<tokio::sync::Notify>>,
-    /// Loss and duplication (the scenario's, or a storm's), drawn at the
-    /// sender from the run's network stream.
-    link: LinkConfig,
-    net_rng: Rng,
-    /// Directed links the driver cuts itself (the UDP world's partitions).
-    cut: Vec<(NodeId, NodeId)>,
+    links: links::Links,
     pub stats: Stats,
 }
 
@@ -139,15 +138,16 @@ pub type SharedRef = Rc<RefCell<Shared>>;
 
 impl Shared {
     pub fn new(host: Box<dyn Host>, scenario: &Scenario, seed: u64) -> SharedRef {
+        let links =
+            links::Links::new(host.targets().nodes.clone(), scenario.network.clone(), Rng::new(seed, Stream::Network));
         Rc::new(RefCell::new(Shared {
             host,
             paused: BTreeMap::new(),
             pauses: 0,
             started: BTreeMap::new(),
             retime: BTreeMap::new(),
-            link: scenario.network.clone(),
-            net_rng: Rng::new(seed, Stream::Network),
-            cut: Vec::new(),
+            listening: BTreeMap::new(),
+            links,
             stats: Stats::default(),
         }))
     }
@@ -191,27 +191,36 @@ impl Shared {
         self.retime.entry(node).or_default().clone()
     }
 
-    /// How many copies of a datagram from `from` to `to` go out: 0 (lost
-    /// or cut), 1, or 2 (duplicated).
-    fn copies(&mut self, from: NodeId, to: NodeId) -> usize {
-        self.stats.sent += 1;
-        if self.host.status(to) != harness::sim::Status::Up {
-            self.stats.dropped_down += 1;
-            return 0;
+    /// `node`'s task has bound its socket: what is sent to it from now on
+    /// reaches it.
+    pub fn listening(&mut self, node: NodeId) {
+        let downs = self.host.downs(node);
+        self.listening.insert(node, downs);
+    }
+
+    /// The datagrams that go out for a send from `from` to `to` (none,
+    /// one, or two), framed for the receiving driver. A node that is down,
+    /// or restarted but not yet listening, gets nothing (`dropped_down`).
+    pub fn outbound(&mut self, from: NodeId, to: NodeId, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let up =
+            self.host.status(to) == harness::sim::Status::Up && self.listening.get(&to) == Some(&self.host.downs(to));
+        let downs = (self.host.downs(from), self.host.downs(to));
+        self.links.outbound((from, to), downs, up, bytes, &mut self.stats)
+    }
+
+    /// What `me` gets of a datagram that reached it, in order; a `fifo`
+    /// link that stalls stops the run.
+    pub fn inbound(&mut self, me: NodeId, datagram: &[u8], now: SimTime) -> Vec<Vec<u8>> {
+        let downs = self.host.downs(me);
+        match self.links.inbound(me, downs, datagram, &mut self.stats) {
+            links::Inbound::Deliver(ready) => ready,
+            links::Inbound::Stalled { from } => {
+                let why =
+                    format!("the fifo link from {from} holds {} datagrams for one that never came", links::MAX_HELD);
+                self.host.fail(me, now, why);
+                Vec::new()
+            }
         }
-        if self.cut.contains(&(from, to)) {
-            self.stats.dropped_partition += 1;
-            return 0;
-        }
-        if self.link.loss > 0.0 && self.net_rng.chance(self.link.loss) {
-            self.stats.dropped_loss += 1;
-            return 0;
-        }
-        if self.link.duplicate > 0.0 && self.net_rng.chance(self.link.duplicate) {
-            self.stats.duplicated += 1;
-            return 2;
-        }
-        1
     }
 }
 

@@ -135,7 +135,7 @@ impl Nemesis {
         // kept: stopping it from here could cut those sends short (madsim
         // delays each send a few microseconds in the sender's task).
         for (node, kept, total) in interrupted {
-            self.log(now, format!("crash in a handler after {kept} of {total} effects"), vec![node]);
+            self.log(now, format!("crash in a handler after {kept} of {total} effects"), vec![node], shared);
             if let Some(Some(after)) = self.armed.remove(&node) {
                 let downs = shared.borrow().host.downs(node);
                 self.schedule_undo(now.saturating_add(after), Undo::Restart(vec![(node, downs)]));
@@ -160,14 +160,14 @@ impl Nemesis {
             Fault::Partition(shape) => {
                 let (pairs, hit) = self.targets.cut(shape, leader, &mut self.rng);
                 for &(a, b) in &pairs {
-                    self.cut(a, b, world);
+                    self.cut(a, b, shared, world);
                 }
                 self.seq += 1;
                 self.partitions.insert(self.seq, pairs);
                 (Some(Undo::Cut(self.seq)), hit)
             }
             Fault::HealPartitions => {
-                self.mend_all(world);
+                self.mend_all(shared, world);
                 (None, Vec::new())
             }
             Fault::Crash(t) | Fault::Kill(t) => {
@@ -201,7 +201,7 @@ impl Nemesis {
                 }
                 s.stats.faults_applied += 1;
                 drop(s);
-                self.log(now, format!("{fault} (armed)"), hit);
+                self.log(now, format!("{fault} (armed)"), hit, shared);
                 return;
             }
             Fault::Restart(t) => {
@@ -256,7 +256,7 @@ impl Nemesis {
             }
         };
         shared.borrow_mut().stats.faults_applied += 1;
-        self.log(now, fault.to_string(), hit);
+        self.log(now, fault.to_string(), hit, shared);
         if let (Some(undo), Some(d)) = (undo, duration) {
             self.schedule_undo(now.saturating_add(d), undo);
         }
@@ -271,7 +271,7 @@ impl Nemesis {
             Undo::Cut(id) => {
                 let Some(pairs) = self.partitions.remove(&id) else { return }; // healed already
                 for (a, b) in pairs {
-                    self.mend(a, b, world);
+                    self.mend(a, b, shared, world);
                 }
                 (format!("heal partition #{id}"), Vec::new())
             }
@@ -308,7 +308,7 @@ impl Nemesis {
                 (format!("end network storm #{id}"), Vec::new())
             }
         };
-        self.log(now, what, nodes);
+        self.log(now, what, nodes, shared);
     }
 
     /// Ends every fault: partitions mended, storms over, paused nodes
@@ -322,14 +322,14 @@ impl Nemesis {
         self.pending.clear();
         self.undos.clear();
         self.armed.clear();
-        self.mend_all(world);
+        self.mend_all(shared, world);
         self.storms.clear();
         self.set_network(self.network.clone(), shared, world);
         shared.borrow_mut().paused.clear();
         let tokens: Vec<(NodeId, u64)> =
             self.targets.nodes.iter().map(|&n| (n, shared.borrow().host.downs(n))).collect();
         self.restart(&tokens, now, shared, world);
-        self.log(now, "heal".into(), Vec::new());
+        self.log(now, "heal".into(), Vec::new(), shared);
     }
 
     /// Restarts each node still down from the crash its token names: on
@@ -356,33 +356,41 @@ impl Nemesis {
 
     fn set_network(&mut self, config: LinkConfig, shared: &SharedRef, world: &mut dyn Actions) {
         world.set_latency(&config.latency);
-        shared.borrow_mut().link = config;
+        shared.borrow_mut().links.set_config(config);
     }
 
-    fn log(&mut self, now: SimTime, fault: String, nodes: Vec<NodeId>) {
+    /// Records the fault for the report, and in the run's trace hash (a
+    /// seed that replays applies the same faults at the same times).
+    fn log(&mut self, now: SimTime, fault: String, nodes: Vec<NodeId>, shared: &SharedRef) {
+        shared.borrow_mut().host.record_fault(now, &fault);
         self.applied.push(AppliedFault { time: now, fault, nodes });
     }
 
-    fn cut(&mut self, a: NodeId, b: NodeId, world: &mut dyn Actions) {
+    /// Cuts a directed link in the driver (it counts and drops what
+    /// crosses) and in the world.
+    fn cut(&mut self, a: NodeId, b: NodeId, shared: &SharedRef, world: &mut dyn Actions) {
         let count = self.cuts.entry((a, b)).or_insert(0);
         *count += 1;
         if *count == 1 {
+            shared.borrow_mut().links.cut(a, b);
             world.cut(a, b);
         }
     }
 
-    fn mend(&mut self, a: NodeId, b: NodeId, world: &mut dyn Actions) {
+    fn mend(&mut self, a: NodeId, b: NodeId, shared: &SharedRef, world: &mut dyn Actions) {
         if let Some(count) = self.cuts.get_mut(&(a, b)) {
             *count -= 1;
             if *count == 0 {
                 self.cuts.remove(&(a, b));
+                shared.borrow_mut().links.mend(a, b);
                 world.mend(a, b);
             }
         }
     }
 
-    fn mend_all(&mut self, world: &mut dyn Actions) {
+    fn mend_all(&mut self, shared: &SharedRef, world: &mut dyn Actions) {
         for (a, b) in std::mem::take(&mut self.cuts).into_keys() {
+            shared.borrow_mut().links.mend(a, b);
             world.mend(a, b);
         }
     }

@@ -23,7 +23,7 @@ const PAUSE_POLL: Duration = Duration::from_millis(1);
 
 enum Event {
     /// A datagram of this many bytes is in the buffer.
-    Datagram(usize),
+    Datagram(usize, Vec<u8>),
     Timer((MonoTime, u64)),
 }
 
@@ -53,6 +53,7 @@ impl Timers {
 
 pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io::Result<()> {
     let socket = wire.bind(me).await?;
+    shared.borrow_mut().listening(me);
     let mut timers = Timers::default();
     let outputs = shared.borrow_mut().start(me, wire.now());
     apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
@@ -60,7 +61,10 @@ pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io
         return Ok(());
     }
     let retime = shared.borrow_mut().retime(me);
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    // One receive lives across the loop's turns: a receive is not
+    // cancel-safe on every world (madsim's takes the datagram, then waits a
+    // moment), so one dropped for a timer would lose a datagram unseen.
+    let mut incoming = std::pin::pin!(receive(&*wire, &socket, vec![0u8; MAX_DATAGRAM]));
     loop {
         let next = timers.next();
         // Asked each time: a drift change moves a deadline in true time.
@@ -70,36 +74,60 @@ pub async fn run<W: Wire>(wire: Rc<W>, shared: SharedRef, me: NodeId) -> std::io
         // replays (a datagram first, then a due timer).
         let event = tokio::select! {
             biased;
-            received = wire.recv(&socket, &mut buf) => Event::Datagram(received?),
+            (received, buf) = incoming.as_mut() => Event::Datagram(received?, buf),
             () = wire.sleep(wait), if next.is_some() => Event::Timer(next.expect("armed")),
             // The clock's drift changed: the next deadline is at another true time.
             () = retime.notified() => continue,
         };
-        // A node paused while it waited handles nothing until resumed: the
-        // datagram waits in hand, the timer fires late.
-        while shared.borrow().is_paused(me) {
-            wire.sleep(PAUSE_POLL).await;
-        }
-        let outputs = match event {
-            Event::Datagram(n) => {
-                let mut s = shared.borrow_mut();
-                s.stats.delivered += 1;
-                s.host.deliver(me, &buf[..n], wire.now())
+        match event {
+            Event::Datagram(n, buf) => {
+                let ready = shared.borrow_mut().inbound(me, &buf[..n], wire.now());
+                incoming.set(receive(&*wire, &socket, buf));
+                for bytes in ready {
+                    wait_while_paused(&*wire, &shared, me).await;
+                    let outputs = {
+                        let mut s = shared.borrow_mut();
+                        let outputs = s.host.deliver(me, &bytes, wire.now());
+                        s.stats.delivered += u64::from(outputs.is_some());
+                        outputs.unwrap_or_default()
+                    };
+                    apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
+                    if gone(&shared, me) {
+                        return Ok(());
+                    }
+                }
             }
             Event::Timer((at, id)) => {
-                let mut s = shared.borrow_mut();
-                if s.host.until(me, at, wire.now()) > Duration::ZERO {
-                    continue; // the clock slowed while it slept: not yet
-                }
-                timers.cancel(id);
-                s.stats.timers_fired += 1;
-                s.host.fire(me, id, wire.now())
+                wait_while_paused(&*wire, &shared, me).await;
+                let outputs = {
+                    let mut s = shared.borrow_mut();
+                    if s.host.until(me, at, wire.now()) > Duration::ZERO {
+                        continue; // the clock slowed while it slept: not yet
+                    }
+                    timers.cancel(id);
+                    s.stats.timers_fired += 1;
+                    s.host.fire(me, id, wire.now())
+                };
+                apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
             }
-        };
-        apply(&*wire, &socket, &shared, me, &mut timers, outputs).await;
+        }
         if gone(&shared, me) {
             return Ok(());
         }
+    }
+}
+
+/// Receives one datagram into `buf`, and gives the buffer back for the next.
+async fn receive<W: Wire>(wire: &W, socket: &W::Socket, mut buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+    let received = wire.recv(socket, &mut buf).await;
+    (received, buf)
+}
+
+/// A node paused while it waited handles nothing until resumed: the
+/// datagram waits in hand, the timer fires late.
+async fn wait_while_paused<W: Wire>(wire: &W, shared: &SharedRef, me: NodeId) {
+    while shared.borrow().is_paused(me) {
+        wire.sleep(PAUSE_POLL).await;
     }
 }
 
@@ -124,9 +152,9 @@ async fn apply<W: Wire>(
     for output in outputs {
         match output {
             Output::Send { to, bytes } => {
-                let copies = shared.borrow_mut().copies(me, to);
-                for _ in 0..copies {
-                    wire.send(socket, to, &bytes).await;
+                let datagrams = shared.borrow_mut().outbound(me, to, &bytes);
+                for datagram in datagrams {
+                    wire.send(socket, to, &datagram).await;
                 }
             }
             Output::SetTimer { id, deadline } => timers.set(id, deadline),

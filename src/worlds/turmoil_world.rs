@@ -2,8 +2,10 @@
 //! running [`super::node_task`] over `turmoil::net::UdpSocket`; turmoil's
 //! network carries the datagrams (its latency between the scenario's
 //! bounds, its reordering), its `partition_oneway`/`repair_oneway` cut
-//! links, `crash`/`bounce` stop and restart hosts. Loss, duplication and
-//! pauses are the driver's. The driver steps the simulation one tick (1
+//! links (and the driver's [`super::links`] too, so what a cut drops is
+//! counted and what it left in flight is dropped, as in the built-in
+//! world), `crash`/`bounce` stop and restart hosts. Loss, duplication,
+//! FIFO order and pauses are the driver's. The driver steps the simulation one tick (1
 //! ms) at a time, applying the plan's faults between steps. A seed
 //! replays: turmoil's random stream is seeded from it and its epoch fixed.
 

@@ -81,15 +81,9 @@ impl Tasks {
 }
 
 impl Actions for &Tasks {
-    fn cut(&mut self, from: NodeId, to: NodeId) {
-        self.shared.borrow_mut().cut.push((from, to));
-    }
-    fn mend(&mut self, from: NodeId, to: NodeId) {
-        let mut s = self.shared.borrow_mut();
-        if let Some(i) = s.cut.iter().position(|&l| l == (from, to)) {
-            s.cut.swap_remove(i);
-        }
-    }
+    /// Real sockets have no partitions: the driver's links cut.
+    fn cut(&mut self, _from: NodeId, _to: NodeId) {}
+    fn mend(&mut self, _from: NodeId, _to: NodeId) {}
     fn crash(&mut self, node: NodeId) {
         if let Some(task) = self.running.borrow_mut().remove(&node) {
             task.abort();

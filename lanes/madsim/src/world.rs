@@ -2,9 +2,9 @@
 //! servers, 10.0.1.x for clients) running faultline's node task over
 //! `madsim::net::UdpSocket`; madsim's network carries the datagrams (its
 //! latency, uniform in a range with the scenario's lower bound and mean),
-//! `clog_link`/`unclog_link` cut links, `kill`/`restart` stop and restart
-//! nodes. Loss, duplication, pauses and clocks are the driver's, as on
-//! turmoil. The driver is the runtime's main task: it looks at the phases
+//! `clog_link`/`unclog_link` cut links (as the driver's links do),
+//! `kill`/`restart` stop and restart nodes. Loss, duplication, FIFO order,
+//! pauses and clocks are the driver's, as on turmoil. The driver is the runtime's main task: it looks at the phases
 //! every millisecond of madsim's time (every 100
 //! microseconds while triggers may fire). A seed replays: madsim's runtime is
 //! built from it.
