@@ -131,8 +131,18 @@ fn twice(
 
 /// The two commands that reproduce one seed of a scenario.
 pub fn reproduce(systems: &Systems, scenario: &Scenario, seed: u64) -> String {
+    reproduce_on(WorldKind::Builtin, systems, scenario, seed)
+}
+
+/// [`reproduce`] for a run on `world` (named in both commands unless it
+/// is the built-in one).
+pub fn reproduce_on(world: WorldKind, systems: &Systems, scenario: &Scenario, seed: u64) -> String {
+    let (env, flag) = match world {
+        WorldKind::Builtin => (String::new(), String::new()),
+        other => (format!("FAULTLINE_WORLD={} ", other.name()), format!(" --world {}", other.name())),
+    };
     format!(
-        "  reproduce: FAULTLINE_SEED={seed} cargo test --test scenarios -- {}\n         or: {} run {} --seed {seed}",
+        "  reproduce: {env}FAULTLINE_SEED={seed} cargo test --test scenarios -- {}\n         or: {} run {} --seed {seed}{flag}",
         quoted(&test_name(&scenario.path)),
         systems.command(),
         quoted(&scenario.path)
@@ -213,7 +223,7 @@ pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> 
     } else {
         print!("{}", report.to_text());
         if !report.outcome.is_pass() {
-            println!("{}", reproduce(systems, &scenario, seed));
+            println!("{}", reproduce_on(args.world, systems, &scenario, seed));
         }
         println!("{}", if met { "as expected" } else { "NOT as expected" });
     }
@@ -378,7 +388,7 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
                 println!(
                     "UNEXPECTED {} seed {seed}: {outcome}\n{}",
                     scenario.path,
-                    reproduce(systems, scenario, *seed)
+                    reproduce_on(args.world, systems, scenario, *seed)
                 );
             }
             if !met && tally.unexpected_count > tally.unexpected.len() as u64 {

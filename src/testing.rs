@@ -19,6 +19,13 @@
 //! the file's fixed seed) twice and requires equal trace hashes, and `snapshot/<name>` compares the
 //! canonical report with its insta snapshot: seed 0 (or the file's seed)
 //! of a pass scenario, the first seed that fails as expected of any other.
+//!
+//! Worlds: `FAULTLINE_WORLD=turmoil` (or `udp`) runs each file's seeds on
+//! that world instead of the built-in one, with the same expectations. A
+//! file the world cannot run (a fault it cannot inject) is listed as
+//! ignored, and a note says why. Snapshots freeze the built-in world's
+//! reports, so they are not compared on another world; determinism is
+//! checked on turmoil, not on real sockets.
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +34,8 @@ use harness::scenario::{Expect, Scenario};
 use harness::system::Systems;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use crate::sweep::{discover, load, reproduce, run_seed, scenario_meets, test_name};
+use crate::sweep::{discover, load, reproduce_on, run_seed, run_seed_on, scenario_meets, test_name};
+use crate::worlds::{unsupported, WorldKind};
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -37,22 +45,37 @@ fn env_u64(name: &str) -> Option<u64> {
     }
 }
 
-/// Runs the scenario's seeds as the module documentation says.
-fn run_scenario(systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
-    let seeds: Vec<u64> = match (env_u64("FAULTLINE_SEED"), env_u64("FAULTLINE_SEEDS"), scenario.seed) {
+/// The world `FAULTLINE_WORLD` names (the built-in one if unset).
+fn env_world() -> Result<WorldKind, String> {
+    let Ok(value) = std::env::var("FAULTLINE_WORLD") else { return Ok(WorldKind::Builtin) };
+    match clap::ValueEnum::from_str(&value, true) {
+        Ok(WorldKind::Madsim) => Err(format!("FAULTLINE_WORLD=madsim: {}", crate::worlds::MADSIM_LANE)),
+        Ok(world) => Ok(world),
+        Err(_) => Err(format!("FAULTLINE_WORLD={value}: expected builtin, turmoil or udp")),
+    }
+}
+
+/// The seeds a file's test runs, as the module documentation says.
+fn seeds(scenario: &Scenario) -> Vec<u64> {
+    match (env_u64("FAULTLINE_SEED"), env_u64("FAULTLINE_SEEDS"), scenario.seed) {
         (Some(seed), _, _) => vec![seed],
         (None, _, Some(fixed)) => vec![fixed],
         (None, Some(k), None) => (0..k).collect(),
         (None, None, None) => (0..scenario.seeds).collect(),
-    };
+    }
+}
+
+/// Runs the scenario's seeds on `world`.
+fn run_scenario(world: WorldKind, systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
+    let seeds = seeds(scenario);
     let stop_at_first_hit = scenario.expect != Expect::Pass;
     let mut outcomes = Vec::new();
     for &seed in &seeds {
-        let out = run_seed(systems, scenario, seed, &RunOptions::default());
+        let out = run_seed_on(world, systems, scenario, seed, &RunOptions::default())?;
         let outcome = out.report.outcome.clone();
         let expected_here = meets(&scenario.expect, &outcome);
         if !outcome.is_pass() && !expected_here {
-            return Err(failure(systems, scenario, seed, &out.report.to_text()));
+            return Err(failure(world, systems, scenario, seed, &out.report.to_text()));
         }
         outcomes.push(outcome);
         if stop_at_first_hit && expected_here {
@@ -63,8 +86,9 @@ fn run_scenario(systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
     if scenario_meets(&scenario.expect, &refs) {
         return Ok(());
     }
+    let env = if world == WorldKind::Builtin { String::new() } else { format!("FAULTLINE_WORLD={} ", world.name()) };
     Err(format!(
-        "{}: expected {}, but none of seeds {:?} showed it\n  try more seeds: FAULTLINE_SEEDS=100 cargo test --test scenarios -- {}",
+        "{}: expected {}, but none of seeds {:?} showed it\n  try more seeds: {env}FAULTLINE_SEEDS=100 cargo test --test scenarios -- {}",
         scenario.path,
         scenario.expect,
         seeds,
@@ -73,24 +97,33 @@ fn run_scenario(systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
     .into())
 }
 
-fn failure(systems: &Systems, scenario: &Scenario, seed: u64, report: &str) -> Failed {
+fn failure(world: WorldKind, systems: &Systems, scenario: &Scenario, seed: u64, report: &str) -> Failed {
     format!(
         "{}: seed {seed} did not meet \"{}\"\n{report}{}",
         scenario.path,
         scenario.expect,
-        reproduce(systems, scenario, seed)
+        reproduce_on(world, systems, scenario, seed)
     )
     .into()
 }
 
-fn determinism(systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
+fn determinism(world: WorldKind, systems: &Systems, scenario: &Scenario) -> Result<(), Failed> {
     let seeds = match scenario.seed {
         Some(fixed) => vec![fixed],
         None => vec![0, 1],
     };
     for seed in seeds {
-        let a = run_seed(systems, scenario, seed, &RunOptions::default()).report;
-        let b = run_seed(systems, scenario, seed, &RunOptions::default()).report;
+        let a = run_seed_on(world, systems, scenario, seed, &RunOptions::default())?.report;
+        let b = run_seed_on(world, systems, scenario, seed, &RunOptions::default())?.report;
+        if world != WorldKind::Builtin && a.trace_hash != b.trace_hash {
+            return Err(format!(
+                "seed {seed}: trace hashes {} and {} differ on {}",
+                a.trace_hash,
+                b.trace_hash,
+                world.name()
+            )
+            .into());
+        }
         if a.trace_hash != b.trace_hash || a != b {
             let traced = RunOptions { keep_trace: true, ..RunOptions::default() };
             let ta = run_seed(systems, scenario, seed, &traced).trace.unwrap_or_default();
@@ -125,6 +158,17 @@ fn snapshot(systems: &Systems, root: &Path, scenario: &Scenario, name: &str) -> 
     Ok(())
 }
 
+/// Why `world` cannot run one of the seeds the file's test runs, if so.
+fn refused(world: WorldKind, systems: &Systems, scenario: &Scenario) -> Option<String> {
+    if world == WorldKind::Builtin {
+        return None;
+    }
+    seeds(scenario).into_iter().find_map(|seed| {
+        let plan = harness::panics::catch(|| systems.plan(scenario, seed)).ok()?;
+        unsupported(world, scenario, &plan)
+    })
+}
+
 /// One test per scenario file under `<root>/scenarios/`, run over
 /// `systems`, plus its determinism and snapshot trials (snapshots live in
 /// `<root>/tests/snapshots/`). Exits the process with libtest's status.
@@ -133,6 +177,10 @@ pub fn main(systems: &'static Systems, root: &str) -> ! {
     // test's own failure (an assertion, a snapshot) still prints as usual.
     harness::panics::quiet_caught();
     let args = Arguments::from_args();
+    let world = env_world().unwrap_or_else(|why| {
+        eprintln!("{why}");
+        std::process::exit(2)
+    });
     let root = PathBuf::from(root);
     let files = discover(&[root.join("scenarios")]).expect("scenarios/ is readable");
     let mut trials = Vec::new();
@@ -154,11 +202,22 @@ pub fn main(systems: &'static Systems, root: &str) -> ! {
                 continue;
             }
         };
+        if let Some(why) = refused(world, systems, &scenario) {
+            if args.filter.as_ref().is_none_or(|f| name.contains(f.as_str())) {
+                eprintln!("note: {name} is not run on {}: {why}", world.name());
+            }
+            trials.push(Trial::test(name, move || Err(why.into())).with_ignored_flag(true));
+            continue;
+        }
         let (a, b) = (scenario.clone(), scenario.clone());
         let (snap_name, snap_root) = (name.clone(), root.clone());
-        trials.push(Trial::test(name.clone(), move || run_scenario(systems, &scenario)));
-        trials.push(Trial::test(format!("determinism/{name}"), move || determinism(systems, &a)));
-        trials.push(Trial::test(format!("snapshot/{name}"), move || snapshot(systems, &snap_root, &b, &snap_name)));
+        trials.push(Trial::test(name.clone(), move || run_scenario(world, systems, &scenario)));
+        if world != WorldKind::Udp {
+            trials.push(Trial::test(format!("determinism/{name}"), move || determinism(world, systems, &a)));
+        }
+        if world == WorldKind::Builtin {
+            trials.push(Trial::test(format!("snapshot/{name}"), move || snapshot(systems, &snap_root, &b, &snap_name)));
+        }
     }
     libtest_mimic::run(&args, trials).exit();
 }
