@@ -18,6 +18,7 @@ pub struct CheckArgs {
     pub format: Option<String>,
     pub json: bool,
     pub report: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub max_states: Option<u64>,
 }
 
@@ -55,10 +56,12 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
         parsed.push(load(file, format)?);
     }
     let mut all_linearizable = true;
+    let mut reports = Vec::with_capacity(parsed.len());
     for (file, history) in args.files.iter().zip(&parsed) {
         let report = check_with(&args.model, history, &options).map_err(|(event, message)| {
             CliError::input(format!("{}:{}: {message}", file.display(), history.line_of(event)))
         })?;
+
         all_linearizable &= report.verdict == Verdict::Linearizable;
         if args.json {
             let line = JsonLine {
@@ -84,8 +87,42 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
         if let Some(path) = &report_path {
             path.write(&report.to_yaml(), &report.to_json())?;
         }
+        reports.push(report);
+    }
+    if let Some(path) = &args.html {
+        write_html(path, &args.files, &parsed, &reports)?;
     }
     Ok(all_linearizable)
+}
+
+/// One page, a section per history file: its timeline and evidence.
+fn write_html(
+    path: &Path,
+    files: &[PathBuf],
+    parsed: &[ParsedHistory],
+    reports: &[LinearizabilityReport],
+) -> Result<(), CliError> {
+    let sections: Vec<crate::html::Section<'_>> = files
+        .iter()
+        .zip(parsed)
+        .zip(reports)
+        .map(|((file, history), report)| crate::html::Section {
+            heading: file.display().to_string(),
+            facts: vec![
+                ("model".to_owned(), report.model.clone()),
+                ("verdict".to_owned(), report.verdict.as_str().to_owned()),
+                ("operations".to_owned(), report.operations.to_string()),
+            ],
+            outcome: None,
+            history: &history.history,
+            faults: &[],
+            linearizability: Some(report),
+            end: 0,
+        })
+        .collect();
+    let title = if files.len() == 1 { files[0].display().to_string() } else { format!("{} histories", files.len()) };
+    let page = crate::html::page(&title, &sections);
+    std::fs::write(path, page).map_err(|e| CliError::input(format!("cannot write {}: {e}", path.display())))
 }
 
 fn load(file: &Path, format: Option<Format>) -> Result<ParsedHistory, CliError> {

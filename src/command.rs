@@ -33,6 +33,9 @@ enum Command {
         /// Write the canonical report (.yaml or .json).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Write the run as one self-contained HTML page (timeline, faults, evidence).
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -68,6 +71,9 @@ enum Command {
         /// The world to run on: builtin, turmoil, or udp (real sockets, real time); madsim runs in its own lane.
         #[arg(long, value_enum, default_value_t)]
         world: WorldKind,
+        /// Write an HTML page (as `run --html`) for each seed that did not meet its file's expectation.
+        #[arg(long)]
+        html_dir: Option<PathBuf>,
     },
     /// Cut a failing run down to a minimal scenario file.
     Shrink {
@@ -95,6 +101,9 @@ enum Command {
         /// Write the canonical report (.yaml or .json); one file only.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Write one HTML page with a timeline of every file's history and its evidence.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// States a partition may explore before it is `unknown`.
         #[arg(long)]
         max_states: Option<u64>,
@@ -111,6 +120,7 @@ fn default_sweep() -> sweep::SweepArgs {
         json: false,
         max_states: None,
         world: WorldKind::Builtin,
+        html_dir: None,
     }
 }
 
@@ -161,21 +171,21 @@ fn command(systems: &Systems) -> ExitCode {
     };
     let result = match cli.command {
         None => sweep::sweep_command(systems, &default_sweep()),
-        Some(Command::Run { file, seed, trace, report, json, max_states, world }) => {
-            sweep::run_command(systems, &sweep::RunArgs { file, seed, trace, report, json, max_states, world })
+        Some(Command::Run { file, seed, trace, report, html, json, max_states, world }) => {
+            sweep::run_command(systems, &sweep::RunArgs { file, seed, trace, report, html, json, max_states, world })
         }
-        Some(Command::Sweep { paths, seeds, jobs, shard, determinism, json, max_states, world }) => {
+        Some(Command::Sweep { paths, seeds, jobs, shard, determinism, json, max_states, world, html_dir }) => {
             let paths = if paths.is_empty() { default_sweep().paths } else { paths };
             sweep::sweep_command(
                 systems,
-                &sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json, max_states, world },
+                &sweep::SweepArgs { paths, seeds, jobs, shard, determinism, json, max_states, world, html_dir },
             )
         }
         Some(Command::Shrink { file, seed, out }) => {
             shrink::shrink_command(systems, &shrink::ShrinkArgs { file, seed, out })
         }
-        Some(Command::Check { files, model, format, json, report, max_states }) => {
-            check_cmd::run(&check_cmd::CheckArgs { files, model, format, json, report, max_states })
+        Some(Command::Check { files, model, format, json, report, html, max_states }) => {
+            check_cmd::run(&check_cmd::CheckArgs { files, model, format, json, report, html, max_states })
         }
     };
     match result {

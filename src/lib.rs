@@ -5,6 +5,7 @@
 pub mod check_cmd;
 pub mod cli;
 pub mod command;
+pub mod html;
 pub mod registry;
 pub mod shrink;
 pub mod sweep;

@@ -181,6 +181,7 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     pub trace: bool,
     pub report: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub json: bool,
     pub max_states: Option<u64>,
     pub world: WorldKind,
@@ -230,6 +231,9 @@ pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> 
     if let Some(path) = report_path {
         path.write(&report.to_yaml(), &report.to_json())?;
     }
+    if let Some(path) = &args.html {
+        write_html(path, &output)?;
+    }
     Ok(met)
 }
 
@@ -244,6 +248,9 @@ pub struct SweepArgs {
     pub json: bool,
     pub max_states: Option<u64>,
     pub world: WorldKind,
+    /// Where to write an HTML page for each failing seed (the first
+    /// [`SHOWN_UNEXPECTED`] per scenario), if anywhere.
+    pub html_dir: Option<PathBuf>,
 }
 
 /// Per-scenario results of a sweep.
@@ -364,6 +371,9 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
         bar.finish_and_clear();
     }
     let elapsed = started.elapsed().as_secs_f64();
+    if let Some(dir) = &args.html_dir {
+        write_html_pages(systems, args, dir, &scenarios, &tallies, &options)?;
+    }
     let mut all_met = true;
     let mut table = Vec::new();
     for (k, scenario) in scenarios.iter().enumerate() {
@@ -415,6 +425,35 @@ pub fn sweep_command(systems: &Systems, args: &SweepArgs) -> Result<bool, CliErr
     Ok(all_met)
 }
 
+/// Runs each scenario's first failing seeds again (a seed replays) and
+/// writes their pages: `DIR/<test name, / as __>-seed<N>.html`.
+fn write_html_pages(
+    systems: &Systems,
+    args: &SweepArgs,
+    dir: &Path,
+    scenarios: &[Scenario],
+    tallies: &BTreeMap<usize, Tally>,
+    options: &RunOptions,
+) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("cannot create {}: {e}", dir.display())))?;
+    for (k, tally) in tallies {
+        let scenario = &scenarios[*k];
+        for &seed in &tally.failing {
+            let out = run_seed_on(args.world, systems, scenario, seed, options).map_err(CliError::usage)?;
+            let name = format!("{}-seed{seed}.html", test_name(&scenario.path).replace('/', "__"));
+            write_html(&dir.join(name), &out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a run's page (`--html`).
+fn write_html(path: &Path, out: &RunOutput) -> Result<(), CliError> {
+    let section = crate::html::Section::of_run(&out.report, &out.history);
+    let page = crate::html::page(&format!("{} seed {}", out.report.scenario, out.report.seed), &[section]);
+    std::fs::write(path, page).map_err(|e| CliError::input(format!("cannot write {}: {e}", path.display())))
+}
+
 /// Unexpected outcomes a sweep prints per scenario (the rest are counted).
 const SHOWN_UNEXPECTED: usize = 20;
 
@@ -430,6 +469,8 @@ struct Tally {
     /// The first unexpected outcomes by seed, and how many there were.
     unexpected: Vec<(u64, Outcome)>,
     unexpected_count: u64,
+    /// The lowest failing seeds, expected or not (for `--html-dir`).
+    failing: Vec<u64>,
     /// Per check: seeds where it was vacuous, and where it judged.
     checks: BTreeMap<String, (u64, u64)>,
 }
@@ -451,6 +492,8 @@ impl Tally {
         }
         self.failures += 1;
         self.first_failing = Some(self.first_failing.map_or(seed, |f| f.min(seed)));
+        self.failing.push(seed);
+        self.keep_first_failing();
         if meets(expect, &report.outcome) {
             self.any_meets = true;
         } else {
@@ -474,6 +517,8 @@ impl Tally {
         self.unexpected.extend(other.unexpected);
         self.unexpected_count += other.unexpected_count;
         self.keep_first_unexpected();
+        self.failing.extend(other.failing);
+        self.keep_first_failing();
         for (name, (v, j)) in other.checks {
             let e = self.checks.entry(name).or_default();
             e.0 += v;
@@ -485,6 +530,11 @@ impl Tally {
     fn keep_first_unexpected(&mut self) {
         self.unexpected.sort_by_key(|(seed, _)| *seed);
         self.unexpected.truncate(SHOWN_UNEXPECTED);
+    }
+
+    fn keep_first_failing(&mut self) {
+        self.failing.sort_unstable();
+        self.failing.truncate(SHOWN_UNEXPECTED);
     }
 
     fn met(&self, expect: &Expect) -> bool {

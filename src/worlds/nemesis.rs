@@ -59,6 +59,7 @@ pub struct Nemesis {
     /// Crashes armed for a node's next handler: how long it stays down.
     armed: BTreeMap<NodeId, Option<Duration>>,
     next_change: u64,
+    next_partition: u64,
     /// The scenario's network, and the storms on now, oldest first.
     network: LinkConfig,
     storms: Vec<(u64, LinkConfig)>,
@@ -77,6 +78,7 @@ impl Nemesis {
             partitions: BTreeMap::new(),
             armed: BTreeMap::new(),
             next_change: 0,
+            next_partition: 0,
             network: network.clone(),
             storms: Vec::new(),
             applied: Vec::new(),
@@ -162,9 +164,11 @@ impl Nemesis {
                 for &(a, b) in &pairs {
                     self.cut(a, b, shared, world);
                 }
-                self.seq += 1;
-                self.partitions.insert(self.seq, pairs);
-                (Some(Undo::Cut(self.seq)), hit)
+                // Numbered 1, 2, ... as the built-in world numbers them, so
+                // a report pairs each heal with its partition.
+                self.next_partition += 1;
+                self.partitions.insert(self.next_partition, pairs);
+                (Some(Undo::Cut(self.next_partition)), hit)
             }
             Fault::HealPartitions => {
                 self.mend_all(shared, world);
