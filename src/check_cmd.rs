@@ -117,6 +117,7 @@ fn write_html(
             history: &history.history,
             faults: &[],
             linearizability: Some(report),
+            reigns: &[],
             end: 0,
         })
         .collect();

@@ -1,7 +1,8 @@
 //! A run (or a checked history) as one self-contained HTML page: a
 //! timeline per client process (each operation a bar from invocation to
 //! completion, coloured by how it ended), the faults as bands over the
-//! nodes they hit, and the evidence of a violation highlighted: for
+//! nodes they hit, each node's spells as leader (as it reported them),
+//! and the evidence of a violation highlighted: for
 //! linearizability the prefix that linearizes, the operation that cannot
 //! be placed and the candidates with their rejections. Hovering a bar or a
 //! band shows its details (SVG `<title>`: no script needed).
@@ -17,8 +18,9 @@ use std::fmt::Write;
 use harness::check::linearizability::{LinearizabilityReport, Verdict};
 use harness::history::{History, OpType};
 use harness::outcome::Outcome;
-use harness::runner::Report;
+use harness::runner::RunOutput;
 use harness::sim::AppliedFault;
+use harness::tap::Reign;
 
 /// Plot width and the label column, in pixels.
 const WIDTH: f64 = 1200.0;
@@ -38,13 +40,16 @@ pub struct Section<'a> {
     pub history: &'a History,
     pub faults: &'a [AppliedFault],
     pub linearizability: Option<&'a LinearizabilityReport>,
+    /// Each node's spells as leader, as it reported them.
+    pub reigns: &'a [Reign],
     /// Where the time axis ends (ns); 0 to end at the last event.
     pub end: u64,
 }
 
 impl<'a> Section<'a> {
-    /// A run's report and history.
-    pub fn of_run(report: &'a Report, history: &'a History) -> Self {
+    /// A run's report, history and reigns.
+    pub fn of_run(out: &'a RunOutput) -> Self {
+        let (report, history) = (&out.report, &out.history);
         let mut facts = vec![
             ("scenario".to_owned(), report.scenario.clone()),
             ("system".to_owned(), format!("{} ({})", report.system, report.variant)),
@@ -63,6 +68,7 @@ impl<'a> Section<'a> {
             history,
             faults: &report.faults,
             linearizability: report.linearizability.as_ref(),
+            reigns: &out.reigns,
             end: report.virtual_time_ns,
         }
     }
@@ -257,7 +263,12 @@ fn write_timeline(
     timed: bool,
 ) {
     let processes: BTreeSet<u64> = bars.iter().map(|b| b.process).collect();
-    let nodes: BTreeSet<String> = s.faults.iter().flat_map(|f| f.nodes.iter().map(|n| n.to_string())).collect();
+    let nodes: BTreeSet<String> = s
+        .faults
+        .iter()
+        .flat_map(|f| f.nodes.iter().map(|n| n.to_string()))
+        .chain(s.reigns.iter().map(|r| r.node.to_string()))
+        .collect();
     let lane_of: BTreeMap<u64, usize> = processes.iter().enumerate().map(|(i, &p)| (p, i)).collect();
     let node_lane: BTreeMap<&str, usize> =
         nodes.iter().enumerate().map(|(i, n)| (n.as_str(), processes.len() + i)).collect();
@@ -277,6 +288,26 @@ fn write_timeline(
     }
     for (n, &lane) in &node_lane {
         let _ = writeln!(out, "<text class=\"lane node\" x=\"4\" y=\"{:.1}\">{}</text>", y(lane) + 15.0, esc(n));
+    }
+    for r in s.reigns {
+        let Some(&lane) = node_lane.get(r.node.to_string().as_str()) else { continue };
+        let stop = r.to.map_or(to, |t| t.0);
+        if stop < from || r.from.0 > to {
+            continue;
+        }
+        let (x0, x1) = (x(r.from.0), x(stop));
+        let _ = writeln!(
+            out,
+            "<g class=\"leader\"><title>{}</title><rect x=\"{x0:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"5\"/></g>",
+            esc(&format!(
+                "{} leader from {} to {}",
+                r.node,
+                fmt_ns(r.from.0),
+                r.to.map_or("the end".into(), |t| fmt_ns(t.0))
+            )),
+            y(lane) + LANE - 7.0,
+            (x1 - x0).max(2.0)
+        );
     }
     write_fault_bands(out, s.faults, &node_lane, &x, &y, to);
     for &i in drawn {
@@ -304,7 +335,9 @@ fn write_timeline(
         // A label only where it fits (about 6 px a character).
         let fits = (w / 6.0) as usize;
         if fits >= 4 {
-            let label: String = b.call.chars().take(fits).collect();
+            // The lane names the process already.
+            let call = b.call.split_once(' ').map_or(b.call.as_str(), |(_, rest)| rest);
+            let label: String = call.chars().take(fits).collect();
             let _ = write!(out, "<text x=\"{:.2}\" y=\"{:.1}\">{}</text>", x0 + 2.0, y(lane) + 15.0, esc(&label));
         }
         out.push_str("</g>\n");
@@ -604,7 +637,7 @@ g.op.candidate rect { stroke: #b03060; stroke-width: 2; stroke-dasharray: 3 2; }
 g.op.stuck rect { stroke: #e0103a; stroke-width: 3; }
 g.op:hover rect { stroke: #000; stroke-width: 2; }
 g.fault.down rect, g.fault.killed rect { fill: #55555555; } g.fault.paused rect { fill: #4a78c455; }
-g.fault.cut rect { fill: #c44a4a44; } g.fault.mark rect { fill: #8a5ac2; }
+g.fault.cut rect { fill: #c44a4a44; } g.leader rect { fill: #2b6cb0; } g.fault.mark rect { fill: #8a5ac2; }
 line.violation { stroke: #d00; stroke-width: 2; stroke-dasharray: 4 3; }
 rect.violation-node { fill: #d0000033; }
 .evidence h2 { color: #b00; font-size: 15px; } .stuck-text { color: #d00; font-weight: bold; }
@@ -638,6 +671,7 @@ mod tests {
             history: &history,
             faults: &[],
             linearizability: None,
+            reigns: &[],
             end: 0,
         };
         let html = page(hostile, &[section]);

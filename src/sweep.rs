@@ -85,7 +85,12 @@ pub fn run_seed_on(
 }
 
 fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
-    RunOutput { report: Report::crashed(scenario, seed, message), trace: None, history: Default::default() }
+    RunOutput {
+        report: Report::crashed(scenario, seed, message),
+        trace: None,
+        history: Default::default(),
+        reigns: Vec::new(),
+    }
 }
 
 /// Runs a seed twice and compares trace hashes; on a mismatch runs both
@@ -449,7 +454,7 @@ fn write_html_pages(
 
 /// Writes a run's page (`--html`).
 fn write_html(path: &Path, out: &RunOutput) -> Result<(), CliError> {
-    let section = crate::html::Section::of_run(&out.report, &out.history);
+    let section = crate::html::Section::of_run(out);
     let page = crate::html::page(&format!("{} seed {}", out.report.scenario, out.report.seed), &[section]);
     std::fs::write(path, page).map_err(|e| CliError::input(format!("cannot write {}: {e}", path.display())))
 }

@@ -69,7 +69,7 @@ pub trait Host {
     /// restarted since).
     fn fire(&mut self, node: NodeId, id: u64, now: SimTime) -> Vec<Output>;
     /// `node` goes down: its memory and unsynced writes are lost.
-    fn crash(&mut self, node: NodeId, status: Status);
+    fn crash(&mut self, node: NodeId, status: Status, now: SimTime);
     fn status(&self, node: NodeId) -> Status;
     /// How many times `node` went down: a fault's undo restarts only the
     /// down it caused.
@@ -280,7 +280,7 @@ impl<N: Node> Hosted<N> {
             self.stop.get_or_insert(Outcome::Liveness { reason });
         }
         if interrupt.is_some() {
-            self.crash(id, Status::Crashed);
+            self.crash(id, Status::Crashed, now);
             self.interrupted.push((id, keep, total));
         }
         outputs
@@ -423,7 +423,7 @@ impl<N: Node> Host for Hosted<N> {
         self.call(slot, now, |n, ctx| n.on_timer(ctx, tag))
     }
 
-    fn crash(&mut self, node: NodeId, status: Status) {
+    fn crash(&mut self, node: NodeId, status: Status, now: SimTime) {
         let slot = self.slot(node);
         let s = &mut self.slots[slot];
         if s.status == Status::Up {
@@ -432,7 +432,7 @@ impl<N: Node> Host for Hosted<N> {
             s.disk.crash();
             s.downs += 1;
             s.interrupt = None;
-            self.tap.crashed(node);
+            self.tap.crashed(node, now);
         }
         if s.status == Status::Up || status == Status::Killed {
             s.status = status;
@@ -545,6 +545,6 @@ impl<N: Node> Host for Hosted<N> {
             knobs: knobs(&self.scenario, &self.plan),
             ..Report::new(&self.scenario, self.seed, outcome)
         };
-        RunOutput { report, trace: None, history: self.tap.history().clone() }
+        RunOutput { report, trace: None, history: self.tap.history().clone(), reigns: self.tap.reigns().to_vec() }
     }
 }

@@ -91,6 +91,8 @@ pub struct RunOutput {
     pub report: Report,
     pub trace: Option<Vec<TraceEntry>>,
     pub history: History,
+    /// Each node's spells as leader, as its observations reported them.
+    pub reigns: Vec<crate::tap::Reign>,
 }
 
 impl Report {
@@ -241,7 +243,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         ..Report::new(scenario, seed, outcome)
     };
     let trace = world.trace().entries().map(<[_]>::to_vec);
-    RunOutput { report, trace, history: world.history().clone() }
+    RunOutput { report, trace, history: world.history().clone(), reigns: world.reigns().to_vec() }
 }
 
 /// The end of a run in any world: linearizability first (the strongest

@@ -33,6 +33,19 @@ pub struct Tap<O> {
     /// How many invariants [`Tap::finish`] has run the end-of-run check of.
     finished: usize,
     leader: Option<NodeId>,
+    /// Every node's spells as leader, as it reported them.
+    reigns: Vec<Reign>,
+}
+
+/// A node's spell as leader, from its own observations: from when it
+/// reported itself elected until it reported stepping down or crashed
+/// (`None`: still leading at the end). What the node claimed, for a
+/// picture of the run; the checks judge leadership themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reign {
+    pub node: NodeId,
+    pub from: SimTime,
+    pub to: Option<SimTime>,
 }
 
 impl<O> Default for Tap<O> {
@@ -47,6 +60,7 @@ impl<O> Default for Tap<O> {
             first_process: BTreeMap::new(),
             finished: 0,
             leader: None,
+            reigns: Vec::new(),
         }
     }
 }
@@ -67,6 +81,9 @@ impl<O: Observation> Tap<O> {
     /// down or crashed since.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+    pub fn reigns(&self) -> &[Reign] {
+        &self.reigns
     }
     pub fn sessions(&self) -> &BTreeMap<u64, u64> {
         &self.sessions
@@ -92,9 +109,18 @@ impl<O: Observation> Tap<O> {
         clocks: &dyn ClockReadings,
     ) -> Result<(), Violation> {
         match obs.leadership() {
-            Some(Leadership::Elected) => self.leader = Some(node),
-            Some(Leadership::SteppedDown) if self.leader == Some(node) => self.leader = None,
-            _ => {}
+            Some(Leadership::Elected) => {
+                self.leader = Some(node);
+                self.end_reign(node, now);
+                self.reigns.push(Reign { node, from: now, to: None });
+            }
+            Some(Leadership::SteppedDown) => {
+                if self.leader == Some(node) {
+                    self.leader = None;
+                }
+                self.end_reign(node, now);
+            }
+            None => {}
         }
         self.observations.push(Observed { time: now, event, node, obs });
         let observed = self.observations.last().expect("just pushed");
@@ -184,10 +210,18 @@ impl<O: Observation> Tap<O> {
     /// `node` went down: its memory is gone (a client's open operation
     /// stays open in the history, and it comes back as a new process), and
     /// it leads no more.
-    pub fn crashed(&mut self, node: NodeId) {
+    pub fn crashed(&mut self, node: NodeId, now: SimTime) {
         self.clients.remove(&node);
         if self.leader == Some(node) {
             self.leader = None;
+        }
+        self.end_reign(node, now);
+    }
+
+    /// Ends `node`'s open reign, if it has one.
+    fn end_reign(&mut self, node: NodeId, now: SimTime) {
+        if let Some(r) = self.reigns.iter_mut().rev().find(|r| r.node == node && r.to.is_none()) {
+            r.to = Some(now);
         }
     }
 

@@ -181,7 +181,7 @@ impl Nemesis {
                 let mut s = shared.borrow_mut();
                 for &n in &hit {
                     let was_up = s.host.status(n) == Status::Up;
-                    s.host.crash(n, status);
+                    s.host.crash(n, status, now);
                     s.paused.remove(&n);
                     s.started.remove(&n);
                     if was_up {

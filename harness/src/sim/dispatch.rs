@@ -227,7 +227,7 @@ impl<N: Node> World<N> {
         state.paused = false;
         state.timers.clear();
         state.disk.crash();
-        core.tap.crashed(state.id);
+        core.tap.crashed(state.id, core.now);
         for s in std::mem::take(&mut state.deferred) {
             core.events[s as usize] = None;
             core.free.push(s);

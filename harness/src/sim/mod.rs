@@ -476,6 +476,9 @@ impl<N: Node> World<N> {
     pub fn history(&self) -> &History {
         self.core.tap.history()
     }
+    pub fn reigns(&self) -> &[crate::tap::Reign] {
+        self.core.tap.reigns()
+    }
     pub fn observations(&self) -> &[Observed<N::Obs>] {
         self.core.tap.observations()
     }
