@@ -50,6 +50,13 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
     if let Some(max) = crate::cli::max_states(args.max_states)? {
         options.max_states_per_partition = max;
     }
+    // The evidence window costs probes of its own: only where evidence is
+    // shown (one file's text report, `--report`, `--html`), not for a
+    // batch of one-line verdicts.
+    let evidence_shown = (!args.json && args.files.len() == 1) || args.report.is_some() || args.html.is_some();
+    if !evidence_shown {
+        options.max_states_window = 0;
+    }
     // Read and parse every file first: bad input anywhere is exit 2 before any verdict.
     let mut parsed = Vec::with_capacity(args.files.len());
     for file in &args.files {

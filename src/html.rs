@@ -141,6 +141,8 @@ struct Marks {
     stuck: BTreeSet<usize>,
     concurrent: BTreeSet<usize>,
     candidates: BTreeMap<usize, String>,
+    /// The evidence window: results that alone cannot be linearized.
+    window: BTreeSet<usize>,
 }
 
 impl Marks {
@@ -152,6 +154,7 @@ impl Marks {
             marks.stuck.insert(v.stuck.op);
             marks.concurrent.extend(v.concurrent.iter().map(|c| c.op));
             marks.candidates.extend(v.candidates.iter().map(|c| (c.op, c.rejection.clone())));
+            marks.window.extend(v.window.iter().flat_map(|w| w.ops.iter().map(|o| o.op)));
         }
         marks
     }
@@ -160,6 +163,8 @@ impl Marks {
     fn classes(&self, op: usize) -> &'static str {
         if self.stuck.contains(&op) {
             " stuck"
+        } else if self.window.contains(&op) {
+            " window"
         } else if self.candidates.contains_key(&op) {
             " candidate"
         } else if self.concurrent.contains(&op) {
@@ -173,6 +178,7 @@ impl Marks {
 
     fn names(&self, op: usize) -> bool {
         self.stuck.contains(&op)
+            || self.window.contains(&op)
             || self.candidates.contains_key(&op)
             || self.concurrent.contains(&op)
             || self.prefix.contains(&op)
@@ -228,16 +234,24 @@ fn bars(history: &History, timed: bool) -> Vec<Bar> {
 fn evidence_window(bars: &[Bar], marks: &Marks, outcome: Option<&Outcome>) -> Option<(u64, u64, &'static str)> {
     let tail: BTreeSet<usize> = marks.prefix.iter().rev().take(5).copied().collect();
     let named = |op: usize| {
-        marks.stuck.contains(&op)
-            || marks.candidates.contains_key(&op)
-            || marks.concurrent.contains(&op)
-            || tail.contains(&op)
+        if marks.window.is_empty() {
+            marks.stuck.contains(&op)
+                || marks.candidates.contains_key(&op)
+                || marks.concurrent.contains(&op)
+                || tail.contains(&op)
+        } else {
+            marks.window.contains(&op)
+        }
+    };
+    let what = if marks.window.is_empty() {
+        "the operation that cannot be placed, the candidates, the operations concurrent with it and the prefix's last steps"
+    } else {
+        "the evidence window (purple outlines, the stuck operation red): results that alone cannot be linearized"
     };
     let mut spans = bars.iter().filter(|b| named(b.op)).map(|b| (b.start, b.end));
     if let Some(first) = spans.next() {
         let (from, to) = spans.fold(first, |(a, b), (c, d)| (a.min(c), b.max(d)));
         let pad = (to - from) / 20;
-        let what = "the operation that cannot be placed, the candidates, the operations concurrent with it and the prefix's last steps";
         return Some((from.saturating_sub(pad), to.saturating_add(pad).max(from + 1), what));
     }
     match outcome {
@@ -577,6 +591,18 @@ fn write_evidence(out: &mut String, s: &Section<'_>) {
                 v.stuck.op,
                 esc(&v.stuck.call)
             );
+            if let Some(w) = &v.window {
+                let _ = writeln!(
+                    out,
+                    "<p class=\"window\">Read these first: these {} results alone cannot be linearized, whatever every other operation did{}.</p><ol class=\"window\">",
+                    w.ops.len(),
+                    if w.minimal { " (none of them can be left out)" } else { "" }
+                );
+                for o in &w.ops {
+                    let _ = writeln!(out, "<li>op {}: {}</li>", o.op, esc(&o.call));
+                }
+                out.push_str("</ol>\n");
+            }
             out.push_str("<table class=\"candidates\"><tr><th>candidate</th><th>why it cannot go next</th></tr>\n");
             for c in &v.candidates {
                 let _ = writeln!(out, "<tr><td>op {}: {}</td><td>{}</td></tr>", c.op, esc(&c.call), esc(&c.rejection));
@@ -635,6 +661,7 @@ g.op.prefix rect { stroke: #2a7a2a; }
 g.op.concurrent rect { stroke: #d9822b; stroke-width: 2; }
 g.op.candidate rect { stroke: #b03060; stroke-width: 2; stroke-dasharray: 3 2; }
 g.op.stuck rect { stroke: #e0103a; stroke-width: 3; }
+g.op.window rect { stroke: #7b3fb5; stroke-width: 3; }
 g.op:hover rect { stroke: #000; stroke-width: 2; }
 g.fault.down rect, g.fault.killed rect { fill: #55555555; } g.fault.paused rect { fill: #4a78c455; }
 g.fault.cut rect { fill: #c44a4a44; } g.leader rect { fill: #2b6cb0; } g.fault.mark rect { fill: #8a5ac2; }

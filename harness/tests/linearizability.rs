@@ -113,6 +113,40 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The evidence window is evidence on its own (checked by brute force):
+    /// with only its operations definite and every other one indeterminate,
+    /// the history is still not linearizable; and when the report says it
+    /// is minimal, relaxing any one of them (but the stuck op) makes it
+    /// linearizable.
+    #[test]
+    fn the_evidence_window_is_not_linearizable_alone(ops in prop::collection::vec(gen_op(), 1..=8)) {
+        let history = to_history(&ops);
+        let report = check(&Register, &history, &Options::default()).expect("valid history");
+        let Some(evidence) = report.partitions.first().and_then(|p| p.violation.as_ref()) else { return Ok(()) };
+        // History index -> generated op (each op has its own process).
+        let gen = |event: usize| history.ops[event].process as usize;
+        let stuck = gen(evidence.stuck.op);
+        let window = evidence.window.as_ref().expect("a window for a history this small");
+        let kept: Vec<usize> = window.ops.iter().map(|o| gen(o.op)).collect();
+        let relaxed = |kept: &[usize]| -> Vec<GenOp> {
+            ops.iter()
+                .enumerate()
+                .map(|(i, o)| GenOp { ret: if kept.contains(&i) { o.ret } else { None }, ..o.clone() })
+                .collect()
+        };
+        prop_assert!(!brute_force(&relaxed(&kept)), "the window alone is not linearizable: {:?}", window);
+        if window.minimal {
+            for &w in kept.iter().filter(|&&w| w != stuck) {
+                let fewer: Vec<usize> = kept.iter().copied().filter(|&k| k != w).collect();
+                prop_assert!(brute_force(&relaxed(&fewer)), "op {} of the window is needed: {:?}", w, window);
+            }
+        }
+    }
+}
+
 /// A run of a real sequential kv store under concurrency: each op takes
 /// effect at a random instant inside its interval; a crashed op may or may
 /// not take effect and completes as `info`. List appends (`push`, read by

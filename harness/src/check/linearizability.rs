@@ -48,11 +48,19 @@ pub struct Options {
     pub max_states_total: u64,
     /// Steps of the longest linearizable prefix kept in a report (the last ones).
     pub max_prefix_in_report: usize,
+    /// States the search for a violation's evidence window may explore, in
+    /// all (each probe at most 20,000); 0 computes no window.
+    pub max_states_window: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_states_per_partition: 500_000, max_states_total: MAX_STATES, max_prefix_in_report: 100 }
+        Options {
+            max_states_per_partition: 500_000,
+            max_states_total: MAX_STATES,
+            max_prefix_in_report: 100,
+            max_states_window: 500_000,
+        }
     }
 }
 
@@ -114,6 +122,27 @@ pub struct Evidence {
     pub candidates: Vec<Candidate>,
     /// Distinct model states at the deepest point the search reached (at most 10).
     pub surviving_states: Vec<String>,
+    /// What a person reads first: the few operations whose results alone
+    /// already cannot be linearized. `None` if the search could not show
+    /// such a set within its budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// Operations whose results contradict each other whatever every other
+/// operation did: with only these definite (their results as observed)
+/// and every other operation of the partition treated as may-or-may-not
+/// have taken effect, the history is still not linearizable. Such a subset
+/// is evidence on its own: a linearization of the whole history would
+/// linearize it too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Window {
+    /// In history order (usually the stuck operation among them).
+    pub ops: Vec<OpRef>,
+    /// Checked: relaxing any one of them (but the stuck one, when it is
+    /// among them) makes the history linearizable. `false` when the budget
+    /// ran out first.
+    pub minimal: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -152,6 +181,9 @@ struct Prepared<O> {
     ret: Option<usize>,
     op: O,
     call: String,
+    /// The op as if its result were unknown (the evidence window relaxes
+    /// ops to this); `None` if the model ignores it then (a read).
+    relaxed: Option<O>,
 }
 
 /// Checks `history` against `model`, partition by partition.
@@ -207,11 +239,17 @@ fn prepare<M: Model>(model: &M, history: &History) -> Result<Partitions<M::Op>, 
             .prepare(&call)
             .map_err(|message| CheckError { event: comp.filter(|_| output.is_some()).unwrap_or(inv), message })?;
         if let Some(op) = op {
+            let relaxed = if output.is_none() {
+                Some(op.clone())
+            } else {
+                model.prepare(&Call { output: None, ..call }).ok().flatten()
+            };
             partitions.entry(invoke.key.clone()).or_default().push(Prepared {
                 invoke: inv,
                 ret,
                 op,
                 call: describe_call(&call),
+                relaxed,
             });
         }
     }
@@ -775,6 +813,8 @@ fn evidence<M: Model>(
             concurrent.push(op_ref(i));
         }
     }
+    let window = window(model, ops, stuck, options.max_states_window)
+        .map(|(kept, minimal)| Window { ops: kept.into_iter().map(op_ref).collect(), minimal });
     Evidence {
         prefix_length: prefix.len(),
         prefix: steps,
@@ -782,7 +822,117 @@ fn evidence<M: Model>(
         concurrent,
         candidates,
         surviving_states: survivors.iter().map(|s| model.describe_state(s)).collect(),
+        window,
     }
+}
+
+/// States one probe of the window search may explore: a probe that needs
+/// more is taken as inconclusive (the op stays), and the search goes on.
+const WINDOW_PROBE_STATES: u64 = 20_000;
+
+/// A small set of definite ops (indices into `ops`) that alone cannot be
+/// linearized, and whether each was checked to be needed. See [`Window`].
+///
+/// Relaxing an op (its result forgotten: it may or may not have taken
+/// effect) only allows more orders, so a relaxed history that is still not
+/// linearizable is evidence against the whole; and relaxing only makes
+/// more histories linearizable, so once a final pass has tried each kept op
+/// alone, none of them can be relaxed alone.
+///
+/// It first looks around the stuck op `s`, which is cheaper: let L
+/// linearize the whole history; the part of L before `s` holds only ops
+/// invoked before `s` returned, and every op that returned before `s` was
+/// invoked. So with `s` and those ops definite, the others invoked before
+/// `s` returned relaxed and the later ones left out, a history that is not
+/// linearizable shows the whole is not. When the violation needs ops that
+/// overlap `s` to complete too (two concurrent compare-and-sets that both
+/// succeeded), it starts from the whole partition instead.
+fn window<M: Model>(model: &M, ops: &[Prepared<M::Op>], stuck: usize, budget: u64) -> Option<(Vec<usize>, bool)> {
+    if budget == 0 {
+        return None;
+    }
+    let mut left = budget;
+    let (called, returned) = (ops[stuck].invoke, ops[stuck].ret?);
+    let before: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].invoke < returned).collect();
+    let kept: Vec<usize> =
+        before.iter().copied().filter(|&i| i == stuck || ops[i].ret.is_some_and(|r| r < called)).collect();
+    if let Some(found) = reduce(model, ops, &before, kept, Some(stuck), &mut left) {
+        return Some(found);
+    }
+    let all: Vec<usize> = (0..ops.len()).collect();
+    let definite: Vec<usize> = all.iter().copied().filter(|&i| ops[i].ret.is_some()).collect();
+    reduce(model, ops, &all, definite, None, &mut left)
+}
+
+/// Relaxes what it can of `kept` (all but `pinned`) among the ops
+/// `within`, keeping the history not linearizable; `None` if it is not
+/// shown not linearizable to begin with.
+fn reduce<M: Model>(
+    model: &M,
+    ops: &[Prepared<M::Op>],
+    within: &[usize],
+    mut kept: Vec<usize>,
+    pinned: Option<usize>,
+    left: &mut u64,
+) -> Option<(Vec<usize>, bool)> {
+    let per_probe = WINDOW_PROBE_STATES;
+    let mut probe = |kept: &[usize]| -> Option<bool> {
+        if *left == 0 {
+            return None;
+        }
+        let mut definite = vec![false; ops.len()];
+        for &k in kept {
+            definite[k] = true;
+        }
+        // A relaxed op is prepared as if its result were unknown; a relaxed
+        // read then is nothing (left in, its value would keep writes of that
+        // value visible).
+        let mut sub: Vec<Prepared<M::Op>> = within
+            .iter()
+            .filter_map(|&i| {
+                let op = if definite[i] { ops[i].op.clone() } else { ops[i].relaxed.clone()? };
+                if !definite[i] && model.read_only(&op) {
+                    return None;
+                }
+                let ret = if definite[i] { ops[i].ret } else { None };
+                Some(Prepared { invoke: ops[i].invoke, ret, op, call: String::new(), relaxed: None })
+            })
+            .collect();
+        drop_invisible(model, &mut sub);
+        let (result, states) = search(model, &sub, per_probe.min(*left));
+        *left = left.saturating_sub(states);
+        match result {
+            SearchResult::NotLinearizable { .. } => Some(true),
+            SearchResult::Linearizable => Some(false),
+            SearchResult::Unknown => None,
+        }
+    };
+    if probe(&kept) != Some(true) {
+        return None;
+    }
+    // Relax chunks, newest first (what lies next to the stuck op is likelier
+    // to matter), halving the chunk until single ops: a long history's many
+    // irrelevant ops go a chunk at a time, and the last round tries each
+    // op that is left alone.
+    let mut chunk = kept.len().div_ceil(2).max(1);
+    let minimal = loop {
+        let mut decided = true;
+        let order: Vec<usize> = kept.iter().rev().copied().filter(|&i| Some(i) != pinned).collect();
+        for group in order.chunks(chunk) {
+            let without: Vec<usize> = kept.iter().copied().filter(|k| !group.contains(k)).collect();
+            match probe(&without) {
+                Some(true) => kept = without,
+                Some(false) => {}
+                None => decided = false,
+            }
+        }
+        if chunk == 1 {
+            break decided;
+        }
+        chunk = chunk.div_ceil(2);
+    };
+    kept.sort_by_key(|&i| ops[i].invoke);
+    Some((kept, minimal))
 }
 
 impl LinearizabilityReport {
@@ -849,5 +999,16 @@ impl Evidence {
             let _ = writeln!(s, "      op {:>5}  {:<40} {}", c.op, c.call, c.rejection);
         }
         let _ = writeln!(s, "    surviving states: {}", self.surviving_states.join(", "));
+        if let Some(w) = &self.window {
+            let _ = writeln!(
+                s,
+                "    window: these {} results alone cannot be linearized, whatever the other operations did{}:",
+                w.ops.len(),
+                if w.minimal { " (none of them can be left out)" } else { " (not shown minimal: the budget ran out)" }
+            );
+            for o in &w.ops {
+                let _ = writeln!(s, "      op {:>5}  {}", o.op, o.call);
+            }
+        }
     }
 }
