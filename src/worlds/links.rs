@@ -34,7 +34,10 @@ use std::collections::BTreeMap;
 
 use harness::net::{LinkConfig, Ordering};
 use harness::sim::Stats;
-use harness::{NodeId, Rng};
+use std::time::Duration;
+
+use harness::net::Latency;
+use harness::{NodeId, Rng, SimTime};
 
 /// The most datagrams a `fifo` link holds for one that has not arrived:
 /// far above what any run keeps in flight on one link; reaching it means a
@@ -66,6 +69,8 @@ struct Receiving {
     era: Era,
     next: u64,
     held: BTreeMap<u64, Vec<u8>>,
+    /// Since when the link has held datagrams without handing one over.
+    since: SimTime,
 }
 
 /// Why a datagram the receiving driver took is not handed over.
@@ -74,14 +79,18 @@ pub enum Inbound {
     /// The host's bytes, in the order the node gets them (empty while a
     /// `fifo` link waits for an earlier datagram).
     Deliver(Vec<Vec<u8>>),
-    /// A `fifo` link holds [`MAX_HELD`] datagrams: the one it waits for is
-    /// gone, a defect of the driver or its world.
-    Stalled { from: NodeId },
+    /// A `fifo` link has waited for datagram `missing` longer than any
+    /// latency the run allows, or holds [`MAX_HELD`] datagrams: it is gone,
+    /// a defect of the driver or its world (not of the system under test).
+    Stalled { from: NodeId, missing: u64, held: usize },
 }
 
 pub struct Links {
     nodes: Vec<NodeId>,
     fifo: bool,
+    /// How long a `fifo` link may wait for a datagram before it is taken
+    /// as lost: well past the slowest latency the run has allowed.
+    patience: Duration,
     /// Loss and duplication now (the scenario's, or a storm's), drawn from
     /// the run's network stream.
     config: LinkConfig,
@@ -100,6 +109,7 @@ impl Links {
         Links {
             nodes,
             fifo: config.ordering == Ordering::Fifo,
+            patience: patience(&config.latency),
             config,
             rng,
             cut: BTreeMap::new(),
@@ -112,6 +122,7 @@ impl Links {
     /// Loss and duplication from now on. A storm keeps the ordering: a
     /// scenario's links are `fifo` or not for the whole run.
     pub fn set_config(&mut self, config: LinkConfig) {
+        self.patience = self.patience.max(patience(&config.latency));
         self.config = config;
     }
 
@@ -138,11 +149,10 @@ impl Links {
         bytes: &[u8],
         stats: &mut Stats,
     ) -> Vec<Vec<u8>> {
+        // In the built-in world's order: the cut, loss and duplication at
+        // the send, a receiver that is down at the delivery of each copy.
         stats.sent += 1;
-        let copies = if !to_up {
-            stats.dropped_down += 1;
-            0
-        } else if self.cut.contains_key(&(from, to)) {
+        let mut copies = if self.cut.contains_key(&(from, to)) {
             stats.dropped_partition += 1;
             0
         } else if self.config.loss > 0.0 && self.rng.chance(self.config.loss) {
@@ -154,6 +164,10 @@ impl Links {
         } else {
             1
         };
+        if !to_up {
+            stats.dropped_down += copies;
+            copies = 0;
+        }
         let era = Era { epoch: self.epoch(from, to), sender: downs.0, receiver: downs.1 };
         let (at, next) = self.sending.entry((from, to)).or_insert((era, 0));
         if *at != era {
@@ -175,7 +189,7 @@ impl Links {
     /// What the node `me` (now in its `downs`th incarnation) gets of a
     /// datagram that reached it. A datagram that is not a frame is dropped
     /// (counted nowhere: no sender of this run sent it).
-    pub fn inbound(&mut self, me: NodeId, downs: u64, datagram: &[u8], stats: &mut Stats) -> Inbound {
+    pub fn inbound(&mut self, me: NodeId, downs: u64, datagram: &[u8], now: SimTime, stats: &mut Stats) -> Inbound {
         let Ok((frame, bytes)) = postcard::take_from_bytes::<Frame>(datagram) else {
             return Inbound::Deliver(Vec::new());
         };
@@ -198,7 +212,12 @@ impl Links {
             if (link.era.epoch, link.era.receiver) != (era.epoch, era.receiver) {
                 // What it held was sent before a cut or to an earlier
                 // incarnation: it came too late, as the first of a new era shows.
-                stats.dropped_partition += link.held.len() as u64;
+                let held = link.held.len() as u64;
+                if link.era.epoch != era.epoch {
+                    stats.dropped_partition += held;
+                } else {
+                    stats.dropped_down += held;
+                }
                 *link = Receiving { era, ..Receiving::default() };
             } else if era.sender < link.era.sender {
                 stats.dropped_down += 1;
@@ -215,12 +234,17 @@ impl Links {
             return Inbound::Deliver(ready);
         }
         if frame.seq > link.next {
-            if link.held.len() >= MAX_HELD {
-                return Inbound::Stalled { from };
+            if link.held.is_empty() {
+                link.since = now;
+            }
+            let waited = Duration::from_nanos(now.0.saturating_sub(link.since.0));
+            if link.held.len() >= MAX_HELD || waited > self.patience {
+                return Inbound::Stalled { from, missing: link.next, held: link.held.len() };
             }
             link.held.insert(frame.seq, bytes.to_vec());
             return Inbound::Deliver(ready);
         }
+        link.since = now;
         ready.push(bytes.to_vec());
         link.next += 1;
         while let Some(next) = link.held.remove(&link.next) {
@@ -234,6 +258,24 @@ impl Links {
         self.epochs.get(&(from, to)).copied().unwrap_or(0)
     }
 }
+
+/// How long a `fifo` link waits for a datagram before taking it as lost:
+/// twice the slowest latency, and at least [`MIN_PATIENCE`]. A world's own
+/// queues add to latency without bound under load (madsim hands a node its
+/// waiting datagrams newest first, about one a millisecond, so an old one
+/// can wait seconds behind a burst): only a wait far past that is a loss.
+fn patience(latency: &Latency) -> Duration {
+    let slowest = match *latency {
+        Latency::Constant(d) => d,
+        Latency::Uniform { max, .. } | Latency::Exponential { max, .. } | Latency::HeavyTail { max, .. } => max,
+    };
+    slowest.saturating_mul(2).max(MIN_PATIENCE)
+}
+
+/// See [`patience`]. A seed of a seven-node election on madsim, a node
+/// flooded after a 28 s pause, kept a datagram waiting over a second; 30 s
+/// is far past that, and still inside a run's fault phase and liveness bound.
+const MIN_PATIENCE: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
@@ -265,9 +307,9 @@ mod tests {
         let (one, two, three) = (send(&mut links, 0, "1"), send(&mut links, 0, "2"), send(&mut links, 0, "3"));
         let b = NodeId::server(2);
         let stats = &mut Stats::default();
-        assert!(got(links.inbound(b, 0, &three, stats)).is_empty(), "3 waits for 1 and 2");
-        assert_eq!(got(links.inbound(b, 0, &one, stats)), ["1"]);
-        assert_eq!(got(links.inbound(b, 0, &two, stats)), ["2", "3"]);
+        assert!(got(links.inbound(b, 0, &three, SimTime::ZERO, stats)).is_empty(), "3 waits for 1 and 2");
+        assert_eq!(got(links.inbound(b, 0, &one, SimTime::ZERO, stats)), ["1"]);
+        assert_eq!(got(links.inbound(b, 0, &two, SimTime::ZERO, stats)), ["2", "3"]);
     }
 
     #[test]
@@ -276,8 +318,8 @@ mod tests {
         let (one, two) = (send(&mut links, 0, "1"), send(&mut links, 0, "2"));
         let b = NodeId::server(2);
         let stats = &mut Stats::default();
-        assert_eq!(got(links.inbound(b, 0, &two, stats)), ["2"]);
-        assert_eq!(got(links.inbound(b, 0, &one, stats)), ["1"]);
+        assert_eq!(got(links.inbound(b, 0, &two, SimTime::ZERO, stats)), ["2"]);
+        assert_eq!(got(links.inbound(b, 0, &one, SimTime::ZERO, stats)), ["1"]);
     }
 
     #[test]
@@ -291,9 +333,9 @@ mod tests {
         assert_eq!(stats.dropped_partition, 1);
         links.mend(a, b);
         let after = send(&mut links, 0, "after");
-        assert!(got(links.inbound(b, 0, &before, stats)).is_empty(), "in flight across the cut");
+        assert!(got(links.inbound(b, 0, &before, SimTime::ZERO, stats)).is_empty(), "in flight across the cut");
         assert_eq!(stats.dropped_partition, 2);
-        assert_eq!(got(links.inbound(b, 0, &after, stats)), ["after"], "the new epoch counts from 0");
+        assert_eq!(got(links.inbound(b, 0, &after, SimTime::ZERO, stats)), ["after"], "the new epoch counts from 0");
     }
 
     #[test]
@@ -303,9 +345,9 @@ mod tests {
         let (lost, late) = (send(&mut links, 0, "lost"), send(&mut links, 0, "late"));
         let after = send(&mut links, 1, "after");
         let stats = &mut Stats::default();
-        assert!(got(links.inbound(b, 1, &late, stats)).is_empty());
+        assert!(got(links.inbound(b, 1, &late, SimTime::ZERO, stats)).is_empty());
         assert_eq!(stats.dropped_down, 1);
-        assert_eq!(got(links.inbound(b, 1, &after, stats)), ["after"], "no wait for `lost`");
+        assert_eq!(got(links.inbound(b, 1, &after, SimTime::ZERO, stats)), ["after"], "no wait for `lost`");
         drop(lost);
     }
 
@@ -319,10 +361,28 @@ mod tests {
         };
         let (_cut_off, held, late) = (send(0, "cut off"), send(0, "held"), send(0, "late"));
         let next = send(1, "next");
-        assert!(got(links.inbound(b, 0, &held, stats)).is_empty(), "it waits for `cut off`");
-        assert_eq!(got(links.inbound(b, 0, &next, stats)), ["held", "next"], "the restart ends the wait");
-        assert!(got(links.inbound(b, 0, &late, stats)).is_empty(), "it would overtake `next`");
+        assert!(got(links.inbound(b, 0, &held, SimTime::ZERO, stats)).is_empty(), "it waits for `cut off`");
+        assert_eq!(
+            got(links.inbound(b, 0, &next, SimTime::ZERO, stats)),
+            ["held", "next"],
+            "the restart ends the wait"
+        );
+        assert!(got(links.inbound(b, 0, &late, SimTime::ZERO, stats)).is_empty(), "it would overtake `next`");
         assert_eq!(stats.dropped_down, 1);
+    }
+
+    #[test]
+    fn a_fifo_link_that_waits_past_its_patience_has_lost_a_datagram() {
+        let mut links = links(Ordering::Fifo);
+        let b = NodeId::server(2);
+        let (_lost, two, three) = (send(&mut links, 0, "1"), send(&mut links, 0, "2"), send(&mut links, 0, "3"));
+        let stats = &mut Stats::default();
+        assert!(got(links.inbound(b, 0, &two, SimTime::ZERO, stats)).is_empty());
+        let later = SimTime::from_duration(MIN_PATIENCE + Duration::from_millis(1));
+        assert_eq!(
+            links.inbound(b, 0, &three, later, stats),
+            Inbound::Stalled { from: NodeId::server(1), missing: 0, held: 1 }
+        );
     }
 
     #[test]
@@ -333,15 +393,15 @@ mod tests {
         let stats = &mut Stats::default();
         let copies = links.outbound((a, b), (0, 0), true, b"x", stats);
         assert_eq!((copies.len(), stats.duplicated), (2, 1));
-        assert!(got(links.inbound(b, 0, &copies[1], stats)).is_empty());
-        assert_eq!(got(links.inbound(b, 0, &copies[0], stats)), ["x", "x"]);
+        assert!(got(links.inbound(b, 0, &copies[1], SimTime::ZERO, stats)).is_empty());
+        assert_eq!(got(links.inbound(b, 0, &copies[0], SimTime::ZERO, stats)), ["x", "x"]);
     }
 
     #[test]
     fn a_datagram_that_is_not_a_frame_is_dropped() {
         let mut links = links(Ordering::Fifo);
         let stats = &mut Stats::default();
-        assert!(got(links.inbound(NodeId::server(2), 0, &[0xff; 3], stats)).is_empty());
-        assert!(got(links.inbound(NodeId::server(2), 0, &[], stats)).is_empty());
+        assert!(got(links.inbound(NodeId::server(2), 0, &[0xff; 3], SimTime::ZERO, stats)).is_empty());
+        assert!(got(links.inbound(NodeId::server(2), 0, &[], SimTime::ZERO, stats)).is_empty());
     }
 }

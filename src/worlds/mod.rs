@@ -201,10 +201,11 @@ impl Shared {
     /// The datagrams that go out for a send from `from` to `to` (none,
     /// one, or two), framed for the receiving driver. A node that is down,
     /// or restarted but not yet listening, gets nothing (`dropped_down`).
-    pub fn outbound(&mut self, from: NodeId, to: NodeId, bytes: &[u8]) -> Vec<Vec<u8>> {
+    /// `from` names the sender and the incarnation its task began in.
+    pub fn outbound(&mut self, (from, incarnation): (NodeId, u64), to: NodeId, bytes: &[u8]) -> Vec<Vec<u8>> {
         let up =
             self.host.status(to) == harness::sim::Status::Up && self.listening.get(&to) == Some(&self.host.downs(to));
-        let downs = (self.host.downs(from), self.host.downs(to));
+        let downs = (incarnation, self.host.downs(to));
         self.links.outbound((from, to), downs, up, bytes, &mut self.stats)
     }
 
@@ -212,11 +213,13 @@ impl Shared {
     /// link that stalls stops the run.
     pub fn inbound(&mut self, me: NodeId, datagram: &[u8], now: SimTime) -> Vec<Vec<u8>> {
         let downs = self.host.downs(me);
-        match self.links.inbound(me, downs, datagram, &mut self.stats) {
+        match self.links.inbound(me, downs, datagram, now, &mut self.stats) {
             links::Inbound::Deliver(ready) => ready,
-            links::Inbound::Stalled { from } => {
-                let why =
-                    format!("the fifo link from {from} holds {} datagrams for one that never came", links::MAX_HELD);
+            links::Inbound::Stalled { from, missing, held } => {
+                let why = format!(
+                    "the driver's fifo link from {from} to {me} waits for its datagram {missing}, which never came \
+                     ({held} held behind it): a defect of the driver or its world, not of the system"
+                );
                 self.host.fail(me, now, why);
                 Vec::new()
             }
