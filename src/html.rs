@@ -30,6 +30,9 @@ const AXIS: f64 = 28.0;
 /// The most operation bars one page draws (the highlighted ones always):
 /// a history may hold two million events, a page should open.
 pub const MAX_BARS: usize = 20_000;
+/// The most candidates, and concurrent operations, the page names per
+/// violation (always drawn, listed in its table): the rest are counted.
+const MAX_NAMED: usize = 500;
 
 /// One timeline: a run, or one history file of `check`.
 pub struct Section<'a> {
@@ -152,8 +155,8 @@ impl Marks {
             let Some(v) = &p.violation else { continue };
             marks.prefix.extend(v.prefix.iter().map(|s| s.op));
             marks.stuck.insert(v.stuck.op);
-            marks.concurrent.extend(v.concurrent.iter().map(|c| c.op));
-            marks.candidates.extend(v.candidates.iter().map(|c| (c.op, c.rejection.clone())));
+            marks.concurrent.extend(v.concurrent.iter().take(MAX_NAMED).map(|c| c.op));
+            marks.candidates.extend(v.candidates.iter().take(MAX_NAMED).map(|c| (c.op, c.rejection.clone())));
             marks.window.extend(v.window.iter().flat_map(|w| w.ops.iter().map(|o| o.op)));
         }
         marks
@@ -223,6 +226,8 @@ fn bars(history: &History, timed: bool) -> Vec<Bar> {
         if bar.end == u64::MAX {
             bar.end = last;
         }
+        // A history file's times may run backwards: a bar never does.
+        bar.end = bar.end.max(bar.start);
     }
     bars
 }
@@ -252,7 +257,7 @@ fn evidence_window(bars: &[Bar], marks: &Marks, outcome: Option<&Outcome>) -> Op
     if let Some(first) = spans.next() {
         let (from, to) = spans.fold(first, |(a, b), (c, d)| (a.min(c), b.max(d)));
         let pad = (to - from) / 20;
-        return Some((from.saturating_sub(pad), to.saturating_add(pad).max(from + 1), what));
+        return Some((from.saturating_sub(pad), to.saturating_add(pad).max(from.saturating_add(1)), what));
     }
     match outcome {
         Some(Outcome::Violation(v)) => v.time.map(|t| {
@@ -276,7 +281,9 @@ fn write_timeline(
     (from, to): (u64, u64),
     timed: bool,
 ) {
-    let processes: BTreeSet<u64> = bars.iter().map(|b| b.process).collect();
+    // Lanes for what is drawn: a history of a hundred thousand processes
+    // must not make a page of a hundred thousand empty lanes.
+    let processes: BTreeSet<u64> = drawn.iter().map(|&i| bars[i].process).collect();
     let nodes: BTreeSet<String> = s
         .faults
         .iter()
@@ -288,6 +295,7 @@ fn write_timeline(
         nodes.iter().enumerate().map(|(i, n)| (n.as_str(), processes.len() + i)).collect();
     let lanes = processes.len() + nodes.len();
     let height = AXIS + LANE * lanes.max(1) as f64 + 8.0;
+    let to = to.max(from);
     let span = (to - from).max(1) as f64;
     let x = |t: u64| LABELS + WIDTH * ((t.clamp(from, to) - from) as f64 / span);
     let y = |lane: usize| AXIS + LANE * lane as f64;
@@ -323,7 +331,7 @@ fn write_timeline(
             (x1 - x0).max(2.0)
         );
     }
-    write_fault_bands(out, s.faults, &node_lane, &x, &y, to);
+    write_fault_bands(out, s.faults, &node_lane, &x, &y, (from, to));
     for &i in drawn {
         let b = &bars[i];
         let (x0, x1) = (x(b.start), x(b.end));
@@ -378,7 +386,7 @@ fn write_timeline(
 
 fn write_axis(out: &mut String, (from, to): (u64, u64), timed: bool, height: f64) {
     let step = nice_step((to - from).max(1) / 10);
-    let mut t = from.div_ceil(step) * step;
+    let mut t = from.div_ceil(step).saturating_mul(step);
     while t <= to {
         let at = LABELS + WIDTH * ((t - from) as f64 / (to - from).max(1) as f64);
         let _ = writeln!(
@@ -468,7 +476,7 @@ fn write_fault_bands(
     node_lane: &BTreeMap<&str, usize>,
     x: &dyn Fn(u64) -> f64,
     y: &dyn Fn(usize) -> f64,
-    end: u64,
+    (from, end): (u64, u64),
 ) {
     // Open bands: (kind, node) -> (start, description).
     let mut open: BTreeMap<(&str, String), (u64, String)> = BTreeMap::new();
@@ -484,10 +492,15 @@ fn write_fault_bands(
         let t = f.time.0;
         let nodes: Vec<String> = f.nodes.iter().map(|n| n.to_string()).collect();
         match effect(f) {
+            // A crash ends a pause (the node restarts unpaused); a kill
+            // turns a node that is down into one down for good.
             Effect::Down => nodes.iter().for_each(|n| {
+                close(&mut open, "paused", n, t);
                 open.entry(("down", n.clone())).or_insert((t, f.fault.clone()));
             }),
             Effect::Killed => nodes.iter().for_each(|n| {
+                close(&mut open, "paused", n, t);
+                close(&mut open, "down", n, t);
                 open.entry(("killed", n.clone())).or_insert((t, f.fault.clone()));
             }),
             Effect::Pause => nodes.iter().for_each(|n| {
@@ -496,7 +509,9 @@ fn write_fault_bands(
             Effect::Cut => {
                 cuts += 1;
                 for n in &nodes {
-                    open.entry(("cut", format!("{n}#{cuts}"))).or_insert((t, format!("{} #{cuts}", f.fault)));
+                    // The built-in world's log names the number already.
+                    let what = if f.fault.contains('#') { f.fault.clone() } else { format!("{} #{cuts}", f.fault) };
+                    open.entry(("cut", format!("{n}#{cuts}"))).or_insert((t, what));
                 }
                 partitions.insert(cuts, nodes.clone());
             }
@@ -522,7 +537,7 @@ fn write_fault_bands(
             }
             Effect::Mark => {}
         }
-        if matches!(effect(f), Effect::Mark) {
+        if matches!(effect(f), Effect::Mark) && (from..=end).contains(&t) {
             for n in &nodes {
                 if let Some(&lane) = node_lane.get(n.as_str()) {
                     let at = x(t);
@@ -541,7 +556,7 @@ fn write_fault_bands(
     for ((kind, n), (start, what)) in std::mem::take(&mut open) {
         bands.push((kind, n, start, end, what));
     }
-    for (kind, node, start, stop, what) in bands {
+    for (kind, node, start, stop, what) in bands.into_iter().filter(|b| b.3 >= from && b.2 <= end) {
         let node = node.split('#').next().unwrap_or_default().to_owned();
         let Some(&lane) = node_lane.get(node.as_str()) else { continue };
         let (x0, x1) = (x(start), x(stop));
@@ -604,8 +619,11 @@ fn write_evidence(out: &mut String, s: &Section<'_>) {
                 out.push_str("</ol>\n");
             }
             out.push_str("<table class=\"candidates\"><tr><th>candidate</th><th>why it cannot go next</th></tr>\n");
-            for c in &v.candidates {
+            for c in v.candidates.iter().take(MAX_NAMED) {
                 let _ = writeln!(out, "<tr><td>op {}: {}</td><td>{}</td></tr>", c.op, esc(&c.call), esc(&c.rejection));
+            }
+            if v.candidates.len() > MAX_NAMED {
+                let _ = writeln!(out, "<tr><td colspan=\"2\">and {} more</td></tr>", v.candidates.len() - MAX_NAMED);
             }
             out.push_str("</table>\n<details><summary>the prefix's last steps</summary><ol>\n");
             for step in &v.prefix {

@@ -48,8 +48,9 @@ pub struct Options {
     pub max_states_total: u64,
     /// Steps of the longest linearizable prefix kept in a report (the last ones).
     pub max_prefix_in_report: usize,
-    /// States the search for a violation's evidence window may explore, in
-    /// all (each probe at most 20,000); 0 computes no window.
+    /// Work the evidence windows of one check may take, over all its
+    /// partitions: each probe costs the states it explores (at most
+    /// 20,000) and the operations it prepares; 0 computes no window.
     pub max_states_window: u64,
 }
 
@@ -181,9 +182,10 @@ struct Prepared<O> {
     ret: Option<usize>,
     op: O,
     call: String,
-    /// The op as if its result were unknown (the evidence window relaxes
-    /// ops to this); `None` if the model ignores it then (a read).
-    relaxed: Option<O>,
+    /// The op as if its result were unknown, for the evidence window:
+    /// `Some(None)` if the model ignores it then (a read), `None` if the
+    /// model will not take it without its result (then it is never relaxed).
+    relaxed: Option<Option<O>>,
 }
 
 /// Checks `history` against `model`, partition by partition.
@@ -191,10 +193,12 @@ pub fn check<M: Model>(model: &M, history: &History, options: &Options) -> Resul
     let partitions = prepare(model, history)?;
     let mut reports = Vec::with_capacity(partitions.len());
     let mut left = options.max_states_total;
+    // One budget for every partition's evidence window, as for the search.
+    let mut window_left = options.max_states_window;
     for (key, ops) in partitions {
         let budget =
             Options { max_states_per_partition: options.max_states_per_partition.min(left), ..options.clone() };
-        let report = check_partition(model, key, &ops, &budget);
+        let report = check_partition(model, key, &ops, &budget, &mut window_left);
         left = left.saturating_sub(report.states_explored);
         reports.push(report);
     }
@@ -240,9 +244,9 @@ fn prepare<M: Model>(model: &M, history: &History) -> Result<Partitions<M::Op>, 
             .map_err(|message| CheckError { event: comp.filter(|_| output.is_some()).unwrap_or(inv), message })?;
         if let Some(op) = op {
             let relaxed = if output.is_none() {
-                Some(op.clone())
+                Some(Some(op.clone()))
             } else {
-                model.prepare(&Call { output: None, ..call }).ok().flatten()
+                model.prepare(&Call { output: None, ..call }).ok()
             };
             partitions.entry(invoke.key.clone()).or_default().push(Prepared {
                 invoke: inv,
@@ -521,13 +525,14 @@ fn check_partition<M: Model>(
     key: Option<String>,
     ops: &[Prepared<M::Op>],
     options: &Options,
+    window_left: &mut u64,
 ) -> PartitionReport {
     let (result, states) = search(model, ops, options.max_states_per_partition);
     let (verdict, violation) = match result {
         SearchResult::Linearizable => (Verdict::Linearizable, None),
         SearchResult::Unknown => (Verdict::Unknown, None),
         SearchResult::NotLinearizable { prefix, survivors } => {
-            (Verdict::NotLinearizable, Some(evidence(model, ops, &prefix, &survivors, options)))
+            (Verdict::NotLinearizable, Some(evidence(model, ops, &prefix, &survivors, options, window_left)))
         }
     };
     PartitionReport { key, verdict, operations: ops.len(), states_explored: states, violation }
@@ -778,6 +783,7 @@ fn evidence<M: Model>(
     prefix: &[usize],
     survivors: &[M::State],
     options: &Options,
+    window_left: &mut u64,
 ) -> Evidence {
     let mut state = model.init();
     let mut steps = Vec::with_capacity(prefix.len());
@@ -813,7 +819,7 @@ fn evidence<M: Model>(
             concurrent.push(op_ref(i));
         }
     }
-    let window = window(model, ops, stuck, options.max_states_window)
+    let window = window(model, ops, stuck, window_left)
         .map(|(kept, minimal)| Window { ops: kept.into_iter().map(op_ref).collect(), minimal });
     Evidence {
         prefix_length: prefix.len(),
@@ -847,21 +853,20 @@ const WINDOW_PROBE_STATES: u64 = 20_000;
 /// linearizable shows the whole is not. When the violation needs ops that
 /// overlap `s` to complete too (two concurrent compare-and-sets that both
 /// succeeded), it starts from the whole partition instead.
-fn window<M: Model>(model: &M, ops: &[Prepared<M::Op>], stuck: usize, budget: u64) -> Option<(Vec<usize>, bool)> {
-    if budget == 0 {
+fn window<M: Model>(model: &M, ops: &[Prepared<M::Op>], stuck: usize, left: &mut u64) -> Option<(Vec<usize>, bool)> {
+    if *left == 0 {
         return None;
     }
-    let mut left = budget;
     let (called, returned) = (ops[stuck].invoke, ops[stuck].ret?);
     let before: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].invoke < returned).collect();
     let kept: Vec<usize> =
         before.iter().copied().filter(|&i| i == stuck || ops[i].ret.is_some_and(|r| r < called)).collect();
-    if let Some(found) = reduce(model, ops, &before, kept, Some(stuck), &mut left) {
+    if let Some(found) = reduce(model, ops, &before, kept, Some(stuck), left) {
         return Some(found);
     }
     let all: Vec<usize> = (0..ops.len()).collect();
     let definite: Vec<usize> = all.iter().copied().filter(|&i| ops[i].ret.is_some()).collect();
-    reduce(model, ops, &all, definite, None, &mut left)
+    reduce(model, ops, &all, definite, None, left)
 }
 
 /// Relaxes what it can of `kept` (all but `pinned`) among the ops
@@ -876,10 +881,14 @@ fn reduce<M: Model>(
     left: &mut u64,
 ) -> Option<(Vec<usize>, bool)> {
     let per_probe = WINDOW_PROBE_STATES;
+    // A probe costs its states and the ops it prepares: a long history's
+    // probes spend the budget even when they explore little.
     let mut probe = |kept: &[usize]| -> Option<bool> {
-        if *left == 0 {
+        if *left < within.len() as u64 {
+            *left = 0;
             return None;
         }
+        *left -= within.len() as u64;
         let mut definite = vec![false; ops.len()];
         for &k in kept {
             definite[k] = true;
@@ -890,11 +899,12 @@ fn reduce<M: Model>(
         let mut sub: Vec<Prepared<M::Op>> = within
             .iter()
             .filter_map(|&i| {
-                let op = if definite[i] { ops[i].op.clone() } else { ops[i].relaxed.clone()? };
-                if !definite[i] && model.read_only(&op) {
+                let definite = definite[i] || ops[i].relaxed.is_none();
+                let op = if definite { ops[i].op.clone() } else { ops[i].relaxed.clone().flatten()? };
+                if !definite && model.read_only(&op) {
                     return None;
                 }
-                let ret = if definite[i] { ops[i].ret } else { None };
+                let ret = if definite { ops[i].ret } else { None };
                 Some(Prepared { invoke: ops[i].invoke, ret, op, call: String::new(), relaxed: None })
             })
             .collect();
@@ -917,7 +927,9 @@ fn reduce<M: Model>(
     let mut chunk = kept.len().div_ceil(2).max(1);
     let minimal = loop {
         let mut decided = true;
-        let order: Vec<usize> = kept.iter().rev().copied().filter(|&i| Some(i) != pinned).collect();
+        // An op the model will not take without its result is never relaxed.
+        let order: Vec<usize> =
+            kept.iter().rev().copied().filter(|&i| Some(i) != pinned && ops[i].relaxed.is_some()).collect();
         for group in order.chunks(chunk) {
             let without: Vec<usize> = kept.iter().copied().filter(|k| !group.contains(k)).collect();
             match probe(&without) {
