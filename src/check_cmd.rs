@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use harness::check::linearizability::{check, LinearizabilityReport, Options, Verdict};
 use harness::check::models::{Kv, Lock, Queue, Register};
 use harness::history_io::{read, Format, ParsedHistory};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli::{CliError, ReportPath};
@@ -55,20 +56,30 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
     // batch of one-line verdicts.
     let evidence_shown = (!args.json && args.files.len() == 1) || args.report.is_some() || args.html.is_some();
     if !evidence_shown {
+        options.evidence = false;
         options.max_states_window = 0;
     }
-    // Read and parse every file first: bad input anywhere is exit 2 before any verdict.
-    let mut parsed = Vec::with_capacity(args.files.len());
-    for file in &args.files {
-        parsed.push(load(file, format)?);
-    }
+    // Files are independent: read and check them on every core, then
+    // report in the order given. Every file is read and parsed first: bad
+    // input anywhere is exit 2 before any verdict.
+    // Errors are collected in order too, so the one reported is always the
+    // first file's.
+    let parsed: Vec<Result<ParsedHistory, CliError>> = args.files.par_iter().map(|file| load(file, format)).collect();
+    let parsed: Vec<ParsedHistory> = parsed.into_iter().collect::<Result<_, _>>()?;
+    let checked: Vec<Result<LinearizabilityReport, CliError>> = args
+        .files
+        .par_iter()
+        .zip(&parsed)
+        .map(|(file, history)| {
+            check_with(&args.model, history, &options).map_err(|(event, message)| {
+                CliError::input(format!("{}:{}: {message}", file.display(), history.line_of(event)))
+            })
+        })
+        .collect();
+    let checked: Vec<LinearizabilityReport> = checked.into_iter().collect::<Result<_, _>>()?;
     let mut all_linearizable = true;
     let mut reports = Vec::with_capacity(parsed.len());
-    for (file, history) in args.files.iter().zip(&parsed) {
-        let report = check_with(&args.model, history, &options).map_err(|(event, message)| {
-            CliError::input(format!("{}:{}: {message}", file.display(), history.line_of(event)))
-        })?;
-
+    for (file, report) in args.files.iter().zip(checked) {
         all_linearizable &= report.verdict == Verdict::Linearizable;
         if args.json {
             let line = JsonLine {

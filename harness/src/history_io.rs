@@ -10,6 +10,7 @@
 //! expected. No input makes a reader panic (a property test feeds them
 //! arbitrary text).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::history::{History, Op, OpType, Value};
@@ -135,6 +136,11 @@ fn check_pairing(parsed: &ParsedHistory) -> Result<(), ReadError> {
 /// number), keeping each event's line for later error messages.
 fn read_lines(text: &str, parse_line: fn(usize, &str) -> Result<Op, ReadError>) -> Result<ParsedHistory, ReadError> {
     let mut out = ParsedHistory::default();
+    // One op a line: growing the vectors as they fill would copy them and
+    // touch twice the pages.
+    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    out.history.ops.reserve(lines);
+    out.lines.reserve(lines);
     for (i, raw) in text.lines().enumerate() {
         if raw.trim().is_empty() {
             continue;
@@ -254,31 +260,36 @@ pub fn read_porcupine_etcd(text: &str) -> Result<ParsedHistory, ReadError> {
 }
 
 fn parse_porcupine_etcd_line(line: usize, raw: &str) -> Result<Op, ReadError> {
-    let Some(pos) = raw.find("jepsen.util - ") else {
-        return Err(err(
-            line,
-            Some(1),
-            "expected a Jepsen log line `INFO  jepsen.util - <process> <type> <f> <value>`",
-        ));
+    const MARK: &str = "jepsen.util - ";
+    // Every line of a Jepsen log starts `INFO  jepsen.util - `: look for the
+    // mark anywhere only when it does not.
+    let pos = if raw.starts_with("INFO  jepsen.util - ") {
+        "INFO  ".len()
+    } else {
+        raw.find(MARK).ok_or_else(|| {
+            err(line, Some(1), "expected a Jepsen log line `INFO  jepsen.util - <process> <type> <f> <value>`")
+        })?
     };
-    let rest = &raw[pos + "jepsen.util - ".len()..];
-    // Columns count characters, as an editor shows them, not bytes.
+    let rest = &raw[pos + MARK.len()..];
+    // Columns count characters, as an editor shows them, not bytes; worked
+    // out only for an error.
     let col = |field: &str| Some(raw.find(field).map_or(1, |c| raw[..c].chars().count() + 1));
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.len() < 4 {
+    let mut fields = rest.split_ascii_whitespace();
+    let (Some(process), Some(kind), Some(f), Some(first_value)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
         return Err(err(line, Some(pos + 1), "expected four fields after `jepsen.util -`: process, type, f, value"));
-    }
-    let process: u64 = fields[0]
-        .parse()
-        .map_err(|_| err(line, col(fields[0]), format!("expected a process number, not `{}`", fields[0])))?;
-    let kind = match fields[1] {
+    };
+    let process: u64 =
+        process.parse().map_err(|_| err(line, col(process), format!("expected a process number, not `{process}`")))?;
+    let kind = match kind {
         ":invoke" => OpType::Invoke,
         ":ok" => OpType::Ok,
         ":fail" => OpType::Fail,
         ":info" => OpType::Info,
         other => return Err(err(line, col(other), format!("expected :invoke, :ok, :fail or :info, not `{other}`"))),
     };
-    let f = match fields[2] {
+    let f = match f {
         ":read" => "read",
         ":write" => "write",
         ":cas" => "cas",
@@ -286,10 +297,12 @@ fn parse_porcupine_etcd_line(line: usize, raw: &str) -> Result<Op, ReadError> {
             return Err(err(line, col(other), format!("expected the function :read, :write or :cas, not `{other}`")))
         }
     };
-    let value_text = fields[3..].join(" ");
-    let vcol = col(fields[3]);
-    let value = parse_etcd_value(&value_text).ok_or_else(|| {
-        err(line, vcol, format!("expected nil, an integer, `[from to]` or :timed-out, not `{value_text}`"))
+    // The value is the rest of the line: `[from to]` holds a space.
+    let value_at = first_value.as_ptr() as usize - raw.as_ptr() as usize;
+    let value_text = raw[value_at..].trim_end();
+    let value = parse_etcd_value(value_text).ok_or_else(|| {
+        let shown = value_text.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+        err(line, col(first_value), format!("expected nil, an integer, `[from to]` or :timed-out, not `{shown}`"))
     })?;
     let (kind, value) = match (kind, f) {
         (OpType::Fail, "cas") if value.as_pair().is_some() => (OpType::Ok, Value::Bool(false)),
@@ -303,7 +316,7 @@ fn parse_etcd_value(s: &str) -> Option<Value> {
         "nil" => Some(Value::Null),
         ":timed-out" => Some(Value::Null),
         _ if s.starts_with('[') && s.ends_with(']') => {
-            let inner: Vec<&str> = s[1..s.len() - 1].split_whitespace().collect();
+            let inner: Vec<&str> = s[1..s.len() - 1].split_ascii_whitespace().collect();
             if inner.len() != 2 {
                 return None;
             }
@@ -324,9 +337,9 @@ pub fn read_porcupine_kv(text: &str) -> Result<ParsedHistory, ReadError> {
 
 fn parse_porcupine_kv_line(line: usize, raw: &str) -> Result<Op, ReadError> {
     let map = EdnLine::new(raw).map().map_err(|(c, m)| err(line, Some(c), m))?;
-    let get = |k: &str| map.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    let get = |k: &str| map.iter().find(|(key, _)| *key == k).map(|(_, v)| v);
     let missing = |k: &str| err(line, None, format!("missing key :{k}; expected :process, :type, :f, :key and :value"));
-    if let Some((k, _)) = map.iter().find(|(k, _)| !["process", "type", "f", "key", "value"].contains(&k.as_str())) {
+    if let Some((k, _)) = map.iter().find(|(k, _)| !["process", "type", "f", "key", "value"].contains(k)) {
         return Err(err(line, None, format!("unknown key :{k}; expected :process, :type, :f, :key and :value")));
     }
     let process = match get("process").ok_or_else(|| missing("process"))? {
@@ -334,39 +347,40 @@ fn parse_porcupine_kv_line(line: usize, raw: &str) -> Result<Op, ReadError> {
         other => return Err(err(line, None, format!(":process must be a non-negative integer, not {other}"))),
     };
     let kind = match get("type").ok_or_else(|| missing("type"))? {
-        Edn::Keyword(k) if k == "invoke" => OpType::Invoke,
-        Edn::Keyword(k) if k == "ok" => OpType::Ok,
-        Edn::Keyword(k) if k == "fail" => OpType::Fail,
-        Edn::Keyword(k) if k == "info" => OpType::Info,
+        Edn::Keyword("invoke") => OpType::Invoke,
+        Edn::Keyword("ok") => OpType::Ok,
+        Edn::Keyword("fail") => OpType::Fail,
+        Edn::Keyword("info") => OpType::Info,
         other => return Err(err(line, None, format!(":type must be :invoke, :ok, :fail or :info, not {other}"))),
     };
     let f = match get("f").ok_or_else(|| missing("f"))? {
-        Edn::Keyword(k) if ["get", "put", "append"].contains(&k.as_str()) => k.clone(),
+        Edn::Keyword(k) if ["get", "put", "append"].contains(k) => (*k).to_owned(),
         other => return Err(err(line, None, format!(":f must be :get, :put or :append, not {other}"))),
     };
     let key = match get("key").ok_or_else(|| missing("key"))? {
-        Edn::Str(s) => s.clone(),
+        Edn::Str(s) => s.to_string(),
         Edn::Int(n) => n.to_string(),
         other => return Err(err(line, None, format!(":key must be a string, not {other}"))),
     };
     let value = match get("value").ok_or_else(|| missing("value"))? {
         Edn::Nil => Value::Null,
-        Edn::Str(s) => Value::Str(s.clone()),
+        Edn::Str(s) => Value::Str(s.to_string()),
         other => return Err(err(line, None, format!(":value must be a string or nil, not {other}"))),
     };
     Ok(Op { process, kind, f, key: Some(key), value, time: None })
 }
 
-/// The few EDN values these files use.
+/// The few EDN values these files use, borrowed from the line where they
+/// can be: a 2,000-line history is parsed without a string per word.
 #[derive(Clone, Debug, PartialEq)]
-enum Edn {
+enum Edn<'a> {
     Nil,
     Int(i64),
-    Str(String),
-    Keyword(String),
+    Str(Cow<'a, str>),
+    Keyword(&'a str),
 }
 
-impl fmt::Display for Edn {
+impl fmt::Display for Edn<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Edn::Nil => f.write_str("nil"),
@@ -377,31 +391,40 @@ impl fmt::Display for Edn {
     }
 }
 
-/// A cursor over one line of EDN; errors carry a 1-based column.
+/// A cursor over one line of EDN; errors carry a 1-based column, counted
+/// in characters (worked out only for an error).
 struct EdnLine<'a> {
-    chars: Vec<(usize, char)>,
+    text: &'a str,
+    /// A byte offset, always on a character boundary.
     pos: usize,
-    _text: &'a str,
 }
 
 type EdnResult<T> = Result<T, (usize, String)>;
 
 impl<'a> EdnLine<'a> {
     fn new(text: &'a str) -> Self {
-        EdnLine { chars: text.char_indices().collect(), pos: 0, _text: text }
+        EdnLine { text, pos: 0 }
     }
 
     fn column(&self) -> usize {
-        self.pos + 1
+        self.column_at(self.pos)
+    }
+
+    fn column_at(&self, pos: usize) -> usize {
+        self.text[..pos].chars().count() + 1
     }
 
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).map(|&(_, c)| c)
+        self.text[self.pos..].chars().next()
+    }
+
+    fn bump(&mut self, c: char) {
+        self.pos += c.len_utf8();
     }
 
     fn skip_space(&mut self) {
-        while matches!(self.peek(), Some(c) if c.is_whitespace() || c == ',') {
-            self.pos += 1;
+        while let Some(c) = self.peek().filter(|&c| c.is_whitespace() || c == ',') {
+            self.bump(c);
         }
     }
 
@@ -409,7 +432,7 @@ impl<'a> EdnLine<'a> {
         self.skip_space();
         match self.peek() {
             Some(c) if c == want => {
-                self.pos += 1;
+                self.bump(c);
                 Ok(())
             }
             Some(c) => Err((self.column(), format!("expected {what}, found `{c}`"))),
@@ -417,9 +440,9 @@ impl<'a> EdnLine<'a> {
         }
     }
 
-    fn map(mut self) -> EdnResult<Vec<(String, Edn)>> {
+    fn map(mut self) -> EdnResult<Vec<(&'a str, Edn<'a>)>> {
         self.expect('{', "`{` opening an EDN map")?;
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(5);
         loop {
             self.skip_space();
             if self.peek() == Some('}') {
@@ -447,64 +470,70 @@ impl<'a> EdnLine<'a> {
         Ok(entries)
     }
 
-    fn value(&mut self) -> EdnResult<Edn> {
+    fn value(&mut self) -> EdnResult<Edn<'a>> {
         self.skip_space();
-        let start = self.column();
+        let start = self.pos;
         match self.peek() {
             Some('"') => self.string(),
             Some(':') => {
                 self.pos += 1;
                 let word = self.word();
                 if word.is_empty() {
-                    return Err((start, "expected a keyword name after `:`".into()));
+                    return Err((self.column_at(start), "expected a keyword name after `:`".into()));
                 }
                 Ok(Edn::Keyword(word))
             }
             Some(c) if c == '-' || c.is_ascii_digit() => {
                 let word = self.word();
-                word.parse().map(Edn::Int).map_err(|_| (start, format!("expected an integer, found `{word}`")))
+                word.parse()
+                    .map(Edn::Int)
+                    .map_err(|_| (self.column_at(start), format!("expected an integer, found `{word}`")))
             }
             Some(_) => {
                 let word = self.word();
                 if word == "nil" {
                     Ok(Edn::Nil)
                 } else {
-                    Err((start, format!("expected a string, keyword, integer or nil, found `{word}`")))
+                    Err((self.column_at(start), format!("expected a string, keyword, integer or nil, found `{word}`")))
                 }
             }
-            None => Err((start, "expected a value, found the end of the line".into())),
+            None => Err((self.column_at(start), "expected a value, found the end of the line".into())),
         }
     }
 
-    fn word(&mut self) -> String {
-        let mut w = String::new();
+    fn word(&mut self) -> &'a str {
+        let start = self.pos;
         while let Some(c) = self.peek() {
             if c.is_whitespace() || c == ',' || c == '}' || c == '{' || c == '"' {
                 break;
             }
-            w.push(c);
-            self.pos += 1;
+            self.bump(c);
         }
-        if w.is_empty() {
+        if self.pos == start {
             // Always consume something, so a stray character cannot loop.
             if let Some(c) = self.peek() {
-                w.push(c);
-                self.pos += 1;
+                self.bump(c);
             }
         }
-        w
+        &self.text[start..self.pos]
     }
 
-    fn string(&mut self) -> EdnResult<Edn> {
-        let start = self.column();
+    fn string(&mut self) -> EdnResult<Edn<'a>> {
+        let start = self.pos;
         self.pos += 1; // opening quote
+        let body = &self.text[self.pos..];
+        // Most strings hold no escape: borrow them.
+        if let Some(end) = body.find(['"', '\\']).filter(|&end| body.as_bytes()[end] == b'"') {
+            self.pos += end + 1;
+            return Ok(Edn::Str(Cow::Borrowed(&body[..end])));
+        }
         let mut s = String::new();
         loop {
             match self.peek() {
-                None => return Err((start, "a string is not closed; expected `\"`".into())),
+                None => return Err((self.column_at(start), "a string is not closed; expected `\"`".into())),
                 Some('"') => {
                     self.pos += 1;
-                    return Ok(Edn::Str(s));
+                    return Ok(Edn::Str(Cow::Owned(s)));
                 }
                 Some('\\') => {
                     self.pos += 1;
@@ -514,14 +543,14 @@ impl<'a> EdnLine<'a> {
                         Some('"') => '"',
                         Some('\\') => '\\',
                         Some(c) => return Err((self.column(), format!("unknown escape `\\{c}` in a string"))),
-                        None => return Err((start, "a string is not closed; expected `\"`".into())),
+                        None => return Err((self.column_at(start), "a string is not closed; expected `\"`".into())),
                     };
                     s.push(escaped);
                     self.pos += 1;
                 }
                 Some(c) => {
                     s.push(c);
-                    self.pos += 1;
+                    self.bump(c);
                 }
             }
         }

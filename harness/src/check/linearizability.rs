@@ -30,7 +30,6 @@ use std::fmt::Write as _;
 use super::models::{Call, Model};
 use crate::history::{History, OpType};
 use crate::rng::splitmix64;
-use crate::trace::stable_hash;
 
 /// The largest budget a search may be given, per partition and in all:
 /// about 15 s and 1 GB of memo on this project's 2-core machine (measured
@@ -52,6 +51,9 @@ pub struct Options {
     /// partitions: each probe costs the states it explores (at most
     /// 20,000) and the operations it prepares; 0 computes no window.
     pub max_states_window: u64,
+    /// Whether a violation's evidence (prefix, candidates, window) is
+    /// rebuilt: off for a batch of one-line verdicts, where it is not shown.
+    pub evidence: bool,
 }
 
 impl Default for Options {
@@ -61,6 +63,7 @@ impl Default for Options {
             max_states_total: MAX_STATES,
             max_prefix_in_report: 100,
             max_states_window: 500_000,
+            evidence: true,
         }
     }
 }
@@ -181,11 +184,6 @@ struct Prepared<O> {
     /// History index of the completion; `None` for indeterminate ops.
     ret: Option<usize>,
     op: O,
-    call: String,
-    /// The op as if its result were unknown, for the evidence window:
-    /// `Some(None)` if the model ignores it then (a read), `None` if the
-    /// model will not take it without its result (then it is never relaxed).
-    relaxed: Option<Option<O>>,
 }
 
 /// Checks `history` against `model`, partition by partition.
@@ -198,7 +196,7 @@ pub fn check<M: Model>(model: &M, history: &History, options: &Options) -> Resul
     for (key, ops) in partitions {
         let budget =
             Options { max_states_per_partition: options.max_states_per_partition.min(left), ..options.clone() };
-        let report = check_partition(model, key, &ops, &budget, &mut window_left);
+        let report = check_partition(model, history, key, &ops, &budget, &mut window_left);
         left = left.saturating_sub(report.states_explored);
         reports.push(report);
     }
@@ -243,18 +241,7 @@ fn prepare<M: Model>(model: &M, history: &History) -> Result<Partitions<M::Op>, 
             .prepare(&call)
             .map_err(|message| CheckError { event: comp.filter(|_| output.is_some()).unwrap_or(inv), message })?;
         if let Some(op) = op {
-            let relaxed = if output.is_none() {
-                Some(Some(op.clone()))
-            } else {
-                model.prepare(&Call { output: None, ..call }).ok()
-            };
-            partitions.entry(invoke.key.clone()).or_default().push(Prepared {
-                invoke: inv,
-                ret,
-                op,
-                call: describe_call(&call),
-                relaxed,
-            });
+            partitions.entry(invoke.key.clone()).or_default().push(Prepared { invoke: inv, ret, op });
         }
     }
     for ops in partitions.values_mut() {
@@ -272,8 +259,32 @@ fn drop_invisible<M: Model>(model: &M, ops: &mut Vec<Prepared<M::Op>>) {
     ops.retain(|p| p.ret.is_some() || !model.invisible(&facts, &p.op));
 }
 
+/// The call a prepared op was made from. Descriptions and relaxed ops are
+/// made from it only where evidence is reported, not for every op.
+fn call_of<'h, O>(history: &'h History, p: &Prepared<O>) -> Call<'h> {
+    let invoke = &history.ops[p.invoke];
+    Call {
+        process: invoke.process,
+        f: &invoke.f,
+        key: invoke.key.as_deref(),
+        input: &invoke.value,
+        output: p.ret.map(|r| &history.ops[r].value),
+    }
+}
+
+/// The op as if its result were unknown, for the evidence window:
+/// `Some(None)` if the model ignores it then (a read), `None` if the model
+/// will not take it without its result (then it is never relaxed).
+fn relaxed<M: Model>(model: &M, history: &History, p: &Prepared<M::Op>) -> Option<Option<M::Op>> {
+    if p.ret.is_none() {
+        return Some(Some(p.op.clone()));
+    }
+    model.prepare(&Call { output: None, ..call_of(history, p) }).ok()
+}
+
 /// `p3 cas [4 7] -> false`; `?` marks an unknown outcome.
-fn describe_call(call: &Call<'_>) -> String {
+fn describe<O>(history: &History, p: &Prepared<O>) -> String {
+    let call = call_of(history, p);
     let mut s = format!("p{} {}", call.process, call.f);
     if !call.input.is_null() {
         let _ = write!(s, " {}", call.input);
@@ -360,7 +371,7 @@ impl Memo {
         if has_info_ops {
             Memo::Masked(MaskedMemo::new())
         } else {
-            Memo::Plain(FingerprintSet { slots: vec![0; 1 << 12], len: 0 })
+            Memo::Plain(FingerprintSet { slots: vec![0; MEMO_FIRST_SLOTS], len: 0 })
         }
     }
 
@@ -372,6 +383,10 @@ impl Memo {
         }
     }
 }
+
+/// A memo's first table: most partitions explore a few hundred states,
+/// and a bigger table costs a page fault per page it touches.
+const MEMO_FIRST_SLOTS: usize = 1 << 8;
 
 /// An open-addressing set of fingerprints (zero marks an empty slot).
 struct FingerprintSet {
@@ -423,7 +438,7 @@ struct MaskedMemo {
 
 impl MaskedMemo {
     fn new() -> Self {
-        MaskedMemo { slots: vec![(0, NIL); 1 << 12], len: 0, nodes: Vec::new() }
+        MaskedMemo { slots: vec![(0, NIL); MEMO_FIRST_SLOTS], len: 0, nodes: Vec::new() }
     }
 
     /// Records the configuration unless an explored one dominates it;
@@ -522,6 +537,7 @@ enum SearchResult<S> {
 
 fn check_partition<M: Model>(
     model: &M,
+    history: &History,
     key: Option<String>,
     ops: &[Prepared<M::Op>],
     options: &Options,
@@ -531,9 +547,10 @@ fn check_partition<M: Model>(
     let (verdict, violation) = match result {
         SearchResult::Linearizable => (Verdict::Linearizable, None),
         SearchResult::Unknown => (Verdict::Unknown, None),
-        SearchResult::NotLinearizable { prefix, survivors } => {
-            (Verdict::NotLinearizable, Some(evidence(model, ops, &prefix, &survivors, options, window_left)))
-        }
+        SearchResult::NotLinearizable { prefix, survivors } => (
+            Verdict::NotLinearizable,
+            options.evidence.then(|| evidence(model, history, ops, &prefix, &survivors, options, window_left)),
+        ),
     };
     PartitionReport { key, verdict, operations: ops.len(), states_explored: states, violation }
 }
@@ -666,7 +683,7 @@ impl<'a, M: Model> Search<'a, M> {
         } else {
             (self.set, self.mask | self.info_bit[i])
         };
-        if !self.seen.insert(fingerprint(set, stable_hash(&next)), mask) {
+        if !self.seen.insert(fingerprint(set, self.model.memo_hash(&self.facts, &next)), mask) {
             return false;
         }
         self.states += 1;
@@ -779,6 +796,7 @@ fn dooms_pending<M: Model>(
 /// Rebuilds, from the deepest prefix, what a person needs to see.
 fn evidence<M: Model>(
     model: &M,
+    history: &History,
     ops: &[Prepared<M::Op>],
     prefix: &[usize],
     survivors: &[M::State],
@@ -792,7 +810,11 @@ fn evidence<M: Model>(
         state =
             model.step(&state, &ops[i].op).unwrap_or_else(|_| panic!("the prefix replays: op {i} was accepted before"));
         linearized[i] = true;
-        steps.push(PrefixStep { op: ops[i].invoke, call: ops[i].call.clone(), state: model.describe_state(&state) });
+        steps.push(PrefixStep {
+            op: ops[i].invoke,
+            call: describe(history, &ops[i]),
+            state: model.describe_state(&state),
+        });
     }
     let skip = steps.len().saturating_sub(options.max_prefix_in_report);
     let steps = steps.split_off(skip);
@@ -803,7 +825,7 @@ fn evidence<M: Model>(
         .expect("a non-linearizable partition has a pending op with a return");
     let stuck_ret = ops[stuck].ret.unwrap_or(usize::MAX);
     let stuck_call = ops[stuck].invoke;
-    let op_ref = |i: usize| OpRef { op: ops[i].invoke, call: ops[i].call.clone() };
+    let op_ref = |i: usize| OpRef { op: ops[i].invoke, call: describe(history, &ops[i]) };
     let mut candidates = Vec::new();
     let mut concurrent = Vec::new();
     for i in (0..ops.len()).filter(|&i| !linearized[i] && ops[i].invoke < stuck_ret) {
@@ -814,12 +836,12 @@ fn evidence<M: Model>(
                 model.describe_state(&next)
             ),
         };
-        candidates.push(Candidate { op: ops[i].invoke, call: ops[i].call.clone(), rejection });
+        candidates.push(Candidate { op: ops[i].invoke, call: describe(history, &ops[i]), rejection });
         if i != stuck && ops[i].ret.is_none_or(|r| r > stuck_call) {
             concurrent.push(op_ref(i));
         }
     }
-    let window = window(model, ops, stuck, window_left)
+    let window = window(model, history, ops, stuck, window_left)
         .map(|(kept, minimal)| Window { ops: kept.into_iter().map(op_ref).collect(), minimal });
     Evidence {
         prefix_length: prefix.len(),
@@ -853,20 +875,34 @@ const WINDOW_PROBE_STATES: u64 = 20_000;
 /// linearizable shows the whole is not. When the violation needs ops that
 /// overlap `s` to complete too (two concurrent compare-and-sets that both
 /// succeeded), it starts from the whole partition instead.
-fn window<M: Model>(model: &M, ops: &[Prepared<M::Op>], stuck: usize, left: &mut u64) -> Option<(Vec<usize>, bool)> {
+fn window<M: Model>(
+    model: &M,
+    history: &History,
+    ops: &[Prepared<M::Op>],
+    stuck: usize,
+    left: &mut u64,
+) -> Option<(Vec<usize>, bool)> {
     if *left == 0 {
         return None;
     }
+    let relaxed: Vec<Option<Option<M::Op>>> = ops.iter().map(|p| relaxed(model, history, p)).collect();
+    let relaxable = Relaxable { ops, relaxed: &relaxed };
     let (called, returned) = (ops[stuck].invoke, ops[stuck].ret?);
     let before: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].invoke < returned).collect();
     let kept: Vec<usize> =
         before.iter().copied().filter(|&i| i == stuck || ops[i].ret.is_some_and(|r| r < called)).collect();
-    if let Some(found) = reduce(model, ops, &before, kept, Some(stuck), left) {
+    if let Some(found) = reduce(model, &relaxable, &before, kept, Some(stuck), left) {
         return Some(found);
     }
     let all: Vec<usize> = (0..ops.len()).collect();
     let definite: Vec<usize> = all.iter().copied().filter(|&i| ops[i].ret.is_some()).collect();
-    reduce(model, ops, &all, definite, None, left)
+    reduce(model, &relaxable, &all, definite, None, left)
+}
+
+/// A partition's ops, each with its relaxed form (see [`relaxed`]).
+struct Relaxable<'a, O> {
+    ops: &'a [Prepared<O>],
+    relaxed: &'a [Option<Option<O>>],
 }
 
 /// Relaxes what it can of `kept` (all but `pinned`) among the ops
@@ -874,7 +910,7 @@ fn window<M: Model>(model: &M, ops: &[Prepared<M::Op>], stuck: usize, left: &mut
 /// shown not linearizable to begin with.
 fn reduce<M: Model>(
     model: &M,
-    ops: &[Prepared<M::Op>],
+    ops: &Relaxable<'_, M::Op>,
     within: &[usize],
     mut kept: Vec<usize>,
     pinned: Option<usize>,
@@ -889,7 +925,7 @@ fn reduce<M: Model>(
             return None;
         }
         *left -= within.len() as u64;
-        let mut definite = vec![false; ops.len()];
+        let mut definite = vec![false; ops.ops.len()];
         for &k in kept {
             definite[k] = true;
         }
@@ -899,13 +935,14 @@ fn reduce<M: Model>(
         let mut sub: Vec<Prepared<M::Op>> = within
             .iter()
             .filter_map(|&i| {
-                let definite = definite[i] || ops[i].relaxed.is_none();
-                let op = if definite { ops[i].op.clone() } else { ops[i].relaxed.clone().flatten()? };
+                let (full, relaxed) = (&ops.ops[i], &ops.relaxed[i]);
+                let definite = definite[i] || relaxed.is_none();
+                let op = if definite { full.op.clone() } else { relaxed.clone().flatten()? };
                 if !definite && model.read_only(&op) {
                     return None;
                 }
-                let ret = if definite { ops[i].ret } else { None };
-                Some(Prepared { invoke: ops[i].invoke, ret, op, call: String::new(), relaxed: None })
+                let ret = if definite { full.ret } else { None };
+                Some(Prepared { invoke: full.invoke, ret, op })
             })
             .collect();
         drop_invisible(model, &mut sub);
@@ -929,7 +966,7 @@ fn reduce<M: Model>(
         let mut decided = true;
         // An op the model will not take without its result is never relaxed.
         let order: Vec<usize> =
-            kept.iter().rev().copied().filter(|&i| Some(i) != pinned && ops[i].relaxed.is_some()).collect();
+            kept.iter().rev().copied().filter(|&i| Some(i) != pinned && ops.relaxed[i].is_some()).collect();
         for group in order.chunks(chunk) {
             let without: Vec<usize> = kept.iter().copied().filter(|k| !group.contains(k)).collect();
             match probe(&without) {
@@ -943,7 +980,7 @@ fn reduce<M: Model>(
         }
         chunk = chunk.div_ceil(2);
     };
-    kept.sort_by_key(|&i| ops[i].invoke);
+    kept.sort_by_key(|&i| ops.ops[i].invoke);
     Some((kept, minimal))
 }
 

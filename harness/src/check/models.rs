@@ -70,6 +70,16 @@ pub trait Model {
     fn read_only(&self, _op: &Self::Op) -> bool {
         false
     }
+
+    /// The hash under which the search remembers `state`. Two states may
+    /// share it only if they are interchangeable for the rest of the
+    /// partition: every sequence of its operations is accepted from one
+    /// exactly when it is accepted from the other. The search then explores
+    /// one of them and skips the other. Hashing the state itself is always
+    /// safe.
+    fn memo_hash(&self, _facts: &Self::Facts, state: &Self::State) -> u64 {
+        stable_hash(state)
+    }
 }
 
 /// A register's contents.
@@ -362,6 +372,10 @@ pub struct CellFacts {
     /// Whether a cas reported a failed compare: it observes that the value
     /// was *not* its expected one, which any write can make true.
     compare_failed: bool,
+    /// Every string an op compares the held value with (a get's result, a
+    /// string read, a cas's expected string, whatever its outcome), sorted
+    /// and deduplicated: see [`cell_memo_hash`].
+    observed_texts: Vec<Rc<str>>,
 }
 
 fn cell_facts(ops: &[&CellOp]) -> CellFacts {
@@ -395,7 +409,12 @@ fn cell_facts(ops: &[&CellOp]) -> CellFacts {
         if let CellOp::Read(Cell::List(items)) | CellOp::Cas { from: Cell::List(items), .. } = op {
             facts.observed_items.extend(items.to_vec());
         }
+        if let CellOp::Get(text) | CellOp::Read(Cell::Str(text)) | CellOp::Cas { from: Cell::Str(text), .. } = op {
+            facts.observed_texts.push(text.clone());
+        }
     }
+    facts.observed_texts.sort_unstable();
+    facts.observed_texts.dedup();
     produced.sort_by_key(|(hash, _)| *hash);
     produced.dedup_by_key(|(hash, _)| *hash);
     facts.producible_hashes = produced.iter().map(|(hash, _)| *hash).collect();
@@ -467,6 +486,33 @@ fn reachable_by_appends(facts: &CellFacts, held: &Cell, text: &str) -> bool {
     extends(held) || facts.producible.iter().any(extends)
 }
 
+/// What every string that no op can observe hashes to in the memo.
+const UNOBSERVABLE_TEXT: u64 = 0x0B5E_55ED_u64 << 32 | 0xDEAD;
+
+/// Strings that no op of the partition can ever observe are one state to
+/// the search. Say the key holds the string `s` and no observed text (see
+/// `CellFacts::observed_texts`) begins with `s`. Then from `s`:
+/// - reads, gets and compare-and-sets that compare with a string reject
+///   `s` and any extension of it, and a cas whose compare failed accepts;
+/// - an append keeps the key holding such a string;
+/// - a write, put or cas replaces it by a value that does not depend on it;
+/// - every other op (list appends, increments) rejects a string.
+///
+/// So every such `s` accepts the same sequences of the partition's ops.
+/// This is what decides Porcupine's `c50-bad`: appends that a concurrent
+/// put overwrites give a distinct string for every order in which they
+/// run before the put, and no get reads any of them.
+fn cell_memo_hash(facts: &CellFacts, state: &Cell) -> u64 {
+    if let Cell::Str(held) = state {
+        let first_at_or_after = facts.observed_texts.partition_point(|t| **t < **held);
+        let observable = facts.observed_texts.get(first_at_or_after).is_some_and(|t| t.starts_with(&**held));
+        if !observable {
+            return UNOBSERVABLE_TEXT;
+        }
+    }
+    stable_hash(state)
+}
+
 fn cell_read_only(op: &CellOp) -> bool {
     matches!(op, CellOp::Read(_) | CellOp::Get(_) | CellOp::Cas { outcome: CasOutcome::CompareFailed, .. })
 }
@@ -500,6 +546,9 @@ macro_rules! cell_model_steps {
         }
         fn invisible(&self, facts: &CellFacts, op: &CellOp) -> bool {
             cell_invisible(facts, op)
+        }
+        fn memo_hash(&self, facts: &CellFacts, state: &Cell) -> u64 {
+            cell_memo_hash(facts, state)
         }
     };
 }
