@@ -136,6 +136,7 @@ fn write_html(
             faults: &[],
             linearizability: Some(report),
             reigns: &[],
+            leases: &[],
             end: 0,
         })
         .collect();

@@ -20,7 +20,7 @@ use harness::history::{History, OpType};
 use harness::outcome::Outcome;
 use harness::runner::RunOutput;
 use harness::sim::AppliedFault;
-use harness::tap::Reign;
+use harness::tap::{LeaseSpell, Reign};
 
 /// Plot width and the label column, in pixels.
 const WIDTH: f64 = 1200.0;
@@ -45,6 +45,8 @@ pub struct Section<'a> {
     pub linearizability: Option<&'a LinearizabilityReport>,
     /// Each node's spells as leader, as it reported them.
     pub reigns: &'a [Reign],
+    /// Every lease the nodes reported, as the world projects it.
+    pub leases: &'a [LeaseSpell],
     /// Where the time axis ends (ns); 0 to end at the last event.
     pub end: u64,
 }
@@ -72,6 +74,7 @@ impl<'a> Section<'a> {
             faults: &report.faults,
             linearizability: report.linearizability.as_ref(),
             reigns: &out.reigns,
+            leases: &out.leases,
             end: report.virtual_time_ns,
         }
     }
@@ -289,6 +292,7 @@ fn write_timeline(
         .iter()
         .flat_map(|f| f.nodes.iter().map(|n| n.to_string()))
         .chain(s.reigns.iter().map(|r| r.node.to_string()))
+        .chain(s.leases.iter().map(|l| l.holder.to_string()))
         .collect();
     let lane_of: BTreeMap<u64, usize> = processes.iter().enumerate().map(|(i, &p)| (p, i)).collect();
     let node_lane: BTreeMap<&str, usize> =
@@ -331,6 +335,7 @@ fn write_timeline(
             (x1 - x0).max(2.0)
         );
     }
+    write_leases(out, s.leases, &node_lane, &x, &y, (from, to));
     write_fault_bands(out, s.faults, &node_lane, &x, &y, (from, to));
     for &i in drawn {
         let b = &bars[i];
@@ -465,6 +470,46 @@ fn effect(f: &AppliedFault) -> Effect {
         Effect::Resume
     } else {
         Effect::Mark
+    }
+}
+
+/// Each lease as a thin strip above its holder's leadership strip: from
+/// the claim to its projected end (or when it was given up).
+fn write_leases(
+    out: &mut String,
+    leases: &[LeaseSpell],
+    node_lane: &BTreeMap<&str, usize>,
+    x: &dyn Fn(u64) -> f64,
+    y: &dyn Fn(usize) -> f64,
+    (from, to): (u64, u64),
+) {
+    for l in leases {
+        let Some(&lane) = node_lane.get(l.holder.to_string().as_str()) else { continue };
+        let stop = l.end().map_or(to, |t| t.0);
+        if stop < from || l.from.0 > to {
+            continue;
+        }
+        let (x0, x1) = (x(l.from.0), x(stop));
+        let ends = match (l.given_up, l.until) {
+            (Some(t), _) => format!("given up at {}", fmt_ns(t.0)),
+            (None, Some(t)) => {
+                format!("until {} (when its clock reaches the deadline at the rate it ran when claimed)", fmt_ns(t.0))
+            }
+            (None, None) => "past the end of the run".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "<g class=\"lease\"><title>{}</title><rect x=\"{x0:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"3\"/></g>",
+            esc(&format!(
+                "{} holds the lease on {} (epoch {}) from {}, {ends}",
+                l.holder,
+                l.resource,
+                l.epoch,
+                fmt_ns(l.from.0)
+            )),
+            y(lane) + LANE - 11.0,
+            (x1 - x0).max(2.0)
+        );
     }
 }
 
@@ -682,7 +727,7 @@ g.op.stuck rect { stroke: #e0103a; stroke-width: 3; }
 g.op.window rect { stroke: #7b3fb5; stroke-width: 3; }
 g.op:hover rect { stroke: #000; stroke-width: 2; }
 g.fault.down rect, g.fault.killed rect { fill: #55555555; } g.fault.paused rect { fill: #4a78c455; }
-g.fault.cut rect { fill: #c44a4a44; } g.leader rect { fill: #2b6cb0; } g.fault.mark rect { fill: #8a5ac2; }
+g.fault.cut rect { fill: #c44a4a44; } g.leader rect { fill: #2b6cb0; } g.lease rect { fill: #2f9e8f; } g.fault.mark rect { fill: #8a5ac2; }
 line.violation { stroke: #d00; stroke-width: 2; stroke-dasharray: 4 3; }
 rect.violation-node { fill: #d0000033; }
 .evidence h2 { color: #b00; font-size: 15px; } .stuck-text { color: #d00; font-weight: bold; }
@@ -717,6 +762,7 @@ mod tests {
             faults: &[],
             linearizability: None,
             reigns: &[],
+            leases: &[],
             end: 0,
         };
         let html = page(hostile, &[section]);

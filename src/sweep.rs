@@ -90,6 +90,7 @@ fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
         trace: None,
         history: Default::default(),
         reigns: Vec::new(),
+        leases: Vec::new(),
     }
 }
 

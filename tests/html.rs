@@ -65,3 +65,19 @@ fn a_sweep_writes_a_page_per_failing_seed() {
     // Seeds 1 and 2 of lost-update fail, 0 and 3 pass.
     assert_eq!(pages, ["register__lost-update-seed1.html", "register__lost-update-seed2.html"]);
 }
+
+#[test]
+fn a_runs_page_draws_the_leases_the_nodes_reported() {
+    // The planted wall-clock TTL: c4 is granted the lock while c1's lease
+    // still runs, and the page shows both.
+    let out = temp("leases.html");
+    let o =
+        faultline(&["run", "scenarios/lock/ttl-on-wall-clock.toml", "--seed", "1", "--html", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let page = std::fs::read_to_string(&out).expect("the page was written");
+    let (full, _) = page.split_once("<h2>Around the violation</h2>").expect("a zoom");
+    assert!(
+        full.contains("<g class=\"lease\"><title>c1 holds the lease on l1 (epoch 2) from 0.195731s, until 0.655543s")
+    );
+    assert!(full.contains("<g class=\"lease\"><title>c4 holds the lease on l1 (epoch 7) from 0.443156s"));
+}

@@ -39,6 +39,10 @@ pub fn drawn(seed: u64, nodes: &[NodeId], skew: Duration, drift_ppm: f64) -> Vec
         .collect()
 }
 
+/// How far ahead a clock reading is projected to true time: a million
+/// seconds, beyond any run.
+pub const PROJECTION_HORIZON_NS: u64 = 1_000_000 * 1_000_000_000;
+
 #[derive(Clone, Copy, Debug)]
 struct Strobe {
     start: u64,
@@ -116,6 +120,24 @@ impl Clock {
         assert!(period_ns > 0, "a strobe needs a positive period");
         self.strobe =
             Some(Strobe { start: t.0, end: t.0.saturating_add(duration_ns), delta: delta_ns, period: period_ns });
+    }
+
+    /// The true time at which the wall clock will read `w` if nothing but
+    /// drift moves it from `now` on (no bump, reset or strobe); `None` if
+    /// that is past [`PROJECTION_HORIZON_NS`].
+    pub fn projected_wall(&self, now: SimTime, w: WallTime) -> Option<SimTime> {
+        let mono = (i128::from(w.0) - i128::from(self.offset)).max(0);
+        self.projected_mono(now, MonoTime(u64::try_from(mono).unwrap_or(u64::MAX)))
+    }
+
+    /// [`Clock::true_time_of`], or `None` if that is past
+    /// [`PROJECTION_HORIZON_NS`] from `now`: a deadline a node computed
+    /// from any value must not make the search overflow.
+    pub fn projected_mono(&self, now: SimTime, m: MonoTime) -> Option<SimTime> {
+        if m.0.saturating_sub(self.mono(now).0) > PROJECTION_HORIZON_NS {
+            return None;
+        }
+        Some(self.true_time_of(now, m))
     }
 
     /// The earliest true time, not before `now`, at which the monotonic clock reads at least `m`.

@@ -137,8 +137,9 @@ fn check_pairing(parsed: &ParsedHistory) -> Result<(), ReadError> {
 fn read_lines(text: &str, parse_line: fn(usize, &str) -> Result<Op, ReadError>) -> Result<ParsedHistory, ReadError> {
     let mut out = ParsedHistory::default();
     // One op a line: growing the vectors as they fill would copy them and
-    // touch twice the pages.
-    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    // touch twice the pages. No op line is shorter than 16 bytes, and a
+    // file of blank lines must not reserve an op for each.
+    let lines = (text.bytes().filter(|&b| b == b'\n').count() + 1).min(text.len() / 16 + 1);
     out.history.ops.reserve(lines);
     out.lines.reserve(lines);
     for (i, raw) in text.lines().enumerate() {
@@ -272,13 +273,14 @@ fn parse_porcupine_etcd_line(line: usize, raw: &str) -> Result<Op, ReadError> {
     };
     let rest = &raw[pos + MARK.len()..];
     // Columns count characters, as an editor shows them, not bytes; worked
-    // out only for an error.
-    let col = |field: &str| Some(raw.find(field).map_or(1, |c| raw[..c].chars().count() + 1));
-    let mut fields = rest.split_ascii_whitespace();
+    // out only for an error. Every field is a slice of the line.
+    let col_at = |at: usize| Some(raw[..at].chars().count() + 1);
+    let col = |field: &str| col_at(field.as_ptr() as usize - raw.as_ptr() as usize);
+    let mut fields = rest.split_whitespace();
     let (Some(process), Some(kind), Some(f), Some(first_value)) =
         (fields.next(), fields.next(), fields.next(), fields.next())
     else {
-        return Err(err(line, Some(pos + 1), "expected four fields after `jepsen.util -`: process, type, f, value"));
+        return Err(err(line, col_at(pos), "expected four fields after `jepsen.util -`: process, type, f, value"));
     };
     let process: u64 =
         process.parse().map_err(|_| err(line, col(process), format!("expected a process number, not `{process}`")))?;
@@ -301,7 +303,7 @@ fn parse_porcupine_etcd_line(line: usize, raw: &str) -> Result<Op, ReadError> {
     let value_at = first_value.as_ptr() as usize - raw.as_ptr() as usize;
     let value_text = raw[value_at..].trim_end();
     let value = parse_etcd_value(value_text).ok_or_else(|| {
-        let shown = value_text.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+        let shown = value_text.split_whitespace().collect::<Vec<_>>().join(" ");
         err(line, col(first_value), format!("expected nil, an integer, `[from to]` or :timed-out, not `{shown}`"))
     })?;
     let (kind, value) = match (kind, f) {
@@ -316,7 +318,7 @@ fn parse_etcd_value(s: &str) -> Option<Value> {
         "nil" => Some(Value::Null),
         ":timed-out" => Some(Value::Null),
         _ if s.starts_with('[') && s.ends_with(']') => {
-            let inner: Vec<&str> = s[1..s.len() - 1].split_ascii_whitespace().collect();
+            let inner: Vec<&str> = s[1..s.len() - 1].split_whitespace().collect();
             if inner.len() != 2 {
                 return None;
             }
@@ -615,6 +617,37 @@ mod tests {
         let h = read(Format::PorcupineEtcd, text).expect("valid").history;
         assert_eq!((h.ops[1].kind, &h.ops[1].value), (OpType::Ok, &Value::Bool(false)));
         assert_eq!(h.ops[3].kind, OpType::Fail);
+    }
+
+    #[test]
+    fn etcd_fields_split_on_any_whitespace_and_columns_count_characters() {
+        // A vertical tab, a no-break space and an em space separate fields
+        // as a tab does.
+        let text =
+            "INFO  jepsen.util - 0\u{b}:invoke\t:cas\t[1\u{2003}2]\nINFO  jepsen.util - 0\t:ok\t:cas\u{a0}[1 2]\n";
+        let h = read(Format::PorcupineEtcd, text).expect("valid").history;
+        assert_eq!(h.ops[1].value, Value::pair(Value::Int(1), Value::Int(2)));
+        // The bad value `il` is named where it is, not inside `util`; the
+        // column counts the two-byte `é` as one character.
+        let e = read(Format::PorcupineEtcd, "é INFO  jepsen.util - 1\t:invoke\t:read\til").expect_err("il").to_string();
+        assert_eq!(e, "line 1, column 39: expected nil, an integer, `[from to]` or :timed-out, not `il`");
+        let e = read(Format::PorcupineEtcd, "é INFO  jepsen.util - 1").expect_err("short").to_string();
+        assert!(e.starts_with("line 1, column 9: expected four fields"), "{e}");
+    }
+
+    #[test]
+    fn blank_lines_cost_nothing() {
+        // A million blank lines around one op: what is reserved follows the
+        // file's size, not its count of lines.
+        let text = format!(
+            "{}INFO  jepsen.util - 0\t:invoke\t:read\tnil\n{}INFO  jepsen.util - 0\t:ok\t:read\tnil\n",
+            "\n".repeat(1_000_000),
+            "\n".repeat(1_000_000)
+        );
+        let parsed = read(Format::PorcupineEtcd, &text).expect("valid");
+        assert_eq!(parsed.history.len(), 2);
+        assert!(parsed.history.ops.capacity() <= text.len() / 16 + 1);
+        assert_eq!(parsed.line_of(1), 2_000_002);
     }
 
     #[test]

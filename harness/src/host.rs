@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use crate::check::lease::LeaseDeadline;
 use crate::check::ClockReadings;
 use crate::clock::Clock;
 use crate::disk::Disk;
@@ -364,6 +365,12 @@ impl<N: Node> ClockReadings for Clocks<'_, N> {
     fn wall(&self, node: NodeId) -> WallTime {
         self.clock(node).wall(self.now)
     }
+    fn projected(&self, node: NodeId, deadline: LeaseDeadline) -> Option<SimTime> {
+        match deadline {
+            LeaseDeadline::Mono(m) => self.clock(node).projected_mono(self.now, m),
+            LeaseDeadline::Wall(w) => self.clock(node).projected_wall(self.now, w),
+        }
+    }
 }
 
 struct Statuses<'a, N: Node>(&'a [Slot<N>]);
@@ -545,6 +552,12 @@ impl<N: Node> Host for Hosted<N> {
             knobs: knobs(&self.scenario, &self.plan),
             ..Report::new(&self.scenario, self.seed, outcome)
         };
-        RunOutput { report, trace: None, history: self.tap.history().clone(), reigns: self.tap.reigns().to_vec() }
+        RunOutput {
+            report,
+            trace: None,
+            history: self.tap.history().clone(),
+            reigns: self.tap.reigns().to_vec(),
+            leases: self.tap.leases().to_vec(),
+        }
     }
 }

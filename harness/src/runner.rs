@@ -93,6 +93,8 @@ pub struct RunOutput {
     pub history: History,
     /// Each node's spells as leader, as its observations reported them.
     pub reigns: Vec<crate::tap::Reign>,
+    /// Every lease the nodes reported, as the world projects it.
+    pub leases: Vec<crate::tap::LeaseSpell>,
 }
 
 impl Report {
@@ -243,7 +245,13 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         ..Report::new(scenario, seed, outcome)
     };
     let trace = world.trace().entries().map(<[_]>::to_vec);
-    RunOutput { report, trace, history: world.history().clone(), reigns: world.reigns().to_vec() }
+    RunOutput {
+        report,
+        trace,
+        history: world.history().clone(),
+        reigns: world.reigns().to_vec(),
+        leases: world.leases().to_vec(),
+    }
 }
 
 /// The end of a run in any world: linearizability first (the strongest

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::check::lease::LeaseEvent;
 use crate::check::{CheckVerdict, ClockReadings, Invariant, Observed, RunEnd, Violation};
 use crate::history::{History, Op, OpType, Value};
 use crate::node::{Leadership, NodeId, Observation};
@@ -35,6 +36,8 @@ pub struct Tap<O> {
     leader: Option<NodeId>,
     /// Every node's spells as leader, as it reported them.
     reigns: Vec<Reign>,
+    /// Every lease the nodes reported, as the world projects it.
+    leases: Vec<LeaseSpell>,
 }
 
 /// A node's spell as leader, from its own observations: from when it
@@ -46,6 +49,32 @@ pub struct Reign {
     pub node: NodeId,
     pub from: SimTime,
     pub to: Option<SimTime>,
+}
+
+/// A lease as the nodes reported it, for a picture of the run: held by
+/// `holder` from its claim until the true time at which the measuring
+/// node's clock reaches the deadline at the rate and offset it had when the
+/// claim was made (a later drift change or clock jump moves the real end;
+/// the lease checks judge that exactly), or until the holder reported
+/// giving it up. A renewal for the same epoch before the end extends the
+/// spell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseSpell {
+    pub holder: NodeId,
+    pub resource: String,
+    pub epoch: u64,
+    pub from: SimTime,
+    /// `None`: the deadline is too far ahead to project (the end of the run).
+    pub until: Option<SimTime>,
+    /// When the holder reported giving it up, if before `until`.
+    pub given_up: Option<SimTime>,
+}
+
+impl LeaseSpell {
+    /// Where the spell ends: given up, expired, or `None` at the end of the run.
+    pub fn end(&self) -> Option<SimTime> {
+        self.given_up.or(self.until)
+    }
 }
 
 impl<O> Default for Tap<O> {
@@ -61,6 +90,7 @@ impl<O> Default for Tap<O> {
             finished: 0,
             leader: None,
             reigns: Vec::new(),
+            leases: Vec::new(),
         }
     }
 }
@@ -84,6 +114,9 @@ impl<O: Observation> Tap<O> {
     }
     pub fn reigns(&self) -> &[Reign] {
         &self.reigns
+    }
+    pub fn leases(&self) -> &[LeaseSpell] {
+        &self.leases
     }
     pub fn sessions(&self) -> &BTreeMap<u64, u64> {
         &self.sessions
@@ -121,6 +154,9 @@ impl<O: Observation> Tap<O> {
                 self.end_reign(node, now);
             }
             None => {}
+        }
+        if let Some(lease) = obs.lease() {
+            self.note_lease(now, node, lease, clocks);
         }
         self.observations.push(Observed { time: now, event, node, obs });
         let observed = self.observations.last().expect("just pushed");
@@ -218,6 +254,46 @@ impl<O: Observation> Tap<O> {
         self.end_reign(node, now);
     }
 
+    /// Keeps the picture of leases: a claim starts a spell or extends the
+    /// holder's running one for the same epoch; giving up ends it.
+    fn note_lease(&mut self, now: SimTime, by: NodeId, lease: LeaseEvent, clocks: &dyn ClockReadings) {
+        let running = |s: &LeaseSpell| s.given_up.is_none() && s.until.is_none_or(|u| u > now);
+        match lease {
+            LeaseEvent::Holds(claim) => {
+                let holder = claim.holder.unwrap_or(by);
+                let until = clocks.projected(by, claim.until);
+                if until.is_some_and(|u| u <= now) {
+                    return; // expired before it was claimed
+                }
+                let last = self.leases.iter_mut().rev().find(|s| s.holder == holder && s.resource == claim.resource);
+                if let Some(s) = last.filter(|s| running(s)) {
+                    if s.epoch == claim.epoch {
+                        s.until = until; // a renewal
+                        return;
+                    }
+                    s.given_up = Some(now);
+                }
+                let spell = LeaseSpell {
+                    holder,
+                    resource: claim.resource,
+                    epoch: claim.epoch,
+                    from: now,
+                    until,
+                    given_up: None,
+                };
+                self.leases.push(spell);
+            }
+            LeaseEvent::Ends { resource, holder } => {
+                let holder = holder.unwrap_or(by);
+                if let Some(s) = self.leases.iter_mut().rev().find(|s| s.holder == holder && s.resource == resource) {
+                    if running(s) {
+                        s.given_up = Some(now);
+                    }
+                }
+            }
+        }
+    }
+
     /// Ends `node`'s open reign, if it has one.
     fn end_reign(&mut self, node: NodeId, now: SimTime) {
         if let Some(r) = self.reigns.iter_mut().rev().find(|r| r.node == node && r.to.is_none()) {
@@ -284,5 +360,71 @@ impl<O: Observation> Tap<O> {
                 (name, verdict)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::lease::{LeaseClaim, LeaseDeadline};
+    use crate::time::{MonoTime, WallTime};
+
+    /// A lease fact as a node reports it.
+    #[derive(Clone, Debug, Hash, serde::Serialize)]
+    enum Fact {
+        Holds { epoch: u64, until_ms: u64 },
+        GaveUp,
+    }
+
+    impl Observation for Fact {
+        fn lease(&self) -> Option<LeaseEvent> {
+            Some(match *self {
+                Fact::Holds { epoch, until_ms } => LeaseEvent::Holds(LeaseClaim {
+                    resource: "r".into(),
+                    holder: None,
+                    epoch,
+                    until: LeaseDeadline::Mono(MonoTime(until_ms * 1_000_000)),
+                }),
+                Fact::GaveUp => LeaseEvent::Ends { resource: "r".into(), holder: None },
+            })
+        }
+    }
+
+    /// Clocks that run at twice true time from zero.
+    struct Fast;
+    impl ClockReadings for Fast {
+        fn mono(&self, _: NodeId) -> MonoTime {
+            MonoTime(0)
+        }
+        fn wall(&self, _: NodeId) -> WallTime {
+            WallTime(0)
+        }
+        fn projected(&self, _: NodeId, deadline: LeaseDeadline) -> Option<SimTime> {
+            match deadline {
+                LeaseDeadline::Mono(m) => Some(SimTime(m.0 / 2)),
+                LeaseDeadline::Wall(_) => None,
+            }
+        }
+    }
+
+    fn ms(n: u64) -> SimTime {
+        SimTime(n * 1_000_000)
+    }
+
+    #[test]
+    fn lease_spells_are_renewed_split_by_epoch_and_given_up() {
+        let mut tap: Tap<Fact> = Tap::default();
+        let n = NodeId::server(0);
+        let mut at = |t: u64, fact: Fact| tap.observe(ms(t), t, n, fact, &Fast).expect("no invariants");
+        at(10, Fact::Holds { epoch: 1, until_ms: 100 }); // ends at 50 ms true time
+        at(40, Fact::Holds { epoch: 1, until_ms: 160 }); // a renewal: to 80 ms
+        at(60, Fact::Holds { epoch: 2, until_ms: 200 }); // a new epoch ends the first at 60
+        at(70, Fact::GaveUp);
+        at(90, Fact::Holds { epoch: 2, until_ms: 170 }); // expired before it was claimed
+        at(95, Fact::GaveUp); // nothing running: changes nothing
+        let spells: Vec<(u64, u64, Option<SimTime>, Option<SimTime>)> =
+            tap.leases().iter().map(|s| (s.epoch, s.from.0 / 1_000_000, s.until, s.given_up)).collect();
+        assert_eq!(spells, [(1, 10, Some(ms(80)), Some(ms(60))), (2, 60, Some(ms(100)), Some(ms(70)))]);
+        assert_eq!(tap.leases()[0].end(), Some(ms(60)));
     }
 }

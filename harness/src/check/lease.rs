@@ -83,6 +83,13 @@ pub enum LeaseEvent {
 pub trait ClockReadings {
     fn mono(&self, node: NodeId) -> MonoTime;
     fn wall(&self, node: NodeId) -> WallTime;
+    /// The true time at which `node`'s clock will reach `deadline` if it
+    /// keeps its present rate and offset; `None` if unknown or too far.
+    /// For a picture of the run, never for a check: a later drift change
+    /// or clock jump moves it.
+    fn projected(&self, _node: NodeId, _deadline: LeaseDeadline) -> Option<SimTime> {
+        None
+    }
 }
 
 pub const LEASES_NEVER_OVERLAP: &str = "leases of different holders never overlap";

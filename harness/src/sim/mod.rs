@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::check::lease::LeaseDeadline;
 use crate::check::{CheckVerdict, ClockReadings, Invariant, Observed, Violation};
 use crate::clock::Clock;
 use crate::disk::Disk;
@@ -478,6 +479,9 @@ impl<N: Node> World<N> {
     }
     pub fn reigns(&self) -> &[crate::tap::Reign] {
         self.core.tap.reigns()
+    }
+    pub fn leases(&self) -> &[crate::tap::LeaseSpell] {
+        self.core.tap.leases()
     }
     pub fn observations(&self) -> &[Observed<N::Obs>] {
         self.core.tap.observations()

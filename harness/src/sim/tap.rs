@@ -19,6 +19,13 @@ impl<N: Node + ?Sized> ClockReadings for Clocks<'_, N> {
     fn wall(&self, node: NodeId) -> WallTime {
         self.nodes[slot_in(self.n_servers, self.nodes.len(), node)].clock.wall(self.now)
     }
+    fn projected(&self, node: NodeId, deadline: LeaseDeadline) -> Option<SimTime> {
+        let clock = &self.nodes[slot_in(self.n_servers, self.nodes.len(), node)].clock;
+        match deadline {
+            LeaseDeadline::Mono(m) => clock.projected_mono(self.now, m),
+            LeaseDeadline::Wall(w) => clock.projected_wall(self.now, w),
+        }
+    }
 }
 
 impl<N: Node + ?Sized> Core<N> {
