@@ -3,7 +3,8 @@
 # renders a failing run's page and a hostile history's page in headless
 # Chromium, and checks what the browser drew, not what the file says:
 # - the DOM after parsing holds one bar per operation of the history, and
-#   the linearizability violation's highlighted operation;
+#   the linearizability violation's highlighted operation, and the message
+#   sequence's arrows;
 # - the screenshot shows the operations' colours and the highlight's red;
 # - a history value `<script>...` or `"><img onerror=...>` is text: no
 #   script or image element appears and the page's title is untouched.
@@ -58,6 +59,14 @@ stuck = re.findall(r'<g class="op [a-z]+ stuck" data-op="(\d+)"', dom)
 violation = report["linearizability"]["partitions"][0]["violation"]
 assert str(violation["stuck"]["op"]) in stuck, f"the stuck op is highlighted: {stuck}"
 print(f"browser-check: {bars} operation bars, stuck op {violation['stuck']['op']} highlighted")
+
+# The message sequence: an arrow per message the world logged before the
+# violation, at most 150, each a line the browser laid out.
+arrows = re.findall(r'<g class="msg (delivered|dropped)"><title>', dom)
+sent = report["stats"]["sent"] + report["stats"]["duplicated"]
+assert 0 < len(arrows) <= min(150, sent), f"{len(arrows)} message arrows for {sent} messages"
+assert "<marker" in dom, "arrowheads are defined"
+print(f"browser-check: {len(arrows)} message arrows ({arrows.count('dropped')} dropped)")
 
 def pixels(path):
     """RGB(A) rows of a PNG, stdlib only (8-bit, colour types 2 and 6)."""

@@ -137,6 +137,7 @@ fn write_html(
             linearizability: Some(report),
             reigns: &[],
             leases: &[],
+            messages: &[],
             end: 0,
         })
         .collect();

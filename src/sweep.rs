@@ -91,6 +91,7 @@ fn crashed(scenario: &Scenario, seed: u64, message: String) -> RunOutput {
         history: Default::default(),
         reigns: Vec::new(),
         leases: Vec::new(),
+        messages: Vec::new(),
     }
 }
 
@@ -198,7 +199,8 @@ pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> 
     let report_path = args.report.as_deref().map(ReportPath::parse).transpose()?;
     let seed = args.seed.or(scenario.seed).unwrap_or(0);
     let max_states = crate::cli::max_states(args.max_states)?;
-    let options = RunOptions { keep_trace: args.trace, max_states, ..RunOptions::default() };
+    let options =
+        RunOptions { keep_trace: args.trace, max_states, messages: args.html.is_some(), ..RunOptions::default() };
     let output = run_seed_on(args.world, systems, &scenario, seed, &options).map_err(CliError::usage)?;
     let report = &output.report;
     if let Some(trace) = output.trace.as_ref().filter(|_| args.trace) {
@@ -442,10 +444,11 @@ fn write_html_pages(
     options: &RunOptions,
 ) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("cannot create {}: {e}", dir.display())))?;
+    let options = RunOptions { messages: true, ..options.clone() };
     for (k, tally) in tallies {
         let scenario = &scenarios[*k];
         for &seed in &tally.failing {
-            let out = run_seed_on(args.world, systems, scenario, seed, options).map_err(CliError::usage)?;
+            let out = run_seed_on(args.world, systems, scenario, seed, &options).map_err(CliError::usage)?;
             let name = format!("{}-seed{seed}.html", test_name(&scenario.path).replace('/', "__"));
             write_html(&dir.join(name), &out)?;
         }

@@ -30,6 +30,8 @@ fn a_runs_page_is_byte_stable_and_draws_every_operation_and_the_evidence() {
     assert_eq!(full.matches(" stuck\" data-op=").count(), 1, "one operation cannot be placed");
     assert!(window.contains(" stuck\" data-op="), "the window shows it too");
     assert!(page.contains("cannot be placed after it"));
+    let messages = page.split_once("<h2>Messages</h2>").expect("a message sequence").1;
+    assert_eq!(messages.matches("<g class=\"msg ").count(), 150, "the last 150 messages before the violation");
     assert!(!page.contains("<script"), "the page runs no script");
     assert!(!page.contains("src=") && !page.contains("href="), "nothing is loaded from elsewhere");
 }

@@ -558,6 +558,8 @@ impl<N: Node> Host for Hosted<N> {
             history: self.tap.history().clone(),
             reigns: self.tap.reigns().to_vec(),
             leases: self.tap.leases().to_vec(),
+            // Another world's network is its own: nothing logs its messages.
+            messages: Vec::new(),
         }
     }
 }

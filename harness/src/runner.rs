@@ -47,6 +47,9 @@ pub struct RunOptions {
     pub max_events: Option<u64>,
     /// Overrides the linearizability search's budget per partition.
     pub max_states: Option<u64>,
+    /// Keep the last messages and their fates (for the HTML page; the
+    /// built-in world only).
+    pub messages: bool,
 }
 
 /// A check and what it said.
@@ -95,6 +98,8 @@ pub struct RunOutput {
     pub reigns: Vec<crate::tap::Reign>,
     /// Every lease the nodes reported, as the world projects it.
     pub leases: Vec<crate::tap::LeaseSpell>,
+    /// The last messages and their fates, when asked for (`RunOptions::messages`).
+    pub messages: Vec<crate::sim::messages::Message>,
 }
 
 impl Report {
@@ -211,6 +216,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         max_time: scenario.duration + scenario.liveness + Duration::from_secs(1),
         max_events: options.max_events.unwrap_or(scenario.max_events),
         keep_trace: options.keep_trace,
+        log_messages: options.messages,
         clients_crash: scenario.clients_crash,
     };
     let Spec { factory, invariants, linearizability, mut progress } = spec;
@@ -251,6 +257,7 @@ pub fn run<N: Node>(scenario: &Scenario, plan: &Plan, seed: u64, spec: Spec<N>, 
         history: world.history().clone(),
         reigns: world.reigns().to_vec(),
         leases: world.leases().to_vec(),
+        messages: world.messages(),
     }
 }
 

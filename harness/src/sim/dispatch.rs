@@ -61,15 +61,17 @@ impl<N: Node> World<N> {
         let core = &mut self.core;
         if epoch != ARRIVED && core.links[core.link_index(from as usize, to as usize)].epoch != epoch {
             core.stats.dropped_partition += 1;
+            core.log_arrival(slot, from, to, messages::Fate::Cut(core.now), &msg);
+            core.free.push(slot);
+            return;
+        }
+        if core.nodes[to as usize].status != Status::Up {
+            core.stats.dropped_down += 1;
+            core.log_arrival(slot, from, to, messages::Fate::Down(core.now), &msg);
             core.free.push(slot);
             return;
         }
         let state = &mut core.nodes[to as usize];
-        if state.status != Status::Up {
-            core.stats.dropped_down += 1;
-            core.free.push(slot);
-            return;
-        }
         if state.paused {
             core.events[slot as usize] = Some(Event::Deliver { from, to, epoch: ARRIVED, msg });
             state.deferred.push(slot);
@@ -77,6 +79,7 @@ impl<N: Node> World<N> {
         }
         core.free.push(slot);
         core.stats.delivered += 1;
+        core.log_arrival(slot, from, to, messages::Fate::Delivered(core.now), &msg);
         let now = core.now.0;
         core.trace.record(now, EventKind::Delivery, to, from, stable_hash(&msg));
         let from_id = core.id_of(from as usize);
@@ -228,8 +231,11 @@ impl<N: Node> World<N> {
         state.timers.clear();
         state.disk.crash();
         core.tap.crashed(state.id, core.now);
+        // What reached it while paused is lost with its memory.
         for s in std::mem::take(&mut state.deferred) {
-            core.events[s as usize] = None;
+            if let Some(Event::Deliver { from, to, msg, .. }) = core.events[s as usize].take() {
+                core.log_arrival(s, from, to, messages::Fate::Down(core.now), &msg);
+            }
             core.free.push(s);
         }
     }

@@ -41,6 +41,7 @@ use crate::trigger::Trigger;
 
 mod dispatch;
 mod faults;
+pub mod messages;
 mod partition;
 mod queue;
 mod tap;
@@ -62,6 +63,8 @@ pub struct WorldConfig {
     pub max_events: u64,
     /// Keep the full event trace (for the determinism check and debugging).
     pub keep_trace: bool,
+    /// Keep the last messages and their fates (for the HTML page).
+    pub log_messages: bool,
     /// Whether faults may hit clients: then `random` picks among clients
     /// too, and triggers crash or cut off the client that reported.
     pub clients_crash: bool,
@@ -79,6 +82,7 @@ impl Default for WorldConfig {
             max_time: Duration::from_secs(3600),
             max_events: 50_000_000,
             keep_trace: false,
+            log_messages: false,
             clients_crash: false,
         }
     }
@@ -253,6 +257,8 @@ pub(crate) struct Core<N: Node + ?Sized> {
     /// The effect buffer handlers record into (reused, never shrunk).
     effects: Vec<Effect<N>>,
     trace: Trace,
+    /// The last messages and their fates, when asked for.
+    messages: Option<messages::MessageLog>,
     stats: Stats,
     applied: Vec<AppliedFault>,
     /// Observations, history and the invariants that judge them.
@@ -378,6 +384,7 @@ impl<N: Node> World<N> {
             next_timer: 0,
             effects: Vec::new(),
             trace: Trace::new(config.keep_trace),
+            messages: config.log_messages.then(messages::MessageLog::default),
             stats: Stats::default(),
             applied: Vec::new(),
             tap: Tap::default(),
@@ -476,6 +483,10 @@ impl<N: Node> World<N> {
     }
     pub fn history(&self) -> &History {
         self.core.tap.history()
+    }
+    /// The last messages and their fates (none unless the config asked).
+    pub fn messages(&self) -> Vec<messages::Message> {
+        self.core.messages.as_ref().map_or_else(Vec::new, messages::MessageLog::messages)
     }
     pub fn reigns(&self) -> &[crate::tap::Reign] {
         self.core.tap.reigns()

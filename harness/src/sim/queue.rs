@@ -8,7 +8,8 @@ impl<N: Node + ?Sized> Core<N> {
         from * self.nodes.len() + to
     }
 
-    pub(super) fn push_event(&mut self, time: u64, event: Event<N::Msg>) {
+    /// Schedules `event` at `time`; returns its slot.
+    pub(super) fn push_event(&mut self, time: u64, event: Event<N::Msg>) -> u32 {
         let slot = match self.free.pop() {
             Some(s) => {
                 self.events[s as usize] = Some(event);
@@ -21,6 +22,7 @@ impl<N: Node + ?Sized> Core<N> {
         };
         self.seq += 1;
         self.queue.push(Reverse(Scheduled { time, seq: self.seq, slot }));
+        slot
     }
 
     pub(super) fn send(&mut self, from: usize, to: NodeId, msg: N::Msg) {
@@ -30,11 +32,13 @@ impl<N: Node + ?Sized> Core<N> {
         let link = self.links[li];
         if link.blocked > 0 {
             self.stats.dropped_partition += 1;
+            self.log_dropped_at_sender(from, to, messages::Fate::Cut(self.now), &msg);
             return;
         }
         let config = &self.link_configs[link.config as usize];
         if config.loss > 0.0 && self.net_rng.chance(config.loss) {
             self.stats.dropped_loss += 1;
+            self.log_dropped_at_sender(from, to, messages::Fate::Lost, &msg);
             return;
         }
         if config.duplicate > 0.0 && self.net_rng.chance(config.duplicate) {
@@ -53,7 +57,29 @@ impl<N: Node + ?Sized> Core<N> {
             self.links[li].last_delivery = at;
         }
         let event = Event::Deliver { from: from as u32, to: to as u32, epoch: link.epoch, msg };
-        self.push_event(at, event);
+        let slot = self.push_event(at, event);
+        if let Some(log) = &mut self.messages {
+            log.in_flight(slot, self.now);
+        }
+    }
+
+    fn log_dropped_at_sender(&mut self, from: usize, to: usize, fate: messages::Fate, msg: &N::Msg) {
+        if self.messages.is_some() {
+            let (from, to, text) = (self.id_of(from), self.id_of(to), format!("{msg:?}"));
+            if let Some(log) = &mut self.messages {
+                log.dropped_at_sender(self.now, from, to, fate, text);
+            }
+        }
+    }
+
+    /// Logs the fate of the message in event slot `slot`, if messages are logged.
+    pub(super) fn log_arrival(&mut self, slot: u32, from: u32, to: u32, fate: messages::Fate, msg: &N::Msg) {
+        if self.messages.is_some() {
+            let (from, to, text) = (self.id_of(from as usize), self.id_of(to as usize), format!("{msg:?}"));
+            if let Some(log) = &mut self.messages {
+                log.arrived(slot, from, to, fate, text);
+            }
+        }
     }
 
     /// Applies one effect a handler of the node in `slot` recorded.

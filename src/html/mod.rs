@@ -19,8 +19,11 @@ use harness::check::linearizability::{LinearizabilityReport, Verdict};
 use harness::history::{History, OpType};
 use harness::outcome::Outcome;
 use harness::runner::RunOutput;
+use harness::sim::messages::Message;
 use harness::sim::AppliedFault;
 use harness::tap::{LeaseSpell, Reign};
+
+mod sequence;
 
 /// Plot width and the label column, in pixels.
 const WIDTH: f64 = 1200.0;
@@ -47,6 +50,8 @@ pub struct Section<'a> {
     pub reigns: &'a [Reign],
     /// Every lease the nodes reported, as the world projects it.
     pub leases: &'a [LeaseSpell],
+    /// The last messages the world logged, and their fates.
+    pub messages: &'a [Message],
     /// Where the time axis ends (ns); 0 to end at the last event.
     pub end: u64,
 }
@@ -75,6 +80,7 @@ impl<'a> Section<'a> {
             linearizability: report.linearizability.as_ref(),
             reigns: &out.reigns,
             leases: &out.leases,
+            messages: &out.messages,
             end: report.virtual_time_ns,
         }
     }
@@ -136,6 +142,11 @@ fn write_section(out: &mut String, index: usize, s: &Section<'_>) {
         );
     }
     write_evidence(out, s);
+    let violation = match s.outcome {
+        Some(Outcome::Violation(v)) => v.time,
+        _ => None,
+    };
+    sequence::write_messages(out, s.messages, violation);
     write_faults(out, s.faults);
     out.push_str("</section>\n");
 }
@@ -729,6 +740,11 @@ g.op:hover rect { stroke: #000; stroke-width: 2; }
 g.fault.down rect, g.fault.killed rect { fill: #55555555; } g.fault.paused rect { fill: #4a78c455; }
 g.fault.cut rect { fill: #c44a4a44; } g.leader rect { fill: #2b6cb0; } g.lease rect { fill: #2f9e8f; } g.fault.mark rect { fill: #8a5ac2; }
 line.violation { stroke: #d00; stroke-width: 2; stroke-dasharray: 4 3; }
+svg.sequence { display: block; margin: 12px 0; background: #fcfcfc; border: 1px solid #ddd; }
+line.lifeline { stroke: #ccc; } g.msg line { stroke-width: 1.2; } g.msg text { font-size: 9px; fill: #444; }
+g.msg.delivered line { stroke: #2a7a2a; } marker path { fill: #2a7a2a; }
+g.msg.dropped line { stroke: #c33; stroke-dasharray: 3 2; } path.cross { stroke: #c33; stroke-width: 2; }
+g.msg:hover line { stroke-width: 3; }
 rect.violation-node { fill: #d0000033; }
 .evidence h2 { color: #b00; font-size: 15px; } .stuck-text { color: #d00; font-weight: bold; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
@@ -763,6 +779,7 @@ mod tests {
             linearizability: None,
             reigns: &[],
             leases: &[],
+            messages: &[],
             end: 0,
         };
         let html = page(hostile, &[section]);
