@@ -199,9 +199,12 @@ pub fn run_command(systems: &Systems, args: &RunArgs) -> Result<bool, CliError> 
     let report_path = args.report.as_deref().map(ReportPath::parse).transpose()?;
     let seed = args.seed.or(scenario.seed).unwrap_or(0);
     let max_states = crate::cli::max_states(args.max_states)?;
-    let options =
-        RunOptions { keep_trace: args.trace, max_states, messages: args.html.is_some(), ..RunOptions::default() };
-    let output = run_seed_on(args.world, systems, &scenario, seed, &options).map_err(CliError::usage)?;
+    let options = RunOptions { keep_trace: args.trace, max_states, ..RunOptions::default() };
+    let output = match args.html {
+        Some(_) => run_for_page(args.world, systems, &scenario, seed, &options),
+        None => run_seed_on(args.world, systems, &scenario, seed, &options),
+    }
+    .map_err(CliError::usage)?;
     let report = &output.report;
     if let Some(trace) = output.trace.as_ref().filter(|_| args.trace) {
         for e in trace {
@@ -444,16 +447,37 @@ fn write_html_pages(
     options: &RunOptions,
 ) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("cannot create {}: {e}", dir.display())))?;
-    let options = RunOptions { messages: true, ..options.clone() };
     for (k, tally) in tallies {
         let scenario = &scenarios[*k];
         for &seed in &tally.failing {
-            let out = run_seed_on(args.world, systems, scenario, seed, &options).map_err(CliError::usage)?;
+            let out = run_for_page(args.world, systems, scenario, seed, options).map_err(CliError::usage)?;
             let name = format!("{}-seed{seed}.html", test_name(&scenario.path).replace('/', "__"));
             write_html(&dir.join(name), &out)?;
         }
     }
     Ok(())
+}
+
+/// A run with what its page draws: the messages up to where the page
+/// looks (the violation, or the end of a linearizability violation's
+/// evidence). When that is before the end, the seed runs again, keeping
+/// the messages up to there: the log keeps only the last ones.
+fn run_for_page(
+    world: WorldKind,
+    systems: &Systems,
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+) -> Result<RunOutput, String> {
+    let whole = RunOptions { messages: Some(harness::SimTime(u64::MAX)), ..options.clone() };
+    let mut out = run_seed_on(world, systems, scenario, seed, &whole)?;
+    let anchor = crate::html::message_anchor(&crate::html::Section::of_run(&out));
+    // Other worlds log no messages: nothing to run again for.
+    if let Some(anchor) = anchor.filter(|a| a.0 < out.report.virtual_time_ns && !out.messages.is_empty()) {
+        let upto = RunOptions { messages: Some(anchor), ..options.clone() };
+        out.messages = run_seed_on(world, systems, scenario, seed, &upto)?.messages;
+    }
+    Ok(out)
 }
 
 /// Writes a run's page (`--html`).

@@ -81,5 +81,5 @@ fn a_runs_page_draws_the_leases_the_nodes_reported() {
     assert!(
         full.contains("<g class=\"lease\"><title>c1 holds the lease on l1 (epoch 2) from 0.195731s, until 0.655543s")
     );
-    assert!(full.contains("<g class=\"lease\"><title>c4 holds the lease on l1 (epoch 7) from 0.443156s"));
+    assert!(full.contains("<g class=\"lease\"><title>c4 holds the lease on l1 (epoch 7) from 0.443155s"));
 }

@@ -276,7 +276,17 @@ fn parse_porcupine_etcd_line(line: usize, raw: &str) -> Result<Op, ReadError> {
     // out only for an error. Every field is a slice of the line.
     let col_at = |at: usize| Some(raw[..at].chars().count() + 1);
     let col = |field: &str| col_at(field.as_ptr() as usize - raw.as_ptr() as usize);
-    let mut fields = rest.split_whitespace();
+    // Any Unicode whitespace separates fields; the ASCII splitter gives the
+    // same fields for a line of ASCII without a vertical tab (the one ASCII
+    // space it does not split on), and costs a third of the other.
+    let (mut ascii_fields, mut unicode_fields);
+    let fields: &mut dyn Iterator<Item = &str> = if rest.bytes().all(|b| b.is_ascii() && b != 0x0B) {
+        ascii_fields = rest.split_ascii_whitespace();
+        &mut ascii_fields
+    } else {
+        unicode_fields = rest.split_whitespace();
+        &mut unicode_fields
+    };
     let (Some(process), Some(kind), Some(f), Some(first_value)) =
         (fields.next(), fields.next(), fields.next(), fields.next())
     else {

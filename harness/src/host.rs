@@ -470,6 +470,7 @@ impl<N: Node> Host for Hosted<N> {
             Fault::ClockReset(_) => clock.reset(now),
             ref other => panic!("not a clock fault: {other}"),
         }
+        self.tap.clocks_changed(now, &Clocks { slots: &self.slots, now });
     }
 
     fn drift(&mut self, node: NodeId, change: u64, ppm: Option<f64>, now: SimTime) {
@@ -481,6 +482,7 @@ impl<N: Node> Host for Hosted<N> {
         }
         let ppm = s.drifts.last().map_or(s.base_drift, |d| d.1);
         s.clock.set_drift(now, ppm.clamp(-crate::clock::MAX_DRIFT_PPM, crate::clock::MAX_DRIFT_PPM));
+        self.tap.clocks_changed(now, &Clocks { slots: &self.slots, now });
     }
 
     fn arm_crash(&mut self, node: NodeId, keep: Option<u32>) {

@@ -47,9 +47,9 @@ pub struct RunOptions {
     pub max_events: Option<u64>,
     /// Overrides the linearizability search's budget per partition.
     pub max_states: Option<u64>,
-    /// Keep the last messages and their fates (for the HTML page; the
-    /// built-in world only).
-    pub messages: bool,
+    /// Keep the last messages sent by this time, and their fates (for the
+    /// HTML page; the built-in world only).
+    pub messages: Option<crate::time::SimTime>,
 }
 
 /// A check and what it said.

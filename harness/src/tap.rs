@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::lease::LeaseEvent;
+use crate::check::lease::{LeaseDeadline, LeaseEvent};
 use crate::check::{CheckVerdict, ClockReadings, Invariant, Observed, RunEnd, Violation};
 use crate::history::{History, Op, OpType, Value};
 use crate::node::{Leadership, NodeId, Observation};
@@ -38,6 +38,8 @@ pub struct Tap<O> {
     reigns: Vec<Reign>,
     /// Every lease the nodes reported, as the world projects it.
     leases: Vec<LeaseSpell>,
+    /// The latest spell of each (holder, resource, measuring node).
+    latest_lease: BTreeMap<(NodeId, String, NodeId), usize>,
 }
 
 /// A node's spell as leader, from its own observations: from when it
@@ -53,16 +55,19 @@ pub struct Reign {
 
 /// A lease as the nodes reported it, for a picture of the run: held by
 /// `holder` from its claim until the true time at which the measuring
-/// node's clock reaches the deadline at the rate and offset it had when the
-/// claim was made (a later drift change or clock jump moves the real end;
-/// the lease checks judge that exactly), or until the holder reported
-/// giving it up. A renewal for the same epoch before the end extends the
-/// spell.
+/// node's clock reaches the deadline (projected at the clock's rate and
+/// offset, and projected again whenever a fault changes that clock), or
+/// until the holder reported giving it up. A renewal for the same epoch
+/// before the end extends the spell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseSpell {
     pub holder: NodeId,
+    /// The node whose clock measures the lease (the holder itself, or the
+    /// node that granted it).
+    pub measured_by: NodeId,
     pub resource: String,
     pub epoch: u64,
+    pub deadline: LeaseDeadline,
     pub from: SimTime,
     /// `None`: the deadline is too far ahead to project (the end of the run).
     pub until: Option<SimTime>,
@@ -74,6 +79,10 @@ impl LeaseSpell {
     /// Where the spell ends: given up, expired, or `None` at the end of the run.
     pub fn end(&self) -> Option<SimTime> {
         self.given_up.or(self.until)
+    }
+
+    fn running(&self, now: SimTime) -> bool {
+        self.given_up.is_none() && self.until.is_none_or(|u| u > now)
     }
 }
 
@@ -91,6 +100,7 @@ impl<O> Default for Tap<O> {
             leader: None,
             reigns: Vec::new(),
             leases: Vec::new(),
+            latest_lease: BTreeMap::new(),
         }
     }
 }
@@ -255,9 +265,9 @@ impl<O: Observation> Tap<O> {
     }
 
     /// Keeps the picture of leases: a claim starts a spell or extends the
-    /// holder's running one for the same epoch; giving up ends it.
+    /// running one of its holder, resource and measuring node for the same
+    /// epoch; giving up ends the holder's running spells.
     fn note_lease(&mut self, now: SimTime, by: NodeId, lease: LeaseEvent, clocks: &dyn ClockReadings) {
-        let running = |s: &LeaseSpell| s.given_up.is_none() && s.until.is_none_or(|u| u > now);
         match lease {
             LeaseEvent::Holds(claim) => {
                 let holder = claim.holder.unwrap_or(by);
@@ -265,32 +275,62 @@ impl<O: Observation> Tap<O> {
                 if until.is_some_and(|u| u <= now) {
                     return; // expired before it was claimed
                 }
-                let last = self.leases.iter_mut().rev().find(|s| s.holder == holder && s.resource == claim.resource);
-                if let Some(s) = last.filter(|s| running(s)) {
-                    if s.epoch == claim.epoch {
-                        s.until = until; // a renewal
-                        return;
-                    }
-                    s.given_up = Some(now);
-                }
-                let spell = LeaseSpell {
-                    holder,
-                    resource: claim.resource,
-                    epoch: claim.epoch,
-                    from: now,
-                    until,
-                    given_up: None,
-                };
-                self.leases.push(spell);
-            }
-            LeaseEvent::Ends { resource, holder } => {
-                let holder = holder.unwrap_or(by);
-                if let Some(s) = self.leases.iter_mut().rev().find(|s| s.holder == holder && s.resource == resource) {
-                    if running(s) {
+                let key = (holder, claim.resource.clone(), by);
+                if let Some(&i) = self.latest_lease.get(&key) {
+                    let s = &mut self.leases[i];
+                    if s.running(now) {
+                        if s.epoch == claim.epoch {
+                            (s.until, s.deadline) = (until, claim.until); // a renewal
+                            return;
+                        }
                         s.given_up = Some(now);
                     }
                 }
+                self.latest_lease.insert(key, self.leases.len());
+                self.leases.push(LeaseSpell {
+                    holder,
+                    measured_by: by,
+                    resource: claim.resource,
+                    epoch: claim.epoch,
+                    deadline: claim.until,
+                    from: now,
+                    until,
+                    given_up: None,
+                });
             }
+            LeaseEvent::Ends { resource, holder } => {
+                let holder = holder.unwrap_or(by);
+                let ends = self.latest_lease.range((holder, resource.clone(), NodeId::server(0))..);
+                for (_, &i) in ends.take_while(|((h, r, _), _)| *h == holder && *r == resource) {
+                    if self.leases[i].running(now) {
+                        self.leases[i].given_up = Some(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A clock changed (a bump, reset, strobe or drift): each running lease
+    /// ends where its measuring clock now reaches the deadline, and a
+    /// wall-clock lease that had run out may run again after a backward jump.
+    pub fn clocks_changed(&mut self, now: SimTime, clocks: &dyn ClockReadings) {
+        let mut revived = Vec::new();
+        for &i in self.latest_lease.values() {
+            let s = &mut self.leases[i];
+            if s.given_up.is_some() {
+                continue;
+            }
+            let until = clocks.projected(s.measured_by, s.deadline);
+            if s.running(now) {
+                s.until = until.map(|u| u.max(now));
+            } else if until.is_none_or(|u| u > now) {
+                revived.push(LeaseSpell { from: now, until, ..s.clone() });
+            }
+        }
+        // Revived spells become the latest of their keys.
+        for s in revived {
+            self.latest_lease.insert((s.holder, s.resource.clone(), s.measured_by), self.leases.len());
+            self.leases.push(s);
         }
     }
 
@@ -366,7 +406,7 @@ impl<O: Observation> Tap<O> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::lease::{LeaseClaim, LeaseDeadline};
+    use crate::check::lease::LeaseClaim;
     use crate::time::{MonoTime, WallTime};
 
     /// A lease fact as a node reports it.

@@ -22,6 +22,7 @@ use harness::runner::RunOutput;
 use harness::sim::messages::Message;
 use harness::sim::AppliedFault;
 use harness::tap::{LeaseSpell, Reign};
+use harness::SimTime;
 
 mod sequence;
 
@@ -33,6 +34,8 @@ const AXIS: f64 = 28.0;
 /// The most operation bars one page draws (the highlighted ones always):
 /// a history may hold two million events, a page should open.
 pub const MAX_BARS: usize = 20_000;
+/// The most lease spells one timeline draws (the first ones).
+const MAX_LEASES: usize = 5_000;
 /// The most candidates, and concurrent operations, the page names per
 /// violation (always drawn, listed in its table): the rest are counted.
 const MAX_NAMED: usize = 500;
@@ -133,6 +136,10 @@ fn write_section(out: &mut String, index: usize, s: &Section<'_>) {
         );
         write_timeline(out, s, &bars, &near, &marks, (from, to), timed);
     }
+    if s.leases.len() > MAX_LEASES {
+        let _ =
+            writeln!(out, "<p class=\"note\">{MAX_LEASES} of {} leases drawn (the first ones).</p>", s.leases.len());
+    }
     if drawn.len() < bars.len() {
         let _ = writeln!(
             out,
@@ -142,13 +149,23 @@ fn write_section(out: &mut String, index: usize, s: &Section<'_>) {
         );
     }
     write_evidence(out, s);
-    let violation = match s.outcome {
-        Some(Outcome::Violation(v)) => v.time,
-        _ => None,
-    };
-    sequence::write_messages(out, s.messages, violation);
+    sequence::write_messages(out, s.messages, message_anchor(s));
     write_faults(out, s.faults);
     out.push_str("</section>\n");
+}
+
+/// Where the message sequence ends: the violation's time, or the end of a
+/// linearizability violation's evidence; `None`: the end of the run.
+pub fn message_anchor(s: &Section<'_>) -> Option<SimTime> {
+    if let Some(Outcome::Violation(v)) = s.outcome {
+        if v.time.is_some() {
+            return v.time;
+        }
+    }
+    let timed = s.history.ops.iter().all(|o| o.time.is_some());
+    let bars = bars(s.history, timed);
+    let marks = Marks::of(s.linearizability);
+    evidence_window(&bars, &marks, s.outcome).filter(|_| timed).map(|(_, to, _)| SimTime(to))
 }
 
 /// The operations the linearizability evidence names, by history index.
@@ -494,7 +511,7 @@ fn write_leases(
     y: &dyn Fn(usize) -> f64,
     (from, to): (u64, u64),
 ) {
-    for l in leases {
+    for l in leases.iter().take(MAX_LEASES) {
         let Some(&lane) = node_lane.get(l.holder.to_string().as_str()) else { continue };
         let stop = l.end().map_or(to, |t| t.0);
         if stop < from || l.from.0 > to {
@@ -504,7 +521,11 @@ fn write_leases(
         let ends = match (l.given_up, l.until) {
             (Some(t), _) => format!("given up at {}", fmt_ns(t.0)),
             (None, Some(t)) => {
-                format!("until {} (when its clock reaches the deadline at the rate it ran when claimed)", fmt_ns(t.0))
+                format!(
+                    "until {} (when {}'s clock reaches the deadline, as that clock runs)",
+                    fmt_ns(t.0),
+                    l.measured_by
+                )
             }
             (None, None) => "past the end of the run".to_owned(),
         };
@@ -627,8 +648,9 @@ fn write_fault_bands(
     }
 }
 
+/// As reports print times (to the microsecond, cut, not rounded).
 fn fmt_ns(t: u64) -> String {
-    format!("{:.6}s", t as f64 / 1e9)
+    harness::time::format_nanos(i128::from(t))
 }
 
 /// The evidence in words: the violation, and for linearizability the
@@ -743,7 +765,7 @@ line.violation { stroke: #d00; stroke-width: 2; stroke-dasharray: 4 3; }
 svg.sequence { display: block; margin: 12px 0; background: #fcfcfc; border: 1px solid #ddd; }
 line.lifeline { stroke: #ccc; } g.msg line { stroke-width: 1.2; } g.msg text { font-size: 9px; fill: #444; }
 g.msg.delivered line { stroke: #2a7a2a; } marker path { fill: #2a7a2a; }
-g.msg.dropped line { stroke: #c33; stroke-dasharray: 3 2; } path.cross { stroke: #c33; stroke-width: 2; }
+g.msg.dropped line { stroke: #c33; stroke-dasharray: 3 2; } g.msg.inflight line { stroke: #999; stroke-dasharray: 2 3; } path.cross { stroke: #c33; stroke-width: 2; }
 g.msg:hover line { stroke-width: 3; }
 rect.violation-node { fill: #d0000033; }
 .evidence h2 { color: #b00; font-size: 15px; } .stuck-text { color: #d00; font-weight: bold; }

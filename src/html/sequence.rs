@@ -30,13 +30,14 @@ pub fn write_messages(out: &mut String, messages: &[Message], violation: Option<
         return;
     }
     let upto = violation.unwrap_or(SimTime(u64::MAX));
-    let before: Vec<&Message> = messages.iter().filter(|m| m.sent <= upto).collect();
+    let before: Vec<&Message> =
+        messages.iter().filter(|m| m.sent <= upto && m.fate.at().is_none_or(|t| t <= upto)).collect();
     let drawn = &before[before.len().saturating_sub(MAX_DRAWN_MESSAGES)..];
     let _ = writeln!(
         out,
-        "<h2>Messages</h2>\n<p class=\"note\">The last {} messages whose fate was sealed before {}, \
-         a row per instant: green arrows were delivered, red crosses lost, cut by a partition or sent to a node \
-         that was down.</p>",
+        "<h2>Messages</h2>\n<p class=\"note\">The last {} messages sent by {}, a row per instant: green \
+         arrows were delivered, red crosses lost, cut by a partition or sent to a node that was down, grey dashes \
+         still in flight.</p>",
         drawn.len(),
         if violation.is_some() { "the violation" } else { "the end of the run" },
     );
@@ -89,17 +90,28 @@ fn write_arrow(out: &mut String, m: &Message, (x0, y0): (f64, f64), to_x: f64, y
     let (class, fate) = match m.fate {
         Fate::Delivered(t) => ("delivered", format!("delivered at {}", fmt_ns(t.0))),
         Fate::Lost => ("dropped", "lost by the network at the sender".to_owned()),
-        Fate::Cut(t) if t == m.sent => ("dropped", "dropped by a partition at the sender".to_owned()),
+        Fate::CutAtSender => ("dropped", "dropped by a partition at the sender".to_owned()),
         Fate::Cut(t) => ("dropped", format!("dropped by a partition on arrival at {}", fmt_ns(t.0))),
         Fate::Down(t) => ("dropped", format!("arrived at {} while it was down", fmt_ns(t.0))),
+        Fate::Discarded { arrived, crashed } => (
+            "dropped",
+            format!(
+                "arrived at {} while it was paused, lost when it crashed at {}",
+                fmt_ns(arrived.0),
+                fmt_ns(crashed.0)
+            ),
+        ),
+        Fate::InFlight => ("inflight", "still in flight when the picture ends".to_owned()),
     };
-    // A message lost at the sender goes a third of the way.
-    let (x1, y1) = match m.fate.at() {
-        Some(t) if t != m.sent || m.from != m.to => (to_x, y(t)),
+    let (x1, y1) = match (m.fate, m.fate.at()) {
+        // A message to itself loops out to the right.
+        (_, Some(t)) if m.from == m.to => (x0 + 24.0, y(t)),
+        (_, Some(t)) => (to_x, y(t)),
+        // Still in flight: it points at the receiver, half-way down a row.
+        (Fate::InFlight, None) => (x0 + (to_x - x0) * 0.9, y0 + ROW / 2.0),
+        // Dropped at the sender: a third of the way.
         _ => (x0 + (to_x - x0) / 3.0, y0 + 6.0),
     };
-    // A message to itself loops out to the right.
-    let x1 = if m.from == m.to && m.fate.at().is_some() { x0 + 24.0 } else { x1 };
     let title = format!("{} -> {}: sent at {}, {fate}\n{}", m.from, m.to, fmt_ns(m.sent.0), m.text);
     let _ = write!(
         out,
@@ -156,7 +168,7 @@ mod tests {
         assert!(page.contains("Reply { v: &quot;&lt;script&gt;&quot; }") && !page.contains("<script"));
         assert!(page.contains(">Reply</text>") && page.contains(">Tick</text>"));
         assert!(page.contains("<line class=\"violation\""));
-        assert!(page.contains("The last 4 messages whose fate was sealed before the violation"));
+        assert!(page.contains("The last 4 messages sent by the violation"));
     }
 
     #[test]

@@ -75,6 +75,9 @@ impl<N: Node> World<N> {
         if state.paused {
             core.events[slot as usize] = Some(Event::Deliver { from, to, epoch: ARRIVED, msg });
             state.deferred.push(slot);
+            if let Some(log) = &mut core.messages {
+                log.held(slot, core.now);
+            }
             return;
         }
         core.free.push(slot);
@@ -234,7 +237,8 @@ impl<N: Node> World<N> {
         // What reached it while paused is lost with its memory.
         for s in std::mem::take(&mut state.deferred) {
             if let Some(Event::Deliver { from, to, msg, .. }) = core.events[s as usize].take() {
-                core.log_arrival(s, from, to, messages::Fate::Down(core.now), &msg);
+                let arrived = core.messages.as_ref().map_or(core.now, |log| log.held_since(s));
+                core.log_arrival(s, from, to, messages::Fate::Discarded { arrived, crashed: core.now }, &msg);
             }
             core.free.push(s);
         }

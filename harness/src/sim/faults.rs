@@ -23,6 +23,7 @@ impl<N: Node> World<N> {
         self.core.stats.faults_applied += 1;
         let description = fault.to_string();
         let (hit, undo) = self.apply_resolved(fault);
+        self.core.clocks_changed();
         let description = match &undo {
             Some(Undo::Unblock(id)) => format!("{description} as #{id}"),
             _ => description,
@@ -39,6 +40,7 @@ impl<N: Node> World<N> {
         if !matches!(undo, Undo::Fault(_)) {
             self.core.stats.faults_applied += 1; // apply_fault counts the others
         }
+        let undo_drift = matches!(undo, Undo::Drift(..));
         match undo {
             Undo::Fault(fault) => self.apply_fault(fault, None),
             Undo::Unblock(partition) => {
@@ -91,6 +93,9 @@ impl<N: Node> World<N> {
                 self.core.set_all_links(config);
                 self.log_fault(format!("end network storm #{id}"), vec![]);
             }
+        }
+        if undo_drift {
+            self.core.clocks_changed();
         }
     }
 

@@ -63,8 +63,9 @@ pub struct WorldConfig {
     pub max_events: u64,
     /// Keep the full event trace (for the determinism check and debugging).
     pub keep_trace: bool,
-    /// Keep the last messages and their fates (for the HTML page).
-    pub log_messages: bool,
+    /// Keep the last messages sent by this time, and their fates (for the
+    /// HTML page).
+    pub log_messages: Option<SimTime>,
     /// Whether faults may hit clients: then `random` picks among clients
     /// too, and triggers crash or cut off the client that reported.
     pub clients_crash: bool,
@@ -82,7 +83,7 @@ impl Default for WorldConfig {
             max_time: Duration::from_secs(3600),
             max_events: 50_000_000,
             keep_trace: false,
-            log_messages: false,
+            log_messages: None,
             clients_crash: false,
         }
     }
@@ -384,7 +385,7 @@ impl<N: Node> World<N> {
             next_timer: 0,
             effects: Vec::new(),
             trace: Trace::new(config.keep_trace),
-            messages: config.log_messages.then(messages::MessageLog::default),
+            messages: config.log_messages.map(messages::MessageLog::new),
             stats: Stats::default(),
             applied: Vec::new(),
             tap: Tap::default(),
@@ -454,7 +455,10 @@ impl<N: Node> World<N> {
     pub fn inject(&mut self, from: NodeId, to: NodeId, msg: N::Msg) {
         let (from, to) = (self.core.slot_of(from) as u32, self.core.slot_of(to) as u32);
         let now = self.core.now.0;
-        self.core.push_event(now, Event::Deliver { from, to, epoch: ARRIVED, msg });
+        let slot = self.core.push_event(now, Event::Deliver { from, to, epoch: ARRIVED, msg });
+        if let Some(log) = &mut self.core.messages {
+            log.in_flight(slot, self.core.now);
+        }
     }
 
     /// Applies a fault now, outside the schedule.
@@ -484,9 +488,32 @@ impl<N: Node> World<N> {
     pub fn history(&self) -> &History {
         self.core.tap.history()
     }
-    /// The last messages and their fates (none unless the config asked).
+    /// The last messages and their fates (none unless the config asked),
+    /// then those still in flight or held by a paused node, oldest first.
     pub fn messages(&self) -> Vec<messages::Message> {
-        self.core.messages.as_ref().map_or_else(Vec::new, messages::MessageLog::messages)
+        let Some(log) = &self.core.messages else { return Vec::new() };
+        let id = |slot: u32| self.core.id_of(slot as usize);
+        // Only the newest pending ones are formatted: a million may be in flight.
+        let mut pending: Vec<(messages::Message, u32)> = (0..self.core.events.len() as u32)
+            .filter_map(|slot| match &self.core.events[slot as usize] {
+                Some(Event::Deliver { from, to, .. }) => {
+                    let m = log.in_slot(slot, id(*from), id(*to), messages::Fate::InFlight, String::new());
+                    Some((m, slot))
+                }
+                _ => None,
+            })
+            .collect();
+        pending.retain(|(m, _)| m.sent <= log.cutoff());
+        pending.sort_by_key(|(m, slot)| (m.sent, *slot));
+        let newest = pending.len().saturating_sub(messages::MAX_LOGGED_MESSAGES);
+        let mut all = log.messages();
+        for (mut m, slot) in pending.drain(newest..) {
+            if let Some(Event::Deliver { msg, .. }) = &self.core.events[slot as usize] {
+                m.text = messages::describe(msg);
+            }
+            all.push(m);
+        }
+        all
     }
     pub fn reigns(&self) -> &[crate::tap::Reign] {
         self.core.tap.reigns()

@@ -32,7 +32,7 @@ impl<N: Node + ?Sized> Core<N> {
         let link = self.links[li];
         if link.blocked > 0 {
             self.stats.dropped_partition += 1;
-            self.log_dropped_at_sender(from, to, messages::Fate::Cut(self.now), &msg);
+            self.log_dropped_at_sender(from, to, messages::Fate::CutAtSender, &msg);
             return;
         }
         let config = &self.link_configs[link.config as usize];
@@ -65,7 +65,7 @@ impl<N: Node + ?Sized> Core<N> {
 
     fn log_dropped_at_sender(&mut self, from: usize, to: usize, fate: messages::Fate, msg: &N::Msg) {
         if self.messages.is_some() {
-            let (from, to, text) = (self.id_of(from), self.id_of(to), format!("{msg:?}"));
+            let (from, to, text) = (self.id_of(from), self.id_of(to), messages::describe(msg));
             if let Some(log) = &mut self.messages {
                 log.dropped_at_sender(self.now, from, to, fate, text);
             }
@@ -75,7 +75,7 @@ impl<N: Node + ?Sized> Core<N> {
     /// Logs the fate of the message in event slot `slot`, if messages are logged.
     pub(super) fn log_arrival(&mut self, slot: u32, from: u32, to: u32, fate: messages::Fate, msg: &N::Msg) {
         if self.messages.is_some() {
-            let (from, to, text) = (self.id_of(from as usize), self.id_of(to as usize), format!("{msg:?}"));
+            let (from, to, text) = (self.id_of(from as usize), self.id_of(to as usize), messages::describe(msg));
             if let Some(log) = &mut self.messages {
                 log.arrived(slot, from, to, fate, text);
             }

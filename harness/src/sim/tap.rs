@@ -29,6 +29,12 @@ impl<N: Node + ?Sized> ClockReadings for Clocks<'_, N> {
 }
 
 impl<N: Node + ?Sized> Core<N> {
+    /// A fault may have moved clocks: the tap's picture of leases follows.
+    pub(super) fn clocks_changed(&mut self) {
+        let clocks = Clocks { nodes: &self.nodes, n_servers: self.n_servers, now: self.now };
+        self.tap.clocks_changed(self.now, &clocks);
+    }
+
     pub(super) fn observe(&mut self, slot: usize, obs: N::Obs) {
         let id = self.id_of(slot);
         if let Some(name) = obs.trigger() {
