@@ -83,3 +83,22 @@ fn a_runs_page_draws_the_leases_the_nodes_reported() {
     );
     assert!(full.contains("<g class=\"lease\"><title>c4 holds the lease on l1 (epoch 7) from 0.443155s"));
 }
+
+#[test]
+fn a_wall_clock_lease_is_drawn_to_where_its_clock_really_reaches_the_deadline() {
+    // Seed 2 bumps n1's wall clock back 2 s at 5 s: its lease then runs to
+    // about 7.1 s, past n3's election at 5.208 s that the violation names.
+    let out = temp("wall-lease.html");
+    let o = faultline(&[
+        "run",
+        "scenarios/election/lease-on-wall-clock.toml",
+        "--seed",
+        "2",
+        "--html",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("n3 was elected for epoch 2 at 5.208175s"), "{}", stdout(&o));
+    let page = std::fs::read_to_string(&out).expect("the page was written");
+    assert!(page.contains("n1 holds the lease on leadership (epoch 1) from 2.806156s, until 7.097083s"), "{page}");
+}

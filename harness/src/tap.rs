@@ -467,4 +467,49 @@ mod tests {
         assert_eq!(spells, [(1, 10, Some(ms(80)), Some(ms(60))), (2, 60, Some(ms(100)), Some(ms(70)))]);
         assert_eq!(tap.leases()[0].end(), Some(ms(60)));
     }
+
+    /// Clocks whose wall reading is true time plus `.0` ns.
+    struct Shifted(i64);
+    impl ClockReadings for Shifted {
+        fn mono(&self, _: NodeId) -> MonoTime {
+            MonoTime(0)
+        }
+        fn wall(&self, _: NodeId) -> WallTime {
+            WallTime(0)
+        }
+        fn projected(&self, _: NodeId, deadline: LeaseDeadline) -> Option<SimTime> {
+            match deadline {
+                LeaseDeadline::Wall(w) => Some(SimTime((w.0 - self.0) as u64)),
+                LeaseDeadline::Mono(_) => None,
+            }
+        }
+    }
+
+    /// A lease on a wall clock, for the test below.
+    #[derive(Clone, Debug, Hash, serde::Serialize)]
+    struct WallLease;
+    impl Observation for WallLease {
+        fn lease(&self) -> Option<LeaseEvent> {
+            Some(LeaseEvent::Holds(LeaseClaim {
+                resource: "r".into(),
+                holder: None,
+                epoch: 1,
+                until: LeaseDeadline::Wall(WallTime(100_000_000)),
+            }))
+        }
+    }
+
+    #[test]
+    fn a_clock_jump_moves_a_lease_and_a_backward_one_revives_it() {
+        let mut tap: Tap<WallLease> = Tap::default();
+        tap.observe(ms(10), 0, NodeId::server(0), WallLease, &Shifted(0)).expect("no invariants");
+        assert_eq!(tap.leases()[0].until, Some(ms(100)));
+        // The wall clock jumps 60 ms ahead at 50 ms: the deadline is past.
+        tap.clocks_changed(ms(50), &Shifted(60_000_000));
+        assert_eq!(tap.leases()[0].end(), Some(ms(50)));
+        // It jumps back 90 ms at 70 ms: the lease is valid again until 130 ms.
+        tap.clocks_changed(ms(70), &Shifted(-30_000_000));
+        let spells: Vec<(SimTime, Option<SimTime>)> = tap.leases().iter().map(|s| (s.from, s.until)).collect();
+        assert_eq!(spells, [(ms(10), Some(ms(50))), (ms(70), Some(ms(130)))]);
+    }
 }
