@@ -1,5 +1,7 @@
 //! The linearizability checker on Porcupine's corpus, single-threaded.
-//! Run with `cargo bench -p harness --bench checker`.
+//! Run with `cargo bench -p harness --bench checker`. The search alone
+//! (verdicts, as Porcupine gives them), and apart from it what the
+//! evidence of a violation costs (the prefix, candidates and window).
 
 use std::path::PathBuf;
 
@@ -15,6 +17,11 @@ fn load(rel: &str) -> History {
     read(Format::infer(rel, &text), &text).expect("valid corpus file").history
 }
 
+/// The verdicts only, as `check` gives them for a batch of files.
+fn search_only() -> Options {
+    Options { evidence: false, max_states_window: 0, ..Options::default() }
+}
+
 fn etcd(c: &mut Criterion) {
     let files: Vec<History> =
         (0..=102).filter(|&i| i != 95).map(|i| load(&format!("jepsen/etcd_{i:03}.log"))).collect();
@@ -22,13 +29,13 @@ fn etcd(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("all-102", |b| {
         b.iter(|| {
-            files.iter().map(|h| check(&Register, h, &Options::default()).expect("valid").states_explored).sum::<u64>()
+            files.iter().map(|h| check(&Register, h, &search_only()).expect("valid").states_explored).sum::<u64>()
         })
     });
     // Porcupine's ten slowest.
     for i in [2, 7, 99, 57, 75, 40, 80, 85, 97, 53] {
         let h = load(&format!("jepsen/etcd_{i:03}.log"));
-        group.bench_function(format!("etcd_{i:03}"), |b| b.iter(|| check(&Register, &h, &Options::default())));
+        group.bench_function(format!("etcd_{i:03}"), |b| b.iter(|| check(&Register, &h, &search_only())));
     }
     group.finish();
 }
@@ -38,10 +45,27 @@ fn kv(c: &mut Criterion) {
     group.sample_size(10);
     for file in ["c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
         let h = load(&format!("kv/{file}.txt"));
-        group.bench_function(file, |b| b.iter(|| check(&Kv, &h, &Options::default())));
+        group.bench_function(file, |b| b.iter(|| check(&Kv, &h, &search_only())));
     }
     group.finish();
 }
 
-criterion_group!(benches, etcd, kv);
+fn evidence(c: &mut Criterion) {
+    let mut group = c.benchmark_group("evidence");
+    group.sample_size(10);
+    for file in ["jepsen/etcd_057.log", "kv/c50-bad.txt"] {
+        let h = load(file);
+        let model_check = |h: &History| {
+            if file.starts_with("kv") {
+                check(&Kv, h, &Options::default())
+            } else {
+                check(&Register, h, &Options::default())
+            }
+        };
+        group.bench_function(file, |b| b.iter(|| model_check(&h)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, etcd, kv, evidence);
 criterion_main!(benches);
